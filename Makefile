@@ -1,0 +1,30 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+# Each creates .venv when it is missing (CPU torch pinned first, then avstan with dev extras).
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-all lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/avstan demo --output runs/demo
+
+# Fast suite plus the slow-marked tests; pytest exit code 5 (no tests collected) is not a failure.
+test: $(STAMP)
+	$(PY) -m pytest -q -m "slow or not slow"; rc=$$?; [ $$rc -eq 5 ] && exit 0; exit $$rc
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"; rc=$$?; [ $$rc -eq 5 ] && exit 0; exit $$rc
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,3 @@
+from avstan.cli import main
+
+raise SystemExit(main())

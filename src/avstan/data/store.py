@@ -1,0 +1,333 @@
+"""The recording store: one HDF5 file per recording plus a JSON manifest per corpus.
+
+Every source (the synthetic corpus, real videos, audio) writes this format and everything
+downstream reads it. Per recording, on the model's step timeline (4 steps/s by default):
+
+    frames          (N, S, S, 3) uint8    aligned face crops, RGB
+    times           (N,)         float64  seconds from the start of the source
+    face_found      (N,)         bool     False where no face was detected (frame = nearest found)
+    labels          (N, 2)       float32  valence, arousal; NaN where unknown
+    audio_features  (N, D)       float32  optional, e.g. eGeMAPS functionals
+    salient_mask    (N, S, S)    bool     optional, ground-truth salient regions (synthetic only)
+
+and attributes ``step_rate`` (steps per second), ``source``, ``corpus``, ``partition``,
+``crop_size`` and ``store_version``.
+
+Writes are atomic: a file is written under a temporary name in the same folder and then
+renamed, so a reader never sees half a recording and an interrupted run loses nothing
+already written. The manifest is rewritten the same way after every change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from avstan.errors import AvstanError
+
+STORE_VERSION = 1
+LABEL_NAMES = ("valence", "arousal")
+PARTITIONS = ("train", "devel", "test")
+MANIFEST_NAME = "manifest.json"
+
+
+@dataclass
+class Recording:
+    """One recording on the step timeline; see the module docstring for the arrays."""
+
+    name: str
+    frames: np.ndarray  # (N, S, S, 3) uint8
+    times: np.ndarray  # (N,) float64
+    face_found: np.ndarray  # (N,) bool
+    labels: np.ndarray  # (N, 2) float32, valence/arousal, NaN where unknown
+    step_rate: float = 4.0
+    partition: str = "train"
+    corpus: str = ""
+    source: str = ""
+    audio_features: np.ndarray | None = None  # (N, D) float32
+    salient_mask: np.ndarray | None = None  # (N, S, S) bool
+
+    def __post_init__(self) -> None:
+        self.frames = np.asarray(self.frames)
+        self.times = np.asarray(self.times, dtype=np.float64)
+        self.face_found = np.asarray(self.face_found, dtype=bool)
+        self.labels = np.asarray(self.labels, dtype=np.float32)
+        if self.audio_features is not None:
+            self.audio_features = np.asarray(self.audio_features, dtype=np.float32)
+        if self.salient_mask is not None:
+            self.salient_mask = np.asarray(self.salient_mask, dtype=bool)
+
+    @property
+    def num_steps(self) -> int:
+        return int(self.frames.shape[0])
+
+    @property
+    def crop_size(self) -> int:
+        return int(self.frames.shape[1])
+
+    def validate(self, where: str = "") -> None:
+        """Raise AvstanError naming ``where`` (a file, or the recording) if shapes disagree."""
+        where = where or f"recording {self.name!r}"
+        problems = _shape_problems(
+            self.frames.shape, self.frames.dtype, self.times.shape, self.face_found.shape,
+            self.labels.shape,
+            None if self.audio_features is None else self.audio_features.shape,
+            None if self.salient_mask is None else self.salient_mask.shape,
+        )
+        if not np.isfinite(self.times).all() or np.any(np.diff(self.times) <= 0):
+            problems.append("times must be finite and strictly increasing")
+        if not (self.step_rate > 0):
+            problems.append(f"step_rate must be positive, got {self.step_rate}")
+        if self.partition not in PARTITIONS:
+            problems.append(f"partition must be one of {PARTITIONS}, got {self.partition!r}")
+        finite = self.labels[np.isfinite(self.labels)]
+        if finite.size and (finite.min() < -1.0 - 1e-6 or finite.max() > 1.0 + 1e-6):
+            problems.append("labels must lie in [-1, 1] (NaN where unknown)")
+        if problems:
+            raise AvstanError(f"{where}: " + "; ".join(problems) + "; re-create it with avstan")
+
+
+def _shape_problems(frames, frames_dtype, times, face_found, labels, audio, mask) -> list[str]:
+    problems = []
+    if len(frames) != 4 or frames[3] != 3 or frames[1] != frames[2]:
+        problems.append(f"frames must be (N, S, S, 3), got {tuple(frames)}")
+        return problems
+    if frames_dtype != np.uint8:
+        problems.append(f"frames must be uint8, got {frames_dtype}")
+    n = frames[0]
+    if n == 0:
+        problems.append("the recording has no steps")
+    if tuple(times) != (n,):
+        problems.append(f"times must be ({n},), got {tuple(times)}")
+    if tuple(face_found) != (n,):
+        problems.append(f"face_found must be ({n},), got {tuple(face_found)}")
+    if tuple(labels) != (n, len(LABEL_NAMES)):
+        problems.append(f"labels must be ({n}, {len(LABEL_NAMES)}), got {tuple(labels)}")
+    if audio is not None and (len(audio) != 2 or audio[0] != n):
+        problems.append(f"audio_features must be ({n}, D), got {tuple(audio)}")
+    if mask is not None and tuple(mask) != (n, frames[1], frames[2]):
+        problems.append(f"salient_mask must be ({n}, {frames[1]}, {frames[2]}), got {tuple(mask)}")
+    return problems
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_recording(path: Path, recording: Recording) -> None:
+    """Write one recording to an HDF5 file atomically (temporary name, then rename)."""
+    path = Path(path)
+    recording.validate()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as h5:
+            chunk = (1, *recording.frames.shape[1:])
+            h5.create_dataset("frames", data=recording.frames, chunks=chunk,
+                              compression="gzip", compression_opts=1)
+            h5.create_dataset("times", data=recording.times)
+            h5.create_dataset("face_found", data=recording.face_found)
+            h5.create_dataset("labels", data=recording.labels)
+            if recording.audio_features is not None:
+                h5.create_dataset("audio_features", data=recording.audio_features)
+            if recording.salient_mask is not None:
+                h5.create_dataset("salient_mask", data=recording.salient_mask,
+                                  compression="gzip", compression_opts=1)
+            h5.attrs.update({
+                "name": recording.name, "step_rate": float(recording.step_rate),
+                "partition": recording.partition, "corpus": recording.corpus,
+                "source": recording.source, "crop_size": recording.crop_size,
+                "store_version": STORE_VERSION,
+                "label_names": json.dumps(list(LABEL_NAMES)),
+            })
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_recording(path: Path, load_frames: bool = True) -> Recording:
+    """Read and validate one recording file; a bad file raises AvstanError naming it.
+
+    With ``load_frames=False`` the frames are replaced by an empty (0, S, S, 3) array
+    (cheap: labels and times only), and no shape check involving them is made.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AvstanError(f"{path}: recording file not found; run the preparation step again")
+    try:
+        with h5py.File(path, "r") as h5:
+            missing = [k for k in ("frames", "times", "face_found", "labels") if k not in h5]
+            if missing:
+                raise AvstanError(f"{path}: not an avstan recording (missing {', '.join(missing)})"
+                                  "; re-create it with avstan")
+            version = int(h5.attrs.get("store_version", -1))
+            if version != STORE_VERSION:
+                raise AvstanError(f"{path}: store version {version}, this avstan reads "
+                                  f"{STORE_VERSION}; re-create the store with this version")
+            frames_ds = h5["frames"]
+            if load_frames:
+                frames = frames_ds[()]
+            else:
+                frames = np.zeros((0, *frames_ds.shape[1:]), dtype=frames_ds.dtype)
+            rec = Recording(
+                name=str(h5.attrs.get("name", path.stem)),
+                frames=frames,
+                times=h5["times"][()],
+                face_found=h5["face_found"][()],
+                labels=h5["labels"][()],
+                step_rate=float(h5.attrs.get("step_rate", 0.0)),
+                partition=str(h5.attrs.get("partition", "")),
+                corpus=str(h5.attrs.get("corpus", "")),
+                source=str(h5.attrs.get("source", "")),
+                audio_features=h5["audio_features"][()] if "audio_features" in h5 else None,
+                salient_mask=(h5["salient_mask"][()] if load_frames and "salient_mask" in h5
+                              else None),
+            )
+            full_shape = frames_ds.shape
+    except AvstanError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise AvstanError(f"{path}: unreadable recording file ({exc}); delete it and run the "
+                          "preparation step again") from None
+    if load_frames:
+        rec.validate(str(path))
+    else:
+        problems = _shape_problems(full_shape, rec.frames.dtype, rec.times.shape,
+                                   rec.face_found.shape, rec.labels.shape,
+                                   None if rec.audio_features is None else rec.audio_features.shape,
+                                   None)
+        if problems:
+            raise AvstanError(f"{path}: " + "; ".join(problems) + "; re-create it with avstan")
+    return rec
+
+
+@dataclass
+class ManifestEntry:
+    """One line of the manifest: where a recording is and what state it is in."""
+
+    name: str
+    file: str
+    partition: str
+    status: str = "complete"  # complete | failed | no_face
+    num_steps: int = 0
+    message: str = ""
+
+
+@dataclass
+class RecordingStore:
+    """A folder of recording files and the manifest that lists them.
+
+    >>> store = RecordingStore.create("runs/corpus", corpus="synthetic")
+    >>> store.add(recording)
+    >>> [r.name for r in store.load_partition("train")]
+    """
+
+    root: Path
+    corpus: str = ""
+    entries: dict[str, ManifestEntry] = field(default_factory=dict)
+    attrs: dict = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, root: str | Path, corpus: str = "", **attrs) -> RecordingStore:
+        """Open ``root`` for writing, creating it (and an empty manifest) if needed."""
+        root = Path(root)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            probe = root / f".write-probe-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise AvstanError(f"{root}: cannot write the recording store here ({exc.strerror}); "
+                              "choose a writable folder") from None
+        if (root / MANIFEST_NAME).exists():
+            store = cls.open(root)
+            store.attrs.update(attrs)
+            return store
+        store = cls(root=root, corpus=corpus, attrs=dict(attrs))
+        store.save_manifest()
+        return store
+
+    @classmethod
+    def open(cls, root: str | Path) -> RecordingStore:
+        """Open an existing store; a missing or malformed manifest raises AvstanError."""
+        root = Path(root)
+        manifest = root / MANIFEST_NAME
+        if not manifest.is_file():
+            raise AvstanError(f"{root}: no recording store here (no {MANIFEST_NAME}); "
+                              "create one with `avstan demo` or `avstan prepare`")
+        try:
+            data = json.loads(manifest.read_text())
+            entries = {e["name"]: ManifestEntry(**e) for e in data["recordings"]}
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise AvstanError(f"{manifest}: malformed manifest ({exc}); re-create the store") from None
+        return cls(root=root, corpus=data.get("corpus", ""), entries=entries,
+                   attrs=data.get("attrs", {}))
+
+    def save_manifest(self) -> None:
+        data = {
+            "store_version": STORE_VERSION,
+            "corpus": self.corpus,
+            "attrs": self.attrs,
+            "recordings": [vars(e) for e in sorted(self.entries.values(), key=lambda e: e.name)],
+        }
+        atomic_write_bytes(self.root / MANIFEST_NAME, json.dumps(data, indent=1).encode())
+
+    def path_of(self, name: str) -> Path:
+        return self.root / self.entries[name].file
+
+    def is_complete(self, name: str) -> bool:
+        """True if ``name`` is listed complete and its file exists (resumable preparation)."""
+        entry = self.entries.get(name)
+        return bool(entry and entry.status == "complete" and (self.root / entry.file).is_file())
+
+    def add(self, recording: Recording) -> ManifestEntry:
+        """Write a recording file and list it in the manifest as complete."""
+        file = f"{recording.name}.h5"
+        write_recording(self.root / file, recording)
+        entry = ManifestEntry(name=recording.name, file=file, partition=recording.partition,
+                              status="complete", num_steps=recording.num_steps)
+        self.entries[recording.name] = entry
+        self.save_manifest()
+        return entry
+
+    def mark_failed(self, name: str, partition: str, message: str, status: str = "failed") -> None:
+        """List a recording that could not be prepared, with the reason."""
+        self.entries[name] = ManifestEntry(name=name, file="", partition=partition,
+                                           status=status, message=message)
+        self.save_manifest()
+
+    def names(self, partition: str | None = None) -> list[str]:
+        """Complete recordings, optionally of one partition, in a stable order."""
+        return sorted(e.name for e in self.entries.values()
+                      if e.status == "complete" and (partition is None or e.partition == partition))
+
+    def load(self, name: str, load_frames: bool = True) -> Recording:
+        if name not in self.entries:
+            raise AvstanError(f"{self.root}: no recording named {name!r} in the manifest")
+        return read_recording(self.path_of(name), load_frames=load_frames)
+
+    def load_partition(self, partition: str, load_frames: bool = True) -> list[Recording]:
+        return [self.load(n, load_frames) for n in self.names(partition)]
+
+    def __iter__(self) -> Iterator[Recording]:
+        for name in self.names():
+            yield self.load(name)

@@ -1,0 +1,185 @@
+"""The spatiotemporal attention branch of the ICASSP 2018 paper (Sec. 2.2).
+
+    clip (B, 3, T, S, S)
+      └─ SpatialEncoder: the same 2D CNN on every frame ("Siamese"), n × [3×3 conv, ReLU, 2×2 max-pool]
+         → (B, T, C, S/2^n, S/2^n)
+      └─ TemporalDecoder: n × [3×3 ConvLSTM, tanh, ×2 upsampling]       → (B, T, C', S, S)
+      └─ SpatialSoftmaxAttention: 1×1 conv → one logit per location, softmax over the S·S
+         locations of each frame, from the decoder state of step t-1 (eq. 2) or t
+         → (B, T, S, S), each frame's map sums to 1
+
+Choices the papers leave open, fixed here (and in docs/architecture.md):
+
+* Upsampling: a ×2 transposed convolution (kernel 4, stride 2, padding 1) as the papers
+  say ("deconvolution"); ``upsampling="resize_conv"`` swaps in nearest-neighbour resizing
+  plus a 3×3 convolution, which cannot produce the checkerboard pattern transposed
+  convolutions are known for (Odena et al. 2016).
+* H_{t-1}: the attention for frame t is computed from the decoder output of step t-1, as
+  eq. 2 writes it; for the first frame that is the zero initial state, so frame 1's map is
+  uniform. ``attention_from="current"`` uses step t instead.
+* ``temperature`` divides the logits before the softmax (1 = the papers).
+* ``padding_mode`` of the encoder convolutions: "zeros" as usual, or "reflect" so that the
+  crop border is not a free cue for the attention (seen in a prototype: the branch learnt
+  to dim the zero-padded border instead of finding the face).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from avstan.models.convlstm import ConvLSTMCell
+
+
+class SpatialEncoder(nn.Module):
+    """A 2D CNN applied to every frame with shared weights.
+
+    Input (B, T, C_in, S, S) → output (B, T, channels[-1], S / 2^len(channels), ...).
+    """
+
+    def __init__(self, in_channels: int = 3, channels: Sequence[int] = (32, 64, 128),
+                 padding_mode: str = "zeros") -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        previous = in_channels
+        for width in channels:
+            layers += [nn.Conv2d(previous, width, 3, padding=1, padding_mode=padding_mode),
+                       nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+            previous = width
+        self.layers = nn.Sequential(*layers)
+        self.out_channels = previous
+        self.downsampling = 2 ** len(channels)
+
+    def forward(self, frames: Tensor) -> Tensor:
+        batch, steps = frames.shape[:2]
+        features = self.layers(frames.flatten(0, 1))
+        return features.view(batch, steps, *features.shape[1:])
+
+
+def create_upsampling(channels: int, kind: str) -> nn.Module:
+    """A ×2 spatial upsampling block of ``channels`` → ``channels``."""
+    if kind == "transposed":
+        return nn.ConvTranspose2d(channels, channels, kernel_size=4, stride=2, padding=1)
+    if kind == "resize_conv":
+        return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
+                             nn.Conv2d(channels, channels, 3, padding=1))
+    raise ValueError(f"unknown upsampling {kind!r}: use 'transposed' or 'resize_conv'")
+
+
+class TemporalDecoder(nn.Module):
+    """Stages of [ConvLSTM, tanh, ×2 upsampling] that bring features back to S×S.
+
+    Input (B, T, C, s, s) with s = S / 2^n → output (B, T, channels[-1], S, S).
+    """
+
+    def __init__(self, in_channels: int, input_size: int, channels: Sequence[int] = (64, 32, 16),
+                 upsampling: str = "transposed", peephole: bool = True) -> None:
+        super().__init__()
+        self.cells = nn.ModuleList()
+        self.upsamplers = nn.ModuleList()
+        previous, size = in_channels, input_size
+        for width in channels:
+            self.cells.append(ConvLSTMCell(previous, width, (size, size), peephole=peephole))
+            self.upsamplers.append(create_upsampling(width, upsampling))
+            previous, size = width, size * 2
+        self.out_channels = previous
+        self.output_size = size
+
+    def forward(self, features: Tensor) -> Tensor:
+        batch, steps = features.shape[:2]
+        for cell, upsample in zip(self.cells, self.upsamplers, strict=True):
+            hidden, _ = cell(features)
+            hidden = upsample(torch.tanh(hidden).flatten(0, 1))
+            features = hidden.view(batch, steps, *hidden.shape[1:])
+        return features
+
+
+def spatial_softmax(logits: Tensor, temperature: float = 1.0) -> Tensor:
+    """Softmax over the spatial locations of each map: (..., H, W) → (..., H, W), sums to 1."""
+    flat = (logits / temperature).flatten(-2)
+    return flat.softmax(dim=-1).view_as(logits)
+
+
+class SpatialSoftmaxAttention(nn.Module):
+    """A 1×1 conv to one logit per location, then a softmax over each frame (eq. 2).
+
+    Input decoder states (B, T, C, S, S) → attention (B, T, S, S).
+
+    Args:
+        attention_from: "previous" — frame t's map from the state of step t-1 (the papers);
+            "current" — from step t.
+        zero_init: start the logit layer at zero, so the initial attention is exactly
+            uniform and the trunk first trains as a plain 3D-CNN.
+    """
+
+    def __init__(self, in_channels: int, attention_from: str = "previous",
+                 temperature: float = 1.0, zero_init: bool = False) -> None:
+        super().__init__()
+        if attention_from not in ("previous", "current"):
+            raise ValueError(f"attention_from must be 'previous' or 'current', got {attention_from!r}")
+        self.logit = nn.Conv2d(in_channels, 1, kernel_size=1)
+        self.attention_from = attention_from
+        self.temperature = temperature
+        self.zero_init = zero_init
+
+    def reset_parameters(self) -> None:
+        if self.zero_init:
+            nn.init.zeros_(self.logit.weight)
+            nn.init.zeros_(self.logit.bias)
+
+    def forward(self, states: Tensor) -> Tensor:
+        batch, steps = states.shape[:2]
+        if self.attention_from == "previous":
+            # H_{t-1}: shift the states one step later; step 0 sees the zero initial state.
+            states = torch.cat([torch.zeros_like(states[:, :1]), states[:, :-1]], dim=1)
+        logits = self.logit(states.flatten(0, 1)).view(batch, steps, *states.shape[-2:])
+        return spatial_softmax(logits, self.temperature)
+
+
+class SpatiotemporalAttention(nn.Module):
+    """Encoder → decoder → spatial softmax: a clip (B, 3, T, S, S) to maps (B, T, S, S)."""
+
+    def __init__(self, crop_size: int, encoder_channels: Sequence[int] = (32, 64, 128),
+                 decoder_channels: Sequence[int] = (64, 32, 16), upsampling: str = "transposed",
+                 attention_from: str = "previous", temperature: float = 1.0,
+                 zero_init_logits: bool = False, padding_mode: str = "zeros",
+                 peephole: bool = True) -> None:
+        super().__init__()
+        if len(encoder_channels) != len(decoder_channels):
+            raise ValueError("the decoder needs one stage per encoder stage to return to S×S")
+        downsampling = 2 ** len(encoder_channels)
+        if crop_size % downsampling:
+            raise ValueError(f"crop_size {crop_size} must be divisible by {downsampling} "
+                             f"({len(encoder_channels)} pooling stages)")
+        self.encoder = SpatialEncoder(3, encoder_channels, padding_mode)
+        self.decoder = TemporalDecoder(self.encoder.out_channels, crop_size // downsampling,
+                                       decoder_channels, upsampling, peephole)
+        self.attention = SpatialSoftmaxAttention(self.decoder.out_channels, attention_from,
+                                                 temperature, zero_init_logits)
+
+    def forward(self, clip: Tensor) -> Tensor:
+        frames = clip.transpose(1, 2)  # (B, T, 3, S, S)
+        return self.attention(self.decoder(self.encoder(frames)))
+
+
+def apply_attention(features: Tensor, attention: Tensor, combine: str = "product") -> Tensor:
+    """Weight 3D-CNN features (B, C, T, S, S) by attention maps (B, T, S, S).
+
+    The maps sum to 1 over S·S locations, so they are rescaled by S·S: uniform attention
+    is then exactly the identity and the trunk's activations keep their scale (without it,
+    a 48×48 map would shrink every activation 2304-fold).
+
+    ``combine="product"`` is eq. 3, X'' = (S·S·A) ⊙ X'. ``combine="residual"`` is
+    X'' = (1 + S·S·A) / 2 ⊙ X', which is also the identity under uniform attention but never
+    switches a location fully off, so the trunk keeps a gradient path everywhere.
+    """
+    height, width = attention.shape[-2:]
+    gain = attention.unsqueeze(1) * (height * width)
+    if combine == "product":
+        return features * gain
+    if combine == "residual":
+        return features * (1.0 + gain) * 0.5
+    raise ValueError(f"unknown attention combine {combine!r}: use 'product' or 'residual'")
+

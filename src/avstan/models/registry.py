@@ -1,0 +1,66 @@
+"""Model registry in timm's manner: ``@register_model`` on a factory, ``create_model(name)``.
+
+A factory takes explicit keyword arguments with defaults; ``create_model`` checks the
+config keys against the factory's signature so a typo in a config file is one clear error
+instead of a TypeError deep inside a constructor. Every registered model is covered by
+the registry sweep in ``tests/models/test_registry.py`` the moment it is registered.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from avstan.errors import AvstanError
+
+_FACTORIES: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """Register ``factory`` under its function name."""
+    name = factory.__name__
+    if name in _FACTORIES:
+        raise ValueError(f"model {name!r} registered twice")
+    _FACTORIES[name] = factory
+    return factory
+
+
+def list_models() -> list[str]:
+    """Names of all registered models, sorted."""
+    _import_model_modules()
+    return sorted(_FACTORIES)
+
+
+def model_arguments(name: str) -> dict[str, Any]:
+    """The keyword arguments a model accepts, with their defaults."""
+    factory = _factory(name)
+    return {p.name: p.default for p in inspect.signature(factory).parameters.values()}
+
+
+def create_model(name: str, **config: Any) -> nn.Module:
+    """Build a registered model by name; unknown names or config keys raise AvstanError."""
+    factory = _factory(name)
+    allowed = set(inspect.signature(factory).parameters)
+    unknown = sorted(set(config) - allowed)
+    if unknown:
+        raise AvstanError(f"model {name!r} has no option {', '.join(map(repr, unknown))}; "
+                          f"its options are: {', '.join(sorted(allowed))}")
+    model = factory(**config)
+    model.model_name = name
+    model.model_config = dict(config)
+    return model
+
+
+def _factory(name: str) -> Callable[..., nn.Module]:
+    _import_model_modules()
+    if name not in _FACTORIES:
+        raise AvstanError(f"unknown model {name!r}; available: {', '.join(sorted(_FACTORIES))}")
+    return _FACTORIES[name]
+
+
+def _import_model_modules() -> None:
+    # Importing the model modules runs their @register_model decorators.
+    from avstan.models import video  # noqa: F401
