@@ -58,7 +58,7 @@ class Recognition3DCNN(nn.Module):
         self.stem = nn.Sequential(nn.Conv3d(3, channels[0], 3, padding=1), nn.ReLU(inplace=True))
         layers: list[nn.Module] = []
         for previous, width in zip(channels[:-1], channels[1:], strict=True):
-            layers += [nn.MaxPool3d(2), nn.Conv3d(previous, width, 3, padding=1),
+            layers += [nn.MaxPool3d(2, ceil_mode=True), nn.Conv3d(previous, width, 3, padding=1),
                        nn.ReLU(inplace=True)]
         layers += [nn.AdaptiveAvgPool3d(1), nn.Flatten()]
         self.body = nn.Sequential(*layers)

@@ -1,0 +1,150 @@
+"""The ``avstan`` command line: thin argument parsing over the importable stages.
+
+Errors a user can cause (bad files, configs, paths) print one line and exit 2; an
+interrupted run exits 130 and resumes when the same command is run again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from avstan import __version__
+from avstan.errors import AvstanError
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def _add_overrides(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set training.lr=3e-4 "
+                             "(repeatable; dotted keys, YAML values)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="avstan",
+        description="Continuous valence/arousal recognition from face video with "
+                    "spatiotemporal attention (Lee et al. 2018).")
+    parser.add_argument("--version", action="version", version=f"avstan {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    demo = commands.add_parser(
+        "demo", help="train the papers' video models on a synthetic corpus and compare them",
+        description="Generate a synthetic face corpus, train cnn2d, cnn3d and sta3d, and write "
+                    "the ablation table with plots (about 10-15 minutes on 2 CPU cores).")
+    demo.add_argument("--output", default="runs/demo", help="output folder (default: runs/demo)")
+    demo.add_argument("--preset", default="default",
+                      help="synthetic corpus preset: default or hard (default: default)")
+    demo.add_argument("--models", nargs="+", default=None, metavar="MODEL",
+                      help="models to train (default: cnn2d cnn3d sta3d)")
+    demo.add_argument("--device", default="cpu", help="device for evaluation (cpu, cuda)")
+    _add_overrides(demo)
+
+    synth = commands.add_parser(
+        "synthesize", help="write a synthetic corpus into a recording store",
+        description="Write the synthetic face corpus (train/devel/test) into a recording store.")
+    synth.add_argument("output", help="folder of the recording store")
+    synth.add_argument("--preset", default="default", help="default or hard")
+    synth.add_argument("--crop-size", type=int, default=None, help="frame size S (pixels)")
+    synth.add_argument("--seed", type=int, default=None, help="corpus seed")
+
+    train = commands.add_parser(
+        "train", help="train a model from a YAML experiment config",
+        description="Train one experiment (a YAML file, see configs/); resumes an interrupted "
+                    "run in the same output folder.")
+    train.add_argument("--config", required=True, help="experiment YAML file")
+    train.add_argument("--output", default=None, help="output folder (overrides the config)")
+    train.add_argument("--store", default=None, help="recording store (overrides data.store)")
+    train.add_argument("--restart", action="store_true",
+                       help="start over instead of resuming from the last checkpoint")
+    train.add_argument("--devices", default=None,
+                       help="devices per node for Lightning, e.g. 1, 4 or auto")
+    train.add_argument("--num-nodes", type=int, default=None, help="number of machines")
+    train.add_argument("--strategy", default=None, help="Lightning strategy, e.g. ddp")
+    train.add_argument("--accelerator", default=None, help="cpu, gpu, auto")
+    _add_overrides(train)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="score a trained model on a partition of a recording store",
+        description="Predict every step of a partition and report RMSE, CC and CCC "
+                    "(concatenated, AVEC-style, and per-recording mean).")
+    evaluate.add_argument("model", help="model.pt written by avstan train")
+    evaluate.add_argument("store", help="recording store folder")
+    evaluate.add_argument("--partition", default="test", help="train, devel or test")
+    evaluate.add_argument("--output", default=None,
+                          help="folder for metrics, predictions CSV and plots")
+    evaluate.add_argument("--device", default="cpu", help="cpu or cuda")
+
+    models = commands.add_parser("models", help="list the registered models and their options",
+                                 description="List the registered models and their options.")
+    models.add_argument("name", nargs="?", help="show one model's options")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.command == "demo":
+        from avstan.demo import DEMO_MODELS, run_demo
+
+        run_demo(args.output, args.preset, tuple(args.models or DEMO_MODELS), args.overrides,
+                 args.device)
+    elif args.command == "synthesize":
+        from dataclasses import replace
+
+        from avstan.data.synthetic import PRESETS, generate_corpus
+
+        if args.preset not in PRESETS:
+            raise AvstanError(f"unknown preset {args.preset!r}; use one of {', '.join(PRESETS)}")
+        config = PRESETS[args.preset]
+        if args.crop_size is not None:
+            config = replace(config, crop_size=args.crop_size)
+        if args.seed is not None:
+            config = replace(config, seed=args.seed)
+        store = generate_corpus(args.output, config)
+        print(f"{args.output}: {len(store.names())} recordings "
+              f"({', '.join(f'{p} {len(store.names(p))}' for p in ('train', 'devel', 'test'))})")
+    elif args.command == "train":
+        from avstan.training.config import load_config
+        from avstan.training.fit import train_experiment
+
+        overrides = list(args.overrides)
+        for key, value in (("output", args.output), ("data.store", args.store),
+                           ("training.devices", args.devices),
+                           ("training.num_nodes", args.num_nodes),
+                           ("training.strategy", args.strategy),
+                           ("training.accelerator", args.accelerator)):
+            if value is not None:
+                overrides.append(f"{key}={value}")
+        config = load_config(args.config, overrides)
+        result = train_experiment(config, restart=args.restart)
+        print(f"{result.model_path}: best devel CCC {result.best_val_ccc:.3f} "
+              f"after {result.epochs} epochs")
+    elif args.command == "evaluate":
+        from avstan.evaluation.evaluate import evaluate_model_file
+        from avstan.evaluation.tables import format_results_table
+
+        evaluation = evaluate_model_file(args.model, args.store, args.partition, args.output,
+                                         args.device)
+        print(format_results_table([evaluation.table_row("concatenated")]))
+    elif args.command == "models":
+        from avstan.models import list_models, model_arguments
+
+        for name in [args.name] if args.name else list_models():
+            options = ", ".join(f"{k}={v!r}" for k, v in model_arguments(name).items())
+            print(f"{name}: {options}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except AvstanError as error:
+        print(f"avstan: error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("avstan: interrupted; run the same command again to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED

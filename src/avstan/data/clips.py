@@ -1,0 +1,141 @@
+"""Clips of T steps cut from recordings, for training and for sliding-window prediction.
+
+A clip ending at step ``e`` covers steps ``e-T+1 … e`` and is labelled with step ``e``'s
+label (the models predict the last step, so they are causal). Steps before the start of a
+recording are padded by repeating the first frame, so every step of a recording, the
+first included, gets a prediction.
+
+Training clips end every ``stride`` steps: ``stride = T`` gives the ICASSP paper's
+non-overlapping 16-step clips, a smaller stride the MM paper's overlapping ones. Evaluation
+uses stride 1. Clips whose last label is unknown (NaN) are left out of training.
+
+Augmentation (the papers: flips, contrast, colour) is drawn once per clip and applied
+identically to all its frames, so it never creates motion that is not in the video.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from avstan.data.store import LABEL_NAMES, Recording
+from avstan.errors import AvstanError
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Per-clip photometric and geometric augmentation.
+
+    flip: probability of a horizontal flip. contrast: factor drawn from [1-c, 1+c] around
+    the clip's mean. colour: per-channel gain drawn from [1-k, 1+k]. brightness: an offset
+    drawn from [-b, b] (values in [0, 1]).
+    """
+
+    flip: float = 0.5
+    contrast: float = 0.2
+    colour: float = 0.1
+    brightness: float = 0.1
+
+
+def clip_indices(end: int, clip_length: int) -> np.ndarray:
+    """Step indices of the clip ending at ``end``, first-frame padded: (T,) int."""
+    return np.maximum(np.arange(end - clip_length + 1, end + 1), 0)
+
+
+def augment_clip(clip: Tensor, config: AugmentConfig, mask: Tensor | None = None,
+                 generator: torch.Generator | None = None) -> tuple[Tensor, Tensor | None]:
+    """Apply one random draw of the augmentation to a whole clip.
+
+    clip: (3, T, S, S) float in [0, 1]; mask: (T, S, S) or None, flipped with the clip.
+    """
+    def uniform(low: float, high: float, size: int = 1) -> Tensor:
+        return low + (high - low) * torch.rand(size, generator=generator)
+
+    if config.flip and uniform(0, 1).item() < config.flip:
+        clip = clip.flip(-1)
+        if mask is not None:
+            mask = mask.flip(-1)
+    if config.contrast:
+        factor = uniform(1 - config.contrast, 1 + config.contrast).item()
+        clip = (clip - clip.mean()) * factor + clip.mean()
+    if config.colour:
+        gains = uniform(1 - config.colour, 1 + config.colour, 3).view(3, 1, 1, 1)
+        clip = clip * gains
+    if config.brightness:
+        clip = clip + uniform(-config.brightness, config.brightness).item()
+    return clip.clamp(0.0, 1.0), mask
+
+
+class ClipDataset(Dataset):
+    """Clips over a list of recordings.
+
+    Each item is a dict:
+        clip        (3, T, S, S) float32 in [0, 1]
+        target      (K,) float32, the labels of ``targets`` at the clip's last step (NaN if unknown)
+        recording   int, index into ``recordings``
+        step        int, the clip's last step
+        mask        (T, S, S) bool, only when ``with_masks`` (the synthetic salient mask)
+
+    Args:
+        stride: distance between the last steps of consecutive clips.
+        labelled_only: leave out clips whose last step has any unknown target (training).
+        augment: per-clip augmentation, or None. Draws come from torch's global generator,
+            which Lightning's ``seed_everything(workers=True)`` seeds in every worker.
+    """
+
+    def __init__(self, recordings: Sequence[Recording], clip_length: int = 16, stride: int = 1,
+                 targets: Sequence[str] = LABEL_NAMES, labelled_only: bool = False,
+                 augment: AugmentConfig | None = None, with_masks: bool = False) -> None:
+        if clip_length < 1 or stride < 1:
+            raise AvstanError(f"clip_length and stride must be >= 1, got {clip_length}, {stride}")
+        unknown = [t for t in targets if t not in LABEL_NAMES]
+        if unknown or not targets:
+            raise AvstanError(f"unknown targets {unknown or list(targets)}; use some of {LABEL_NAMES}")
+        self.recordings = list(recordings)
+        self.clip_length = clip_length
+        self.targets = tuple(targets)
+        self.augment = augment
+        self.with_masks = with_masks
+        columns = [LABEL_NAMES.index(t) for t in self.targets]
+        # Frames as (N, 3, S, S) uint8 tensors so a clip is one gather plus one conversion.
+        self._frames = [torch.from_numpy(r.frames).permute(0, 3, 1, 2).contiguous()
+                        for r in self.recordings]
+        self._labels = [torch.from_numpy(r.labels[:, columns]) for r in self.recordings]
+        self._masks = None
+        if with_masks:
+            if any(r.salient_mask is None for r in self.recordings):
+                raise AvstanError("salient masks requested but a recording has none "
+                                  "(only the synthetic corpus stores them)")
+            self._masks = [torch.from_numpy(r.salient_mask) for r in self.recordings]
+        index = []
+        for number, (recording, labels) in enumerate(zip(self.recordings, self._labels,
+                                                         strict=True)):
+            # The first clip ends at T-1 (no padding) when striding, at 0 when every step counts.
+            first = 0 if stride == 1 else min(clip_length - 1, recording.num_steps - 1)
+            ends = np.arange(first, recording.num_steps, stride)
+            if labelled_only:
+                known = torch.isfinite(labels).all(dim=1).numpy()
+                ends = ends[known[ends]]
+            index.append(np.stack([np.full(len(ends), number), ends], axis=1))
+        self.index = np.concatenate(index) if index else np.zeros((0, 2), dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, item: int) -> dict[str, Tensor | int]:
+        number, end = (int(v) for v in self.index[item])
+        steps = torch.from_numpy(clip_indices(end, self.clip_length))
+        clip = self._frames[number][steps].permute(1, 0, 2, 3).float().div_(255.0)
+        mask = self._masks[number][steps] if self._masks is not None else None
+        if self.augment is not None:
+            clip, mask = augment_clip(clip, self.augment, mask)
+        out: dict[str, Tensor | int] = {"clip": clip, "target": self._labels[number][end],
+                                        "recording": number, "step": end}
+        if mask is not None:
+            out["mask"] = mask
+        return out

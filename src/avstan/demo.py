@@ -1,0 +1,169 @@
+"""The demo: the ICASSP paper's ablation (2D-CNN, 3D-CNN, 3D-CNN + STA) on synthetic faces.
+
+``run_demo`` generates the synthetic corpus, trains each model from its packaged config
+(``avstan/configs/demo_<model>.yaml``), scores all of them on the test partition, and
+writes into the output folder:
+
+    corpus/                   the synthetic recording store
+    models/<model>/           each training run (checkpoints, logs, model.pt)
+    results.md, results.csv   the table (Table 1 layout + attention-in-mask ratio)
+    results.json              every score, both conventions
+    predictions_<rec>.png     predicted vs gold valence and arousal, test recordings (Figs. 3–4)
+    attention.png             sta3d's attention over a test clip, with the salient mask (Fig. 5)
+    training_curves.png       train loss and devel CCC per epoch
+
+Every stage is resumable: rerunning the demo skips finished recordings and runs and
+resumes an interrupted training from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from avstan.data.clips import clip_indices
+from avstan.data.store import RecordingStore
+from avstan.data.synthetic import PRESETS, generate_corpus
+from avstan.errors import AvstanError
+from avstan.evaluation._files import write_report_file
+from avstan.evaluation.evaluate import Evaluation, evaluate_model
+from avstan.evaluation.plots import plot_attention_rows, plot_predictions, plot_training_curves
+from avstan.evaluation.tables import format_results_table, write_csv_table
+from avstan.training.config import ExperimentConfig, load_config
+from avstan.training.fit import train_experiment
+from avstan.training.model_file import load_model_file
+
+DEMO_MODELS = ("cnn2d", "cnn3d", "sta3d")
+
+
+@dataclass
+class DemoResult:
+    output: Path
+    evaluations: list[Evaluation]
+    table: str
+
+
+def packaged_config(name: str) -> Path:
+    """Path of a YAML config shipped inside the package (``avstan/configs/<name>.yaml``)."""
+    path = resources.files("avstan") / "configs" / f"{name}.yaml"
+    return Path(str(path))
+
+
+def demo_config(model: str, output: Path, overrides: list[str]) -> ExperimentConfig:
+    config = load_config(packaged_config(f"demo_{model}"), overrides)
+    config.output = str(output / "models" / model)
+    config.data.store = str(output / "corpus")
+    return config
+
+
+def run_demo(output: str | Path = "runs/demo", preset: str = "default",
+             models: tuple[str, ...] = DEMO_MODELS, overrides: list[str] | None = None,
+             device: str = "cpu", progress: bool = True, log=print) -> DemoResult:
+    """Generate the corpus, train ``models``, evaluate on test and write the report."""
+    output = Path(output)
+    if preset not in PRESETS:
+        raise AvstanError(f"unknown synthetic preset {preset!r}; use one of {', '.join(PRESETS)}")
+    overrides = list(overrides or [])
+    configs = {m: demo_config(m, output, overrides) for m in models}
+    crop = {c.model.options.get("crop_size") for c in configs.values()}
+    if len(crop) != 1 or None in crop:
+        raise AvstanError("the demo configs must all set model.options.crop_size to one value")
+    corpus_config = replace(PRESETS[preset], crop_size=crop.pop())
+    log(f"[1/3] synthetic corpus ({preset}) -> {output / 'corpus'}")
+    generate_corpus(output / "corpus", corpus_config, progress=progress)
+    evaluations = []
+    for number, (model, config) in enumerate(configs.items(), start=1):
+        log(f"[2/3] training {model} ({number}/{len(configs)}) -> {config.output}")
+        result = train_experiment(config, progress=progress)
+        log(f"      best devel CCC {result.best_val_ccc:.3f} after {result.epochs} epochs")
+    store = RecordingStore.open(output / "corpus")
+    test = store.load_partition("test")
+    log(f"[3/3] evaluating on {len(test)} test recordings")
+    for model, config in configs.items():
+        network, info = load_model_file(Path(config.output) / "model.pt", device)
+        evaluations.append(evaluate_model(network, test, info["targets"], network.clip_length,
+                                          model, "test", device=device, progress=progress))
+    table = write_demo_report(output, evaluations, configs, store)
+    log("")
+    log(table)
+    return DemoResult(output, evaluations, table)
+
+
+def write_demo_report(output: Path, evaluations: list[Evaluation],
+                      configs: dict[str, ExperimentConfig], store: RecordingStore) -> str:
+    rows = [e.table_row("concatenated") for e in evaluations]
+    table = ("Test partition, concatenated (AVEC convention), no post-processing. "
+             "Attention in mask: 1.0 = uniform.\n\n" + format_results_table(rows))
+    write_report_file(output / "results.md", (table + "\n").encode())
+    write_csv_table(rows, output / "results.csv")
+    write_report_file(output / "results.json",
+                      json.dumps([e.to_dict() for e in evaluations], indent=1).encode())
+    for index in range(min(2, len(evaluations[0].recordings))):
+        name = evaluations[0].recordings[index].name
+        for column, target in enumerate(evaluations[0].targets):
+            first = evaluations[0].recordings[index]
+            plot_predictions(first.times, first.gold[:, column],
+                             {e.model: e.recordings[index].prediction[:, column]
+                              for e in evaluations},
+                             f"{name}: {target}", output / f"predictions_{name}_{target}.png",
+                             target_name=target, missing=~first.face_found)
+    write_attention_figure(output, configs, store)
+    write_training_curves(output, configs)
+    return table
+
+
+def write_attention_figure(output: Path, configs: dict[str, ExperimentConfig],
+                           store: RecordingStore) -> None:
+    """Fig. 5: frames of one test clip with the maps of each model that has attention."""
+    recording = store.load(store.names("test")[0])
+    rows, frames, mask = {}, None, None
+    for model, config in configs.items():
+        network, _ = load_model_file(Path(config.output) / "model.pt")
+        length = network.clip_length
+        end = min(recording.num_steps - 1, 4 * length - 1)
+        steps = clip_indices(end, length)
+        frames = recording.frames[steps]
+        mask = recording.salient_mask[steps] if recording.salient_mask is not None else None
+        clip = torch.from_numpy(frames).permute(3, 0, 1, 2).float().div(255).unsqueeze(0)
+        with torch.inference_mode():
+            out = network(clip)
+        if "attention" in out:
+            rows[model] = out["attention"][0].numpy()
+    if rows:
+        plot_attention_rows(frames, rows, output / "attention.png", mask=mask,
+                            title=f"attention on {recording.name} (×S·S: 1 = uniform)")
+
+
+def write_training_curves(output: Path, configs: dict[str, ExperimentConfig]) -> None:
+    history: dict[str, list[float | None]] = {}
+    for model, config in configs.items():
+        for metric, values in read_epoch_metrics(Path(config.output) / "logs" / "metrics.csv",
+                                                 ("train/loss_epoch", "val/ccc")).items():
+            history[f"{model}/{metric}"] = values
+    if history:
+        plot_training_curves(history, output / "training_curves.png", title="demo training")
+
+
+def read_epoch_metrics(path: Path, columns: tuple[str, ...]) -> dict[str, list[float | None]]:
+    """Per-epoch values of ``columns`` from a Lightning CSV log (one row per logged step)."""
+    if not path.is_file():
+        return {}
+    by_epoch: dict[int, dict[str, Any]] = {}
+    with path.open() as handle:
+        for row in csv.DictReader(handle):
+            if not row.get("epoch"):
+                continue
+            epoch = int(float(row["epoch"]))
+            for column in columns:
+                if row.get(column):
+                    by_epoch.setdefault(epoch, {})[column] = float(row[column])
+    epochs = sorted(by_epoch)
+    return {column.replace("/", "_"): [by_epoch[e].get(column, np.nan) for e in epochs]
+            for column in columns}

@@ -1,0 +1,76 @@
+"""Per-step predictions over whole recordings, by sliding the clip one step at a time.
+
+Every step ``e`` of a recording gets the model's prediction for the clip ending at ``e``
+(the first T-1 clips padded with the first frame), so predictions sit on the recording's
+step timeline next to its labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from avstan.data.clips import ClipDataset
+from avstan.data.store import LABEL_NAMES, Recording
+from avstan.evaluation.metrics import attention_in_mask_ratio
+
+
+@dataclass
+class RecordingPrediction:
+    """A model's predictions for one recording: (N, K) on its step timeline."""
+
+    name: str
+    prediction: np.ndarray  # (N, K)
+    gold: np.ndarray  # (N, K), NaN where unknown
+    times: np.ndarray  # (N,)
+    face_found: np.ndarray  # (N,)
+    attention_in_mask: float | None = None  # mean per-frame ratio, when masks are known
+
+
+@torch.inference_mode()
+def predict_recordings(model: nn.Module, recordings: Sequence[Recording],
+                       targets: Sequence[str], clip_length: int, batch_size: int = 32,
+                       device: str | torch.device = "cpu", step: int = 1,
+                       progress: bool = False) -> list[RecordingPrediction]:
+    """Predict every ``step``-th step of each recording (``step=1``: every step).
+
+    When the recordings carry salient masks and the model returns attention, the in-mask
+    attention ratio (1.0 = uniform) is averaged over every frame of every clip.
+    """
+    was_training = model.training
+    model.eval().to(device)
+    results = []
+    try:
+        for recording in tqdm(recordings, desc="predicting", unit="rec", disable=not progress,
+                              leave=False):
+            with_masks = recording.salient_mask is not None
+            dataset = ClipDataset([recording], clip_length, stride=1, targets=targets,
+                                  with_masks=with_masks)
+            if step > 1:
+                dataset.index = dataset.index[::step]
+            loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+            predictions, ratios = [], []
+            for batch in loader:
+                out = model(batch["clip"].to(device))
+                predictions.append(out["prediction"].float().cpu())
+                if with_masks and "attention" in out:
+                    ratio = attention_in_mask_ratio(out["attention"].float().cpu().numpy(),
+                                                    batch["mask"].numpy(), reduction="none")
+                    ratios.append(np.asarray(ratio).ravel())
+            steps = dataset.index[:, 1]
+            gold = np.stack([recording.labels[steps, LABEL_NAMES.index(t)]
+                             for t in targets], axis=1)
+            ratio = float(np.nanmean(np.concatenate(ratios))) if ratios else None
+            results.append(RecordingPrediction(
+                name=recording.name, prediction=torch.cat(predictions).numpy(), gold=gold,
+                times=recording.times[steps], face_found=recording.face_found[steps],
+                attention_in_mask=ratio))
+    finally:
+        model.train(was_training)
+    return results

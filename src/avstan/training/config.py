@@ -1,0 +1,177 @@
+"""Experiment configs: one YAML file per experiment, read into typed dataclasses.
+
+    name: sta3d-demo
+    output: runs/sta3d-demo
+    model:
+      name: sta3d
+      options: {crop_size: 48}
+    data:
+      store: runs/demo/corpus
+      train_stride: 4
+    training:
+      max_epochs: 20
+
+Every key is checked: an unknown or mistyped key is one AvstanError naming the file and
+the key. Command-line overrides use dotted paths, ``training.lr=3e-4`` or
+``model.options.crop_size=64``, with values parsed as YAML.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from avstan.data.clips import AugmentConfig
+from avstan.errors import AvstanError
+
+
+@dataclass
+class ModelSection:
+    name: str = "sta3d"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DataSection:
+    store: str = ""
+    clip_length: int = 16
+    train_stride: int = 16  # 16 = non-overlapping clips (ICASSP); smaller = overlapping (MM)
+    val_stride: int = 1  # step between scored devel steps during training (1 = every step)
+    targets: list[str] = field(default_factory=lambda: ["valence", "arousal"])
+    augment: AugmentConfig | None = field(default_factory=AugmentConfig)
+
+
+@dataclass
+class TrainingSection:
+    loss: str = "mse"  # mse (papers) | ccc (1 - CCC, averaged over targets)
+    lr: float = 1e-4
+    attention_lr: float | None = None  # a separate learning rate for the attention branch
+    weight_decay: float = 0.0
+    batch_size: int = 16
+    max_epochs: int = 30
+    patience: int = 10  # early stopping on devel CCC, in epochs
+    seed: int = 0
+    num_workers: int = 0
+    accelerator: str = "auto"
+    devices: Any = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    gradient_clip: float | None = None
+    limit_train_batches: float | int | None = None
+    threads: int | None = None  # torch CPU threads; None leaves torch's default
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = "experiment"
+    output: str = "runs/experiment"
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    training: TrainingSection = field(default_factory=TrainingSection)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
+    """Read a YAML experiment file and apply ``key.path=value`` overrides."""
+    path = Path(path)
+    if not path.is_file():
+        raise AvstanError(f"{path}: config file not found; pass an existing YAML file "
+                          "(see configs/ for examples)")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        problem = str(exc).replace("\n", " ")
+        raise AvstanError(f"{path}: not valid YAML ({problem}); fix the file") from None
+    if not isinstance(raw, dict):
+        raise AvstanError(f"{path}: a config must be a mapping of sections, got {type(raw).__name__}")
+    raw = apply_overrides(raw, overrides)
+    return config_from_dict(raw, str(path))
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """Set dotted keys, e.g. ``training.lr=3e-4``, in a nested dict (values parsed as YAML)."""
+    for override in overrides:
+        key, sep, text = override.partition("=")
+        if not sep or not key:
+            raise AvstanError(f"override {override!r} must look like section.key=value")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        node = raw
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise AvstanError(f"override {override!r}: {part!r} is not a section")
+        node[parts[-1]] = value
+    return raw
+
+
+def config_from_dict(raw: dict[str, Any], where: str = "config") -> ExperimentConfig:
+    """Build an ExperimentConfig, checking every key and type; errors name ``where``."""
+    return _build(ExperimentConfig, raw, where, "")
+
+
+def _build(cls: type, raw: Any, where: str, prefix: str) -> Any:
+    if not isinstance(raw, dict):
+        raise AvstanError(f"{where}: {prefix.rstrip('.') or 'config'} must be a mapping")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise AvstanError(f"{where}: unknown key {prefix}{unknown[0]}; known keys here: "
+                          f"{', '.join(prefix + k for k in fields)}")
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for name, value in raw.items():
+        values[name] = _convert(hints[name], value, where, prefix + name)
+    return cls(**values)
+
+
+def _convert(hint: Any, value: Any, where: str, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _convert(option, value, where, key)
+            except AvstanError as exc:
+                errors.append(str(exc))
+        raise AvstanError(errors[0] if errors else f"{where}: bad value for {key}")
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where, key + ".")
+    if hint is Any:
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise AvstanError(f"{where}: {key} must be a list, got {value!r}")
+        (item,) = typing.get_args(hint)
+        return [_convert(item, v, where, key) for v in value]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise AvstanError(f"{where}: {key} must be a mapping, got {value!r}")
+        return dict(value)
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint is float and isinstance(value, str):
+        try:
+            return float(value)  # YAML reads 1e-4 (no dot) as a string
+        except ValueError:
+            pass
+    if isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
+        return value
+    raise AvstanError(f"{where}: {key} must be {getattr(hint, '__name__', hint)}, got {value!r}")

@@ -1,0 +1,132 @@
+"""Train one experiment end to end with Lightning; resumable; writes ``model.pt``.
+
+Output folder layout:
+
+    config.yaml            the resolved experiment config
+    checkpoints/best.ckpt  best devel CCC so far;  checkpoints/last.ckpt  the latest epoch
+    logs/metrics.csv       CSV log;  tensorboard/  TensorBoard log
+    model.pt               the best model as one self-describing file (see model_file.py)
+    done.json              written last: the run is complete
+
+Running the same config into the same folder again resumes from ``last.ckpt`` (or returns
+at once when ``done.json`` exists); checkpoints are read with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import torch
+import yaml
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from avstan.data.store import atomic_write_bytes
+from avstan.errors import AvstanError
+from avstan.training.config import ExperimentConfig
+from avstan.training.model_file import save_model_file
+from avstan.training.module import EmotionRegressor, RecordingDataModule
+
+DONE_NAME = "done.json"
+
+
+@dataclass
+class TrainResult:
+    output: Path
+    model_path: Path
+    best_val_ccc: float
+    epochs: int
+
+
+def prepare_output(output: Path, config: ExperimentConfig, restart: bool = False) -> bool:
+    """Create the output folder; returns True if a complete run of this config is there.
+
+    A folder holding a run of a *different* config is refused rather than mixed into.
+    """
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        probe = output / f".write-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise AvstanError(f"{output}: cannot write the training output here ({exc.strerror}); "
+                          "choose a writable --output folder") from None
+    saved = output / "config.yaml"
+    text = yaml.safe_dump(config.to_dict(), sort_keys=False)
+    if restart:
+        for stale in [output / DONE_NAME, output / "checkpoints" / "last.ckpt",
+                      output / "checkpoints" / "best.ckpt"]:
+            stale.unlink(missing_ok=True)
+    elif saved.exists() and saved.read_text() != text and (output / "checkpoints").exists():
+        raise AvstanError(f"{output}: holds a run of a different config; choose another "
+                          "output folder or pass --restart to start over")
+    atomic_write_bytes(saved, text.encode())
+    return (output / DONE_NAME).exists() and (output / "model.pt").exists()
+
+
+def configure_torch(threads: int | None) -> None:
+    # Denormal floats in the recurrent/attention path made a CPU prototype ~3x slower.
+    torch.set_flush_denormal(True)
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def train_experiment(config: ExperimentConfig, restart: bool = False,
+                     progress: bool = True) -> TrainResult:
+    """Train ``config`` into ``config.output``; resumes an interrupted run of it."""
+    output = Path(config.output)
+    if prepare_output(output, config, restart):
+        done = json.loads((output / DONE_NAME).read_text())
+        return TrainResult(output, output / "model.pt", done["best_val_ccc"], done["epochs"])
+    section = config.training
+    configure_torch(section.threads)
+    L.seed_everything(section.seed, workers=True, verbose=False)
+    options = dict(config.model.options)
+    options.setdefault("clip_length", config.data.clip_length)
+    datamodule = RecordingDataModule(
+        config.data.store, config.data.targets, config.data.clip_length, config.data.train_stride,
+        config.data.val_stride, section.batch_size, config.data.augment, section.num_workers,
+        crop_size=options.get("crop_size"))
+    datamodule.setup("fit")
+    module = EmotionRegressor(config.model.name, options, config.data.targets, section.loss,
+                              section.lr, section.attention_lr, section.weight_decay)
+    checkpoints = output / "checkpoints"
+    best = ModelCheckpoint(dirpath=checkpoints, filename="best", monitor="val/ccc", mode="max",
+                           save_last=True, enable_version_counter=False)
+    callbacks = [best, EarlyStopping(monitor="val/ccc", mode="max", patience=section.patience)]
+    if progress:
+        callbacks.append(TQDMProgressBar(leave=True))
+    trainer = L.Trainer(
+        default_root_dir=output, max_epochs=section.max_epochs, accelerator=section.accelerator,
+        devices=section.devices, num_nodes=section.num_nodes, strategy=section.strategy,
+        precision=section.precision, gradient_clip_val=section.gradient_clip,
+        limit_train_batches=section.limit_train_batches, callbacks=callbacks,
+        logger=[CSVLogger(output, name="logs", version=""),
+                TensorBoardLogger(output, name="tensorboard", version="")],
+        enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
+        log_every_n_steps=10, deterministic=False)
+    last = checkpoints / "last.ckpt"
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*number of training batches.*")
+        trainer.fit(module, datamodule=datamodule, ckpt_path=last if last.exists() else None,
+                    weights_only=True)
+    if not trainer.is_global_zero:
+        return TrainResult(output, output / "model.pt", float("nan"), trainer.current_epoch)
+    best_path = Path(best.best_model_path) if best.best_model_path else last
+    state = torch.load(best_path, map_location="cpu", weights_only=True)
+    module.load_state_dict(state["state_dict"])
+    best_score = float(best.best_model_score) if best.best_model_score is not None else float("nan")
+    metadata = {"config": config.to_dict(), "best_val_ccc": best_score,
+                "epochs": trainer.current_epoch, "store": config.data.store}
+    save_model_file(output / "model.pt", module.model, list(config.data.targets),
+                    datamodule.step_rate, metadata)
+    done = {"best_val_ccc": best_score, "epochs": trainer.current_epoch,
+            "best_checkpoint": str(best_path)}
+    atomic_write_bytes(output / DONE_NAME, json.dumps(done, indent=1).encode())
+    return TrainResult(output, output / "model.pt", best_score, trainer.current_epoch)

@@ -1,0 +1,170 @@
+"""Lightning wrappers: the model with its loss and optimiser, and the recording-store data."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from avstan.data.clips import AugmentConfig, ClipDataset
+from avstan.data.store import RecordingStore
+from avstan.errors import AvstanError
+from avstan.evaluation.metrics import attention_in_mask_ratio, concordance_cc
+from avstan.models import create_model
+from avstan.training.losses import get_loss
+
+
+class EmotionRegressor(L.LightningModule):
+    """A registered model trained to regress valence/arousal at the last step of a clip.
+
+    Logs ``train/loss``, ``val/loss``, ``val/ccc`` (mean over targets, on the concatenation
+    of the devel clips — the checkpoint and early-stopping criterion), ``val/ccc_<target>``
+    and, when the devel data have salient masks and the model has attention,
+    ``val/attention_in_mask``.
+
+    ``attention_lr`` gives the attention branch (the ``attention_branch`` submodule) its
+    own learning rate; ``None`` trains everything at ``lr`` as the papers do.
+    """
+
+    def __init__(self, model_name: str, model_options: dict[str, Any], targets: Sequence[str],
+                 loss: str = "mse", lr: float = 1e-4, attention_lr: float | None = None,
+                 weight_decay: float = 0.0) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = create_model(model_name, targets=list(targets), **model_options)
+        self.targets = tuple(targets)
+        self.loss_fn = get_loss(loss)
+        self._val_predictions: list[torch.Tensor] = []
+        self._val_targets: list[torch.Tensor] = []
+        self._val_ratios: list[np.ndarray] = []
+
+    def forward(self, clip: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.model(clip)
+
+    def training_step(self, batch: dict[str, Any], batch_index: int) -> torch.Tensor:
+        out = self.model(batch["clip"])
+        loss = self.loss_fn(out["prediction"], batch["target"])
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True,
+                 batch_size=len(batch["clip"]))
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_index: int) -> None:
+        out = self.model(batch["clip"])
+        prediction, target = out["prediction"], batch["target"]
+        known = torch.isfinite(target).all(dim=1)
+        if known.any():
+            self.log("val/loss", self.loss_fn(prediction[known], target[known]), on_epoch=True,
+                     batch_size=int(known.sum()), sync_dist=True)
+        self._val_predictions.append(prediction.detach())
+        self._val_targets.append(target)
+        if "mask" in batch and "attention" in out:
+            ratio = attention_in_mask_ratio(out["attention"].detach().float().cpu().numpy(),
+                                            batch["mask"].cpu().numpy(), reduction="none")
+            self._val_ratios.append(np.asarray(ratio).ravel())
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val_predictions:
+            return
+        predictions = torch.cat(self._val_predictions)
+        targets = torch.cat(self._val_targets)
+        if self.trainer.world_size > 1:
+            # The distributed sampler pads every process to the same count, so this stacks.
+            predictions = self.all_gather(predictions).flatten(0, 1)
+            targets = self.all_gather(targets).flatten(0, 1)
+        predictions = predictions.float().cpu().numpy()
+        targets = targets.float().cpu().numpy()
+        cccs = []
+        for column, name in enumerate(self.targets):
+            known = np.isfinite(targets[:, column])
+            ccc = concordance_cc(predictions[known, column], targets[known, column]) \
+                if known.sum() > 1 else 0.0
+            cccs.append(ccc)
+            self.log(f"val/ccc_{name}", float(ccc))
+        self.log("val/ccc", float(np.mean(cccs)), prog_bar=True)
+        if self._val_ratios:
+            self.log("val/attention_in_mask", float(np.nanmean(np.concatenate(self._val_ratios))),
+                     prog_bar=True, sync_dist=True)
+        self._val_predictions.clear()
+        self._val_targets.clear()
+        self._val_ratios.clear()
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        attention = getattr(self.model, "attention_branch", None)
+        if self.hparams.attention_lr is None or attention is None:
+            groups = [{"params": self.model.parameters()}]
+        else:
+            attention_ids = {id(p) for p in attention.parameters()}
+            groups = [
+                {"params": [p for p in self.model.parameters() if id(p) not in attention_ids]},
+                {"params": list(attention.parameters()), "lr": self.hparams.attention_lr},
+            ]
+        return torch.optim.Adam(groups, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+
+
+class RecordingDataModule(L.LightningDataModule):
+    """Train and devel clips from a recording store.
+
+    Training clips end every ``train_stride`` steps and only where labelled, with per-clip
+    augmentation; devel clips end every ``val_stride`` steps, without augmentation, with the
+    salient masks when the store has them (to follow the attention during training).
+    """
+
+    def __init__(self, store: str, targets: Sequence[str], clip_length: int = 16,
+                 train_stride: int = 16, val_stride: int = 1, batch_size: int = 16,
+                 augment: AugmentConfig | None = None, num_workers: int = 0,
+                 crop_size: int | None = None) -> None:
+        super().__init__()
+        self.store_root = store
+        self.targets = tuple(targets)
+        self.clip_length = clip_length
+        self.train_stride = train_stride
+        self.val_stride = val_stride
+        self.batch_size = batch_size
+        self.augment = augment
+        self.num_workers = num_workers
+        self.crop_size = crop_size
+        self.train_dataset: ClipDataset | None = None
+        self.val_dataset: ClipDataset | None = None
+        self.step_rate: float | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_dataset is not None:
+            return
+        store = RecordingStore.open(self.store_root)
+        train = store.load_partition("train")
+        devel = store.load_partition("devel")
+        if not train:
+            raise AvstanError(f"{self.store_root}: no complete recordings in the train partition")
+        if not devel:
+            raise AvstanError(f"{self.store_root}: no complete recordings in the devel partition "
+                              "(needed for checkpointing and early stopping)")
+        sizes = {r.crop_size for r in train + devel}
+        rates = {r.step_rate for r in train + devel}
+        if len(sizes) > 1 or len(rates) > 1:
+            raise AvstanError(f"{self.store_root}: recordings differ in crop size {sorted(sizes)} "
+                              f"or step rate {sorted(rates)}; prepare the corpus with one setting")
+        if self.crop_size is not None and sizes != {self.crop_size}:
+            raise AvstanError(f"{self.store_root}: crops are {sizes.pop()} px but the model is "
+                              f"built for {self.crop_size}; set model.options.crop_size to match")
+        self.step_rate = rates.pop()
+        with_masks = all(r.salient_mask is not None for r in devel)
+        self.train_dataset = ClipDataset(train, self.clip_length, self.train_stride,
+                                         self.targets, labelled_only=True, augment=self.augment)
+        self.val_dataset = ClipDataset(devel, self.clip_length, self.val_stride, self.targets,
+                                       labelled_only=True, with_masks=with_masks)
+        if len(self.train_dataset) == 0:
+            raise AvstanError(f"{self.store_root}: the train partition has no labelled clip")
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.train_dataset, batch_size=self.batch_size, shuffle=True,
+                          num_workers=self.num_workers, drop_last=len(self.train_dataset) >
+                          self.batch_size, persistent_workers=self.num_workers > 0)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val_dataset, batch_size=max(self.batch_size, 32), shuffle=False,
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+

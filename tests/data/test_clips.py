@@ -1,0 +1,99 @@
+"""Clips: indexing, first-frame padding, last-step labels, per-clip augmentation."""
+
+import numpy as np
+import pytest
+import torch
+
+from avstan.data.clips import AugmentConfig, ClipDataset, augment_clip, clip_indices
+from avstan.data.store import Recording
+from avstan.errors import AvstanError
+
+
+def counting_recording(n=40, size=4, name="r"):
+    """Frame k is filled with value k, so a clip's content reveals which steps it took."""
+    frames = np.broadcast_to(np.arange(n, dtype=np.uint8)[:, None, None, None],
+                             (n, size, size, 3)).copy()
+    labels = np.stack([np.linspace(-1, 1, n), -np.linspace(-1, 1, n)], 1).astype(np.float32)
+    labels[5, 0] = np.nan
+    return Recording(name=name, frames=frames, times=np.arange(n) / 4, face_found=np.ones(n),
+                     labels=labels, salient_mask=frames[..., 0] % 2 == 0)
+
+
+def steps_of(clip):
+    return (clip[0, :, 0, 0] * 255).round().long().tolist()
+
+
+def test_clip_indices_pad_with_the_first_frame():
+    assert clip_indices(2, 5).tolist() == [0, 0, 0, 1, 2]
+    assert clip_indices(9, 4).tolist() == [6, 7, 8, 9]
+
+
+def test_every_step_gets_a_clip_ending_there():
+    dataset = ClipDataset([counting_recording()], clip_length=4, stride=1)
+    assert len(dataset) == 40
+    item = dataset[2]
+    assert steps_of(item["clip"]) == [0, 0, 1, 2]
+    assert item["step"] == 2
+    assert item["clip"].shape == (3, 4, 4, 4) and item["clip"].dtype == torch.float32
+
+
+def test_non_overlapping_training_clips_and_last_step_labels():
+    rec = counting_recording()
+    dataset = ClipDataset([rec], clip_length=8, stride=8, labelled_only=True)
+    assert dataset.index[:, 1].tolist() == [7, 15, 23, 31, 39]
+    for i in range(len(dataset)):
+        item = dataset[i]
+        end = item["step"]
+        assert steps_of(item["clip"]) == list(range(end - 7, end + 1))
+        np.testing.assert_allclose(item["target"].numpy(), rec.labels[end])
+
+
+def test_unlabelled_steps_are_left_out_only_when_asked():
+    rec = counting_recording()
+    assert 5 not in ClipDataset([rec], 4, 1, labelled_only=True).index[:, 1]
+    assert 5 in ClipDataset([rec], 4, 1).index[:, 1]
+    single = ClipDataset([rec], 4, 1, targets=["arousal"], labelled_only=True)
+    assert 5 in single.index[:, 1] and single[5]["target"].shape == (1,)
+
+
+def test_several_recordings_are_indexed_in_order():
+    dataset = ClipDataset([counting_recording(10, name="a"), counting_recording(6, name="b")],
+                          clip_length=3, stride=1)
+    assert len(dataset) == 16
+    assert dataset[12]["recording"] == 1 and dataset[12]["step"] == 2
+
+
+def test_masks_follow_the_clip():
+    dataset = ClipDataset([counting_recording()], clip_length=4, stride=1, with_masks=True)
+    item = dataset[10]
+    assert item["mask"].shape == (4, 4, 4)
+    assert item["mask"][:, 0, 0].tolist() == [s % 2 == 0 for s in [7, 8, 9, 10]]
+
+
+def test_augmentation_is_the_same_for_every_frame():
+    torch.manual_seed(0)
+    clip = torch.rand(3, 1, 6, 6).repeat(1, 5, 1, 1)  # five identical frames
+    mask = torch.zeros(5, 6, 6, dtype=torch.bool)
+    mask[:, :, 0] = True
+    config = AugmentConfig(flip=1.0, contrast=0.3, colour=0.3, brightness=0.1)
+    out, flipped = augment_clip(clip, config, mask)
+    assert not torch.allclose(out, clip)
+    for t in range(1, 5):
+        torch.testing.assert_close(out[:, t], out[:, 0])
+    assert flipped[:, :, -1].all() and not flipped[:, :, 0].any()
+    assert out.min() >= 0 and out.max() <= 1
+
+
+def test_no_augmentation_draw_changes_nothing():
+    clip = torch.rand(3, 4, 6, 6)
+    out, _ = augment_clip(clip, AugmentConfig(flip=0, contrast=0, colour=0, brightness=0))
+    torch.testing.assert_close(out, clip)
+
+
+def test_bad_arguments_are_clear_errors():
+    with pytest.raises(AvstanError, match="unknown targets"):
+        ClipDataset([counting_recording()], targets=["liking"])
+    rec = counting_recording()
+    rec.salient_mask = None
+    with pytest.raises(AvstanError, match="salient masks"):
+        ClipDataset([rec], with_masks=True)

@@ -1,0 +1,145 @@
+"""The recording store: round trips, atomic writes, validation, manifest."""
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from avstan.data.store import (
+    Recording,
+    RecordingStore,
+    read_recording,
+    write_recording,
+)
+from avstan.errors import AvstanError
+
+
+def make_recording(name="rec", n=20, size=8, partition="train", audio=False, mask=True):
+    rng = np.random.default_rng(0)
+    labels = rng.uniform(-1, 1, (n, 2)).astype(np.float32)
+    labels[:3, 1] = np.nan
+    return Recording(
+        name=name, frames=rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8),
+        times=np.arange(n) / 4.0, face_found=rng.random(n) > 0.2, labels=labels,
+        partition=partition, corpus="test", source="memory",
+        audio_features=rng.normal(size=(n, 5)).astype(np.float32) if audio else None,
+        salient_mask=rng.random((n, size, size)) > 0.5 if mask else None)
+
+
+def test_round_trip_keeps_every_array_and_attribute(tmp_path):
+    rec = make_recording(audio=True)
+    write_recording(tmp_path / "r.h5", rec)
+    back = read_recording(tmp_path / "r.h5")
+    for key in ("frames", "times", "face_found", "audio_features", "salient_mask"):
+        np.testing.assert_array_equal(getattr(back, key), getattr(rec, key))
+    np.testing.assert_array_equal(np.isnan(back.labels), np.isnan(rec.labels))
+    np.testing.assert_allclose(back.labels, rec.labels)
+    assert (back.name, back.partition, back.corpus, back.step_rate, back.crop_size) == \
+        ("rec", "train", "test", 4.0, 8)
+
+
+def test_labels_only_read_skips_frames(tmp_path):
+    write_recording(tmp_path / "r.h5", make_recording())
+    back = read_recording(tmp_path / "r.h5", load_frames=False)
+    assert back.frames.shape == (0, 8, 8, 3) and back.labels.shape == (20, 2)
+
+
+def test_failed_write_leaves_the_previous_file_and_no_temporary(tmp_path, monkeypatch):
+    path = tmp_path / "r.h5"
+    write_recording(path, make_recording(n=20))
+    before = path.read_bytes()
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(h5py.File, "create_dataset", broken)
+    with pytest.raises(OSError):
+        write_recording(path, make_recording(n=30))
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["r.h5"]
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda r: setattr(r, "labels", r.labels[:-1]), "labels must be"),
+    (lambda r: setattr(r, "frames", r.frames[..., 0]), "frames must be"),
+    (lambda r: setattr(r, "times", r.times[::-1].copy()), "strictly increasing"),
+    (lambda r: setattr(r, "labels", r.labels * 3), r"\[-1, 1\]"),
+    (lambda r: setattr(r, "partition", "dev"), "partition must be"),
+    (lambda r: setattr(r, "salient_mask", r.salient_mask[:, :4]), "salient_mask must be"),
+])
+def test_validation_names_the_problem(change, message):
+    rec = make_recording()
+    change(rec)
+    with pytest.raises(AvstanError, match=message):
+        rec.validate()
+
+
+def test_reader_rejects_a_file_with_wrong_shapes(tmp_path):
+    path = tmp_path / "bad.h5"
+    write_recording(path, make_recording())
+    with h5py.File(path, "a") as h5:
+        del h5["labels"]
+        h5["labels"] = np.zeros((5, 2), np.float32)
+    with pytest.raises(AvstanError, match=r"bad\.h5: labels must be \(20, 2\)"):
+        read_recording(path)
+    with pytest.raises(AvstanError, match="bad.h5"):
+        read_recording(path, load_frames=False)
+
+
+@pytest.mark.parametrize("content", [b"", b"not hdf5 at all", b"\x89HDF\r\n\x1a\n" + b"\0" * 50])
+def test_reader_rejects_garbage_with_one_line(tmp_path, content):
+    path = tmp_path / "garbage.h5"
+    path.write_bytes(content)
+    with pytest.raises(AvstanError, match="garbage.h5") as info:
+        read_recording(path)
+    assert "\n" not in str(info.value)
+
+
+def test_reader_rejects_other_hdf5_and_other_versions(tmp_path):
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as h5:
+        h5["x"] = np.zeros(3)
+    with pytest.raises(AvstanError, match="not an avstan recording"):
+        read_recording(other)
+    path = tmp_path / "old.h5"
+    write_recording(path, make_recording())
+    with h5py.File(path, "a") as h5:
+        h5.attrs["store_version"] = 99
+    with pytest.raises(AvstanError, match="store version 99"):
+        read_recording(path)
+
+
+def test_store_manifest_lists_partitions_and_failures(tmp_path):
+    store = RecordingStore.create(tmp_path / "s", corpus="test")
+    store.add(make_recording("a", partition="train"))
+    store.add(make_recording("b", partition="devel"))
+    store.mark_failed("c", "test", "no face found")
+    reopened = RecordingStore.open(tmp_path / "s")
+    assert reopened.names() == ["a", "b"]
+    assert reopened.names("devel") == ["b"]
+    assert reopened.entries["c"].status == "failed"
+    assert reopened.entries["c"].message == "no face found"
+    assert reopened.is_complete("a") and not reopened.is_complete("c")
+    assert [r.name for r in reopened.load_partition("train")] == ["a"]
+    manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    assert manifest["corpus"] == "test" and len(manifest["recordings"]) == 3
+
+
+def test_store_notices_a_listed_file_that_was_deleted(tmp_path):
+    store = RecordingStore.create(tmp_path / "s")
+    store.add(make_recording("a"))
+    (tmp_path / "s" / "a.h5").unlink()
+    assert not RecordingStore.open(tmp_path / "s").is_complete("a")
+
+
+def test_store_errors_are_one_clear_line(tmp_path):
+    with pytest.raises(AvstanError, match="no recording store here"):
+        RecordingStore.open(tmp_path)
+    (tmp_path / "manifest.json").write_text("{not json")
+    with pytest.raises(AvstanError, match="malformed manifest"):
+        RecordingStore.open(tmp_path)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(AvstanError, match="cannot write the recording store"):
+        RecordingStore.create(blocker / "store")

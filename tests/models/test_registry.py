@@ -1,0 +1,113 @@
+"""Every registered model, at a tiny size, in timm's manner: a new model is covered the
+moment it is registered."""
+
+import pytest
+import torch
+
+from avstan.errors import AvstanError
+from avstan.models import create_model, list_models, model_arguments
+
+TINY = {"crop_size": 16, "clip_length": 4}
+
+
+def tiny_model(name: str, **extra):
+    options = {k: v for k, v in TINY.items() if k in model_arguments(name)}
+    options.update(extra)
+    torch.manual_seed(0)
+    return create_model(name, **options)
+
+
+def test_the_papers_models_are_registered():
+    assert {"sta3d", "cnn3d", "cnn2d"} <= set(list_models())
+
+
+@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("targets", [["valence", "arousal"], ["valence"]])
+def test_forward_backward_every_parameter_gets_a_gradient(name, targets):
+    model = tiny_model(name, targets=targets)
+    clip = torch.rand(2, 3, 4, 16, 16)
+    out = model(clip)
+    assert out["prediction"].shape == (2, len(targets))
+    assert out["features"].ndim == 2 and out["features"].shape[0] == 2
+    assert torch.isfinite(out["prediction"]).all()
+    # Only the prediction is backpropagated: every attention parameter must be reachable
+    # from the label alone, as the papers learn it.
+    out["prediction"].square().sum().backward()
+    missing = [n for n, p in model.named_parameters()
+               if p.requires_grad and (p.grad is None or not torch.isfinite(p.grad).all()
+                                       or p.grad.abs().sum() == 0)]
+    assert not missing, f"{name}: parameters without a gradient: {missing}"
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_attention_maps_are_distributions_over_each_frame(name):
+    model = tiny_model(name)
+    out = model(torch.rand(2, 3, 4, 16, 16))
+    if "attention" not in out:
+        pytest.skip(f"{name} has no attention")
+    attention = out["attention"]
+    assert attention.shape == (2, 4, 16, 16)
+    assert (attention >= 0).all()
+    torch.testing.assert_close(attention.sum(dim=(-2, -1)), torch.ones(2, 4))
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_prediction_depends_only_on_the_clip_in_eval_mode(name):
+    model = tiny_model(name).eval()
+    clip = torch.rand(3, 3, 4, 16, 16)
+    batched = model(clip)["prediction"]
+    single = torch.cat([model(clip[i:i + 1])["prediction"] for i in range(3)])
+    torch.testing.assert_close(batched, single, rtol=1e-4, atol=1e-5)
+
+
+def test_xavier_uniform_initialisation():
+    model = tiny_model("cnn3d")
+    weight = model.trunk.body[1].weight  # conv3d(32 -> 64)
+    fan_in = weight.shape[1] * weight[0, 0].numel()
+    fan_out = weight.shape[0] * weight[0, 0].numel()
+    bound = (6.0 / (fan_in + fan_out)) ** 0.5
+    assert weight.abs().max() <= bound
+    assert weight.abs().max() > 0.9 * bound  # uniform over the whole range, not a narrower init
+    assert model.trunk.body[1].bias.abs().sum() == 0
+
+
+def test_attention_from_previous_step_makes_the_first_frame_uniform():
+    model = tiny_model("sta3d", attention_from="previous")
+    attention = model(torch.rand(2, 3, 4, 16, 16))["attention"]
+    torch.testing.assert_close(attention[:, 0], torch.full((2, 16, 16), 1 / 256))
+    current = tiny_model("sta3d", attention_from="current")
+    assert not torch.allclose(current(torch.rand(2, 3, 4, 16, 16))["attention"][:, 0],
+                              torch.full((2, 16, 16), 1 / 256))
+
+
+def test_attention_from_previous_step_is_causal():
+    """Frame t's map must not depend on frame t (it comes from H_{t-1})."""
+    model = tiny_model("sta3d", attention_from="previous").eval()
+    clip = torch.rand(1, 3, 4, 16, 16)
+    changed = clip.clone()
+    changed[:, :, 2] = torch.rand(3, 16, 16)
+    a, b = model(clip)["attention"], model(changed)["attention"]
+    torch.testing.assert_close(a[:, :3], b[:, :3])
+    assert not torch.allclose(a[:, 3], b[:, 3])
+
+
+def test_fixed_uniform_attention_equals_no_attention():
+    """S·S rescaling: uniform attention is the identity, so cnn3d == its trunk with uniform maps."""
+    model = tiny_model("cnn3d").eval()
+    clip = torch.rand(2, 3, 4, 16, 16)
+    uniform = torch.full((2, 4, 16, 16), 1 / 256)
+    torch.testing.assert_close(model(clip)["prediction"],
+                               model(clip, attention=uniform)["prediction"])
+
+
+def test_zero_init_logits_start_uniform():
+    model = tiny_model("sta3d", zero_init_logits=True, attention_from="current")
+    attention = model(torch.rand(2, 3, 4, 16, 16))["attention"]
+    torch.testing.assert_close(attention, torch.full_like(attention, 1 / 256))
+
+
+def test_unknown_model_and_option_are_clear_errors():
+    with pytest.raises(AvstanError, match="unknown model 'sta4d'.*available: .*sta3d"):
+        create_model("sta4d")
+    with pytest.raises(AvstanError, match="no option 'crop_sise'"):
+        create_model("sta3d", crop_sise=48)
