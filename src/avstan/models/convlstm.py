@@ -97,8 +97,10 @@ class ConvLSTMCell(nn.Module):
         input_gates = input_gates.view(batch, steps, *input_gates.shape[1:])
         hidden, cell = self.initial_state(batch, inputs) if state is None else state
         outputs = []
-        for step in range(steps):
-            gates = input_gates[:, step] + self.state_to_state(hidden)
+        # unbind, not input_gates[:, step]: indexing would make backward allocate and fill
+        # a full-size zero gradient for every step (quadratic in T).
+        for input_gate in input_gates.unbind(1):
+            gates = input_gate + self.state_to_state(hidden)
             gate_i, gate_f, gate_c, gate_o = gates.chunk(4, dim=1)
             if self.peephole:
                 gate_i = gate_i + self.peephole_input * cell

@@ -51,7 +51,8 @@ class Recognition3DCNN(nn.Module):
     """
 
     def __init__(self, channels: Sequence[int] = (32, 64, 128, 256), fc_hidden: int = 256,
-                 outputs: int = 2, dropout: float = 0.5, combine: str = "product") -> None:
+                 outputs: int = 2, dropout: float = 0.5, combine: str = "product",
+                 pooled_size: int = 1) -> None:
         super().__init__()
         if len(channels) != 4:
             raise ValueError("the recognition 3D-CNN has four conv3d layers")
@@ -60,9 +61,9 @@ class Recognition3DCNN(nn.Module):
         for previous, width in zip(channels[:-1], channels[1:], strict=True):
             layers += [nn.MaxPool3d(2, ceil_mode=True), nn.Conv3d(previous, width, 3, padding=1),
                        nn.ReLU(inplace=True)]
-        layers += [nn.AdaptiveAvgPool3d(1), nn.Flatten()]
+        layers += [nn.AdaptiveAvgPool3d((1, pooled_size, pooled_size)), nn.Flatten()]
         self.body = nn.Sequential(*layers)
-        self.head = RegressionHead(channels[-1], fc_hidden, outputs, dropout)
+        self.head = RegressionHead(channels[-1] * pooled_size ** 2, fc_hidden, outputs, dropout)
         self.combine = combine
 
     def forward(self, clip: Tensor, attention: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -108,16 +109,17 @@ class FrameStack2DCNN(nn.Module):
 
     def __init__(self, clip_length: int, targets: Sequence[str], crop_size: int,
                  channels: Sequence[int] = (32, 64, 128, 256), fc_hidden: int = 256,
-                 dropout: float = 0.5) -> None:
+                 dropout: float = 0.5, pooled_size: int = 1) -> None:
         super().__init__()
         layers: list[nn.Module] = [nn.Conv2d(3 * clip_length, channels[0], 3, padding=1),
                                    nn.ReLU(inplace=True)]
         for previous, width in zip(channels[:-1], channels[1:], strict=True):
             layers += [nn.MaxPool2d(2), nn.Conv2d(previous, width, 3, padding=1),
                        nn.ReLU(inplace=True)]
-        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        layers += [nn.AdaptiveAvgPool2d(pooled_size), nn.Flatten()]
         self.body = nn.Sequential(*layers)
-        self.head = RegressionHead(channels[-1], fc_hidden, len(targets), dropout)
+        self.head = RegressionHead(channels[-1] * pooled_size ** 2, fc_hidden, len(targets),
+                                   dropout)
         self.targets = tuple(targets)
         self.crop_size = crop_size
         self.clip_length = clip_length
@@ -139,12 +141,13 @@ def sta3d(crop_size: int = 96, clip_length: int = 16, targets: Sequence[str] = D
           zero_init_logits: bool = False, padding_mode: str = "zeros",
           combine: str = "product", peephole: bool = True,
           trunk_channels: Sequence[int] = (32, 64, 128, 256), fc_hidden: int = 256,
-          dropout: float = 0.5) -> AttentionVideoModel:
+          dropout: float = 0.5, pooled_size: int = 1) -> AttentionVideoModel:
     """3D-CNN + STA: the ICASSP 2018 model (ConvLSTM attention weighting a 3D-CNN)."""
     attention = SpatiotemporalAttention(crop_size, encoder_channels, decoder_channels, upsampling,
                                         attention_from, temperature, zero_init_logits,
                                         padding_mode, peephole)
-    trunk = Recognition3DCNN(trunk_channels, fc_hidden, len(targets), dropout, combine)
+    trunk = Recognition3DCNN(trunk_channels, fc_hidden, len(targets), dropout, combine,
+                             pooled_size)
     model = AttentionVideoModel(trunk, attention, targets, crop_size, clip_length)
     _initialise(model)
     return model
@@ -153,9 +156,11 @@ def sta3d(crop_size: int = 96, clip_length: int = 16, targets: Sequence[str] = D
 @register_model
 def cnn3d(crop_size: int = 96, clip_length: int = 16, targets: Sequence[str] = DEFAULT_TARGETS,
           trunk_channels: Sequence[int] = (32, 64, 128, 256), fc_hidden: int = 256,
-          dropout: float = 0.5, combine: str = "product") -> AttentionVideoModel:
+          dropout: float = 0.5, combine: str = "product",
+          pooled_size: int = 1) -> AttentionVideoModel:
     """The same 3D-CNN without attention (Table 1, row 2); fixed maps may still be passed in."""
-    trunk = Recognition3DCNN(trunk_channels, fc_hidden, len(targets), dropout, combine)
+    trunk = Recognition3DCNN(trunk_channels, fc_hidden, len(targets), dropout, combine,
+                             pooled_size)
     model = AttentionVideoModel(trunk, None, targets, crop_size, clip_length)
     _initialise(model)
     return model
@@ -164,9 +169,10 @@ def cnn3d(crop_size: int = 96, clip_length: int = 16, targets: Sequence[str] = D
 @register_model
 def cnn2d(crop_size: int = 96, clip_length: int = 16, targets: Sequence[str] = DEFAULT_TARGETS,
           channels: Sequence[int] = (32, 64, 128, 256), fc_hidden: int = 256,
-          dropout: float = 0.5) -> FrameStack2DCNN:
+          dropout: float = 0.5, pooled_size: int = 1) -> FrameStack2DCNN:
     """2D-CNN on the T frames stacked as channels (Table 1, row 1; Khorrami et al. 2016)."""
-    model = FrameStack2DCNN(clip_length, targets, crop_size, channels, fc_hidden, dropout)
+    model = FrameStack2DCNN(clip_length, targets, crop_size, channels, fc_hidden, dropout,
+                            pooled_size)
     _initialise(model)
     return model
 

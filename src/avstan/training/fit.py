@@ -76,9 +76,12 @@ def configure_torch(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def train_experiment(config: ExperimentConfig, restart: bool = False,
-                     progress: bool = True) -> TrainResult:
-    """Train ``config`` into ``config.output``; resumes an interrupted run of it."""
+def train_experiment(config: ExperimentConfig, restart: bool = False, progress: bool = True,
+                     callbacks: list[L.Callback] | None = None) -> TrainResult:
+    """Train ``config`` into ``config.output``; resumes an interrupted run of it.
+
+    ``callbacks`` are added to the Lightning trainer (e.g. for extra logging).
+    """
     output = Path(config.output)
     if prepare_output(output, config, restart):
         done = json.loads((output / DONE_NAME).read_text())
@@ -98,7 +101,8 @@ def train_experiment(config: ExperimentConfig, restart: bool = False,
     checkpoints = output / "checkpoints"
     best = ModelCheckpoint(dirpath=checkpoints, filename="best", monitor="val/ccc", mode="max",
                            save_last=True, enable_version_counter=False)
-    callbacks = [best, EarlyStopping(monitor="val/ccc", mode="max", patience=section.patience)]
+    callbacks = [best, EarlyStopping(monitor="val/ccc", mode="max", patience=section.patience),
+                 *(callbacks or [])]
     if progress:
         callbacks.append(TQDMProgressBar(leave=True))
     trainer = L.Trainer(
@@ -114,8 +118,15 @@ def train_experiment(config: ExperimentConfig, restart: bool = False,
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*number of training batches.*")
-        trainer.fit(module, datamodule=datamodule, ckpt_path=last if last.exists() else None,
-                    weights_only=True)
+        try:
+            trainer.fit(module, datamodule=datamodule,
+                        ckpt_path=last if last.exists() else None, weights_only=True)
+        except SystemExit:
+            # Lightning turns Ctrl+C into sys.exit(1) after a graceful shutdown; give the
+            # caller the interrupt back so it can say how to resume.
+            if trainer.interrupted:
+                raise KeyboardInterrupt from None
+            raise
     if not trainer.is_global_zero:
         return TrainResult(output, output / "model.pt", float("nan"), trainer.current_epoch)
     best_path = Path(best.best_model_path) if best.best_model_path else last

@@ -1,0 +1,55 @@
+"""Shared fixtures: a tiny synthetic recording store and a tiny experiment config."""
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from avstan.data.synthetic import PRESETS, generate_corpus
+
+TINY_CROP = 16
+TINY_CLIP = 4
+
+
+@pytest.fixture(autouse=True)
+def _few_threads():
+    # Tests run on 2 cores next to other work; one thread keeps timings stable.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tmp_path_factory) -> Path:
+    """A synthetic store: 16×16 crops, 40 steps per recording, 2 train / 1 devel / 1 test."""
+    root = tmp_path_factory.mktemp("tiny_store")
+    config = replace(PRESETS["default"], crop_size=TINY_CROP, steps_per_recording=40,
+                     num_train=2, num_devel=1, num_test=1)
+    generate_corpus(root, config, progress=False)
+    return root
+
+
+def tiny_config_dict(store: Path, output: Path, model: str = "cnn3d", **training) -> dict:
+    return {
+        "name": f"tiny-{model}",
+        "output": str(output),
+        "model": {"name": model, "options": {"crop_size": TINY_CROP}},
+        "data": {"store": str(store), "clip_length": TINY_CLIP, "train_stride": 4,
+                 "val_stride": 4},
+        "training": {"max_epochs": 2, "batch_size": 4, "patience": 5, "threads": 1,
+                     "accelerator": "cpu", **training},
+    }
+
+
+@pytest.fixture
+def tiny_config_file(tiny_store, tmp_path):
+    """Write a tiny experiment YAML; returns a function(model=..., **training) -> path."""
+    def write(model: str = "cnn3d", name: str = "tiny.yaml", **training) -> Path:
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(tiny_config_dict(tiny_store, tmp_path / "run", model,
+                                                        **training)))
+        return path
+    return write

@@ -1,0 +1,48 @@
+"""Sliding-window prediction: step e's prediction comes from the clip ending at e."""
+
+import numpy as np
+import torch
+from torch import nn
+
+from avstan.data.store import Recording
+from avstan.evaluation.inference import predict_recordings
+
+
+class LastFrameMean(nn.Module):
+    """Predicts the mean of the clip's last frame (and of its first), with uniform attention."""
+
+    clip_length = 4
+
+    def forward(self, clip):
+        last = clip[:, :, -1].mean(dim=(1, 2, 3))
+        first = clip[:, :, 0].mean(dim=(1, 2, 3))
+        attention = torch.full((clip.shape[0], clip.shape[2], *clip.shape[-2:]),
+                               1.0 / clip.shape[-1] ** 2)
+        return {"prediction": torch.stack([last, first], 1), "attention": attention}
+
+
+def test_each_step_is_predicted_from_the_clip_ending_there():
+    n = 30
+    values = np.arange(n, dtype=np.uint8) * 5
+    frames = np.broadcast_to(values[:, None, None, None], (n, 8, 8, 3)).copy()
+    labels = np.full((n, 2), 0.5, np.float32)
+    mask = np.zeros((n, 8, 8), bool)
+    mask[:, :2] = True
+    rec = Recording("r", frames, np.arange(n) / 4, np.ones(n, bool), labels, salient_mask=mask)
+    (result,) = predict_recordings(LastFrameMean(), [rec], ["valence", "arousal"], 4,
+                                   batch_size=7)
+    expected_last = values / 255.0
+    expected_first = np.maximum(np.arange(n) - 3, 0) * 5 / 255.0  # first-frame padding
+    np.testing.assert_allclose(result.prediction[:, 0], expected_last, rtol=1e-6)
+    np.testing.assert_allclose(result.prediction[:, 1], expected_first, rtol=1e-6)
+    np.testing.assert_array_equal(result.gold, labels)
+    assert result.attention_in_mask == 1.0  # uniform attention
+
+
+def test_every_kth_step():
+    n = 12
+    frames = np.zeros((n, 8, 8, 3), np.uint8)
+    rec = Recording("r", frames, np.arange(n) / 4, np.ones(n, bool), np.zeros((n, 2), np.float32))
+    (result,) = predict_recordings(LastFrameMean(), [rec], ["valence"], 4, step=3)
+    np.testing.assert_allclose(result.times, np.arange(0, n, 3) / 4)
+    assert result.attention_in_mask is None

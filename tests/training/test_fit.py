@@ -1,0 +1,102 @@
+"""Training end to end on a tiny store: outputs, resume after an interruption, reuse."""
+
+import json
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+
+from avstan.errors import AvstanError
+from avstan.training.config import config_from_dict
+from avstan.training.fit import train_experiment
+from avstan.training.model_file import load_model_file
+from tests.conftest import tiny_config_dict
+
+
+class StopAfterFirstEpoch(L.Callback):
+    """Ctrl+C at the first batch of the second epoch (the first epoch is checkpointed)."""
+
+    def on_train_batch_start(self, trainer, *args):
+        if trainer.current_epoch == 1:
+            raise KeyboardInterrupt
+
+
+class CountBatches(L.Callback):
+    def __init__(self):
+        self.batches = 0
+
+    def on_train_batch_end(self, *args):
+        self.batches += 1
+
+
+def test_training_writes_a_loadable_model_and_logs(tiny_store, tmp_path):
+    config = config_from_dict(tiny_config_dict(tiny_store, tmp_path / "run", "sta3d"))
+    result = train_experiment(config, progress=False)
+    assert result.epochs == 2
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()
+    log = (tmp_path / "run" / "logs" / "metrics.csv").read_text()
+    assert "val/ccc" in log and "val/attention_in_mask" in log
+    model, info = load_model_file(result.model_path)
+    assert info["model_name"] == "sta3d" and info["targets"] == ["valence", "arousal"]
+    assert info["step_rate"] == 4.0 and info["model_options"]["crop_size"] == 16
+    out = model(torch.rand(2, 3, 4, 16, 16))
+    assert torch.isfinite(out["prediction"]).all()
+    done = json.loads((tmp_path / "run" / "done.json").read_text())
+    assert np.isfinite(done["best_val_ccc"]) and done["best_val_ccc"] == result.best_val_ccc
+
+
+def test_a_finished_run_is_not_trained_again(tiny_store, tmp_path):
+    config = config_from_dict(tiny_config_dict(tiny_store, tmp_path / "run", max_epochs=1))
+    first = train_experiment(config, progress=False)
+    stamp = first.model_path.stat().st_mtime_ns
+    counter = CountBatches()
+    second = train_experiment(config, progress=False, callbacks=[counter])
+    assert counter.batches == 0 and second.model_path.stat().st_mtime_ns == stamp
+    assert second.best_val_ccc == first.best_val_ccc
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(tiny_store, tmp_path):
+    config = config_from_dict(tiny_config_dict(tiny_store, tmp_path / "run", max_epochs=2))
+    with pytest.raises(KeyboardInterrupt):
+        train_experiment(config, progress=False, callbacks=[StopAfterFirstEpoch()])
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()
+    assert not (tmp_path / "run" / "done.json").exists()
+    counter = CountBatches()
+    result = train_experiment(config, progress=False, callbacks=[counter])
+    full = CountBatches()
+    reference = config_from_dict(tiny_config_dict(tiny_store, tmp_path / "ref", max_epochs=1))
+    train_experiment(reference, progress=False, callbacks=[full])
+    assert counter.batches == full.batches  # only the second epoch ran after resuming
+    assert result.epochs == 2 and (tmp_path / "run" / "done.json").exists()
+
+
+def test_a_different_config_in_the_same_folder_is_refused(tiny_store, tmp_path):
+    config = config_from_dict(tiny_config_dict(tiny_store, tmp_path / "run", max_epochs=1))
+    train_experiment(config, progress=False)
+    changed = config_from_dict(tiny_config_dict(tiny_store, tmp_path / "run", max_epochs=1,
+                                                lr=1e-3))
+    with pytest.raises(AvstanError, match="different config.*--restart"):
+        train_experiment(changed, progress=False)
+    assert train_experiment(changed, restart=True, progress=False).epochs == 1
+
+
+def test_crop_size_mismatch_is_a_clear_error(tiny_store, tmp_path):
+    raw = tiny_config_dict(tiny_store, tmp_path / "run")
+    raw["model"]["options"]["crop_size"] = 32
+    with pytest.raises(AvstanError, match="crops are 16 px but the model is built for 32"):
+        train_experiment(config_from_dict(raw), progress=False)
+
+
+def test_attention_lr_puts_the_attention_branch_in_its_own_group(tiny_store, tmp_path):
+    from avstan.training.module import EmotionRegressor
+
+    module = EmotionRegressor("sta3d", {"crop_size": 16, "clip_length": 4},
+                              ["valence", "arousal"], lr=1e-4, attention_lr=1e-2)
+    optimiser = module.configure_optimizers()
+    lrs = [group["lr"] for group in optimiser.param_groups]
+    assert lrs == [1e-4, 1e-2]
+    attention = {id(p) for p in module.model.attention_branch.parameters()}
+    assert {id(p) for p in optimiser.param_groups[1]["params"]} == attention
+    total = sum(len(g["params"]) for g in optimiser.param_groups)
+    assert total == len(list(module.model.parameters()))
