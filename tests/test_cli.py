@@ -1,0 +1,110 @@
+"""The command line: help on every sub-command, one-line errors with a non-zero exit."""
+
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from avstan.cli import EXIT_USER_ERROR, build_parser, main
+
+SUBCOMMANDS = ["demo", "synthesize", "train", "evaluate", "models"]
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS)
+def test_every_subcommand_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert f"usage: avstan {command}" in capsys.readouterr().out
+
+
+def test_the_parser_knows_every_subcommand():
+    actions = [a for a in build_parser()._actions if a.dest == "command"]
+    assert set(actions[0].choices) == set(SUBCOMMANDS)
+
+
+def test_python_dash_m_runs_the_cli():
+    result = subprocess.run([sys.executable, "-m", "avstan", "models"], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0
+    assert "sta3d:" in result.stdout and "crop_size=" in result.stdout
+
+
+def run_error(args, capsys):
+    code = main(args)
+    err = capsys.readouterr().err
+    assert code == EXIT_USER_ERROR
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("avstan: error: "), err
+    return lines[0]
+
+
+def test_missing_config(tmp_path, capsys):
+    line = run_error(["train", "--config", str(tmp_path / "none.yaml")], capsys)
+    assert "none.yaml: config file not found" in line
+
+
+def test_malformed_config(tmp_path, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text("model: {name: sta3d\n")
+    assert "bad.yaml: not valid YAML" in run_error(["train", "--config", str(path)], capsys)
+
+
+def test_unknown_model(tiny_config_file, capsys):
+    path = tiny_config_file(model="sta4d")
+    assert "unknown model 'sta4d'" in run_error(["train", "--config", str(path)], capsys)
+
+
+def test_unwritable_output(tiny_config_file, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    line = run_error(["train", "--config", str(tiny_config_file()), "--output",
+                      str(blocker / "out")], capsys)
+    assert "cannot write the training output" in line and "file/out" in line
+
+
+def test_store_with_wrong_shapes(tiny_store, tiny_config_file, tmp_path, capsys):
+    import shutil
+
+    broken = tmp_path / "broken_store"
+    shutil.copytree(tiny_store, broken)
+    victim = sorted(broken.glob("train_*.h5"))[0]
+    with h5py.File(victim, "a") as h5:
+        del h5["labels"]
+        h5["labels"] = np.zeros((3, 2), np.float32)
+    line = run_error(["train", "--config", str(tiny_config_file()), "--store", str(broken)],
+                     capsys)
+    assert victim.name in line and "labels must be" in line
+
+
+def test_missing_store(tiny_config_file, tmp_path, capsys):
+    line = run_error(["train", "--config", str(tiny_config_file()), "--store",
+                      str(tmp_path / "nowhere")], capsys)
+    assert "no recording store here" in line
+
+
+def test_evaluate_with_a_file_that_is_not_a_model(tiny_store, tmp_path, capsys):
+    fake = tmp_path / "model.pt"
+    fake.write_bytes(b"not a model")
+    line = run_error(["evaluate", str(fake), str(tiny_store)], capsys)
+    assert "model.pt: not a readable avstan model file" in line
+
+
+def test_unknown_preset(tmp_path, capsys):
+    assert "unknown preset" in run_error(["synthesize", str(tmp_path), "--preset", "x"], capsys)
+
+
+def test_train_then_evaluate_from_the_command_line(tiny_config_file, tiny_store, tmp_path,
+                                                   capsys):
+    config = tiny_config_file(model="cnn2d", max_epochs=1)
+    assert main(["train", "--config", str(config), "--output", str(tmp_path / "run")]) == 0
+    assert "best devel CCC" in capsys.readouterr().out
+    report = tmp_path / "report"
+    assert main(["evaluate", str(tmp_path / "run" / "model.pt"), str(tiny_store),
+                 "--output", str(report)]) == 0
+    assert "cnn2d" in capsys.readouterr().out
+    for name in ("metrics.json", "metrics.md", "predictions.csv"):
+        assert (report / name).is_file()
+    assert list((report / "plots").glob("test_000_*.png"))
