@@ -95,7 +95,8 @@ class ClipDataset(Dataset):
             raise AvstanError(f"clip_length and stride must be >= 1, got {clip_length}, {stride}")
         unknown = [t for t in targets if t not in LABEL_NAMES]
         if unknown or not targets:
-            raise AvstanError(f"unknown targets {unknown or list(targets)}; use some of {LABEL_NAMES}")
+            raise AvstanError(f"unknown targets {unknown or list(targets)}; "
+                              f"use some of {LABEL_NAMES}")
         self.recordings = list(recordings)
         self.clip_length = clip_length
         self.targets = tuple(targets)

@@ -278,7 +278,8 @@ class RecordingStore:
             data = json.loads(manifest.read_text())
             entries = {e["name"]: ManifestEntry(**e) for e in data["recordings"]}
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise AvstanError(f"{manifest}: malformed manifest ({exc}); re-create the store") from None
+            raise AvstanError(f"{manifest}: malformed manifest ({exc}); "
+                              "re-create the store") from None
         return cls(root=root, corpus=data.get("corpus", ""), entries=entries,
                    attrs=data.get("attrs", {}))
 

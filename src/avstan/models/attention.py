@@ -1,7 +1,7 @@
 """The spatiotemporal attention branch of the ICASSP 2018 paper (Sec. 2.2).
 
     clip (B, 3, T, S, S)
-      └─ SpatialEncoder: the same 2D CNN on every frame ("Siamese"), n × [3×3 conv, ReLU, 2×2 max-pool]
+      └─ SpatialEncoder: one 2D CNN on every frame ("Siamese"), n × [3×3 conv, ReLU, 2×2 pool]
          → (B, T, C, S/2^n, S/2^n)
       └─ TemporalDecoder: n × [3×3 ConvLSTM, tanh, ×2 upsampling]       → (B, T, C', S, S)
       └─ SpatialSoftmaxAttention: 1×1 conv → one logit per location, softmax over the S·S
@@ -118,7 +118,8 @@ class SpatialSoftmaxAttention(nn.Module):
                  temperature: float = 1.0, zero_init: bool = False) -> None:
         super().__init__()
         if attention_from not in ("previous", "current"):
-            raise ValueError(f"attention_from must be 'previous' or 'current', got {attention_from!r}")
+            raise ValueError("attention_from must be 'previous' or 'current', "
+                             f"got {attention_from!r}")
         self.logit = nn.Conv2d(in_channels, 1, kernel_size=1)
         self.attention_from = attention_from
         self.temperature = temperature

@@ -92,7 +92,8 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         problem = str(exc).replace("\n", " ")
         raise AvstanError(f"{path}: not valid YAML ({problem}); fix the file") from None
     if not isinstance(raw, dict):
-        raise AvstanError(f"{path}: a config must be a mapping of sections, got {type(raw).__name__}")
+        raise AvstanError(f"{path}: a config must be a mapping of sections, "
+                          f"got {type(raw).__name__}")
     raw = apply_overrides(raw, overrides)
     return config_from_dict(raw, str(path))
 

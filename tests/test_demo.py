@@ -1,0 +1,38 @@
+"""The demo in a reduced form: every stage runs and every promised output is there."""
+
+import csv
+
+import pytest
+
+from avstan.demo import DEMO_MODELS, run_demo
+
+
+@pytest.mark.slow
+def test_reduced_demo_writes_the_table_and_pictures(tmp_path):
+    lines = []
+    result = run_demo(
+        tmp_path / "demo", overrides=["training.max_epochs=1", "model.options.crop_size=16",
+                                      "data.clip_length=4", "data.train_stride=4",
+                                      "data.val_stride=4", "training.threads=1"],
+        progress=False, log=lines.append,
+        corpus={"steps_per_recording": 40, "num_train": 2, "num_devel": 1, "num_test": 2})
+    out = tmp_path / "demo"
+    with (out / "results.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["model"] for r in rows] == list(DEMO_MODELS)
+    assert rows[0]["attention_in_mask"] == "" and float(rows[2]["attention_in_mask"]) > 0
+    for row in rows:
+        for key in ("valence_ccc", "arousal_ccc", "valence_rmse"):
+            assert -1.0 <= float(row[key]) <= 1.5
+    for name in ("results.md", "attention.png", "training_curves.png",
+                 "predictions_test_000_valence.png", "predictions_test_001_arousal.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert "| sta3d |" in result.table and any("[3/3]" in line for line in lines)
+    # A second run reuses everything: no training, same table.
+    again = run_demo(out, overrides=["training.max_epochs=1", "model.options.crop_size=16",
+                                     "data.clip_length=4", "data.train_stride=4",
+                                     "data.val_stride=4", "training.threads=1"],
+                     progress=False, log=lines.append,
+                     corpus={"steps_per_recording": 40, "num_train": 2, "num_devel": 1,
+                             "num_test": 2})
+    assert again.table == result.table
