@@ -10,6 +10,7 @@ writes into the output folder:
     results.json              every score, both conventions
     predictions_<rec>.png     predicted vs gold valence and arousal, test recordings (Figs. 3–4)
     attention.png             sta3d's attention over a test clip, with the salient mask (Fig. 5)
+    attention_diagnostics.json  gradient balance and direction of the attention branch
     training_curves.png       train loss and devel CCC per epoch
 
 Every stage is resumable: rerunning the demo skips finished recordings and runs and
@@ -28,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from avstan.data.clips import clip_indices
+from avstan.data.clips import ClipDataset, clip_indices
 from avstan.data.store import RecordingStore
 from avstan.data.synthetic import PRESETS, generate_corpus
 from avstan.errors import AvstanError
@@ -37,7 +38,9 @@ from avstan.evaluation.evaluate import Evaluation, evaluate_model
 from avstan.evaluation.plots import plot_attention_rows, plot_predictions, plot_training_curves
 from avstan.evaluation.tables import format_results_table, write_csv_table
 from avstan.training.config import ExperimentConfig, load_config
+from avstan.training.diagnostics import attention_gradient_report
 from avstan.training.fit import train_experiment
+from avstan.training.losses import get_loss
 from avstan.training.model_file import load_model_file
 
 DEMO_MODELS = ("cnn2d", "cnn3d", "sta3d")
@@ -125,6 +128,11 @@ def write_demo_report(output: Path, evaluations: list[Evaluation],
                              target_name=target, missing=~first.face_found)
     write_attention_figure(output, configs, store)
     write_training_curves(output, configs)
+    diagnostics = attention_diagnostics(configs, store)
+    if diagnostics:
+        write_report_file(output / "attention_diagnostics.json",
+                          json.dumps(diagnostics, indent=1).encode())
+        table += "\n\n" + format_diagnostics(diagnostics)
     return table
 
 
@@ -148,6 +156,42 @@ def write_attention_figure(output: Path, configs: dict[str, ExperimentConfig],
     if rows:
         plot_attention_rows(frames, rows, output / "attention.png", mask=mask,
                             title=f"attention on {recording.name} (×S·S: 1 = uniform)")
+
+
+def attention_diagnostics(configs: dict[str, ExperimentConfig], store: RecordingStore,
+                          clips: int = 64) -> dict[str, dict[str, float]]:
+    """Gradient balance and direction of each trained attention model on devel clips."""
+    devel = store.load_partition("devel")
+    if not devel or any(r.salient_mask is None for r in devel):
+        return {}
+    results = {}
+    for model, config in configs.items():
+        network, info = load_model_file(Path(config.output) / "model.pt")
+        if getattr(network, "attention_branch", None) is None:
+            continue
+        dataset = ClipDataset(devel, network.clip_length, stride=1, targets=info["targets"],
+                              labelled_only=True, with_masks=True)
+        chosen = np.linspace(0, len(dataset) - 1, min(clips, len(dataset))).astype(int)
+        batch = [dataset[int(i)] for i in chosen]
+        torch.manual_seed(0)
+        results[model] = attention_gradient_report(
+            network, torch.stack([b["clip"] for b in batch]),
+            torch.stack([b["target"] for b in batch]), torch.stack([b["mask"] for b in batch]),
+            get_loss(config.training.loss))
+    return results
+
+
+def format_diagnostics(diagnostics: dict[str, dict[str, float]]) -> str:
+    lines = ["Attention gradients on devel clips (trained model): gradient norm per part, and "
+             "the correlation of the descent direction on the attention logits with the "
+             "salient mask (> 0: the loss pulls attention onto mouth and brows)."]
+    for model, report in diagnostics.items():
+        norms = ", ".join(f"{k.split('/', 1)[1]} {v:.2g}" for k, v in report.items()
+                          if k.startswith("grad_norm/"))
+        lines.append(f"- {model}: {norms}; descent–mask correlation "
+                     f"{report['logit_descent_mask_correlation_mean']:+.3f} "
+                     f"± {report['logit_descent_mask_correlation_sd']:.3f}")
+    return "\n".join(lines)
 
 
 def write_training_curves(output: Path, configs: dict[str, ExperimentConfig]) -> None:
