@@ -104,7 +104,28 @@ def test_train_then_evaluate_from_the_command_line(tiny_config_file, tiny_store,
     report = tmp_path / "report"
     assert main(["evaluate", str(tmp_path / "run" / "model.pt"), str(tiny_store),
                  "--output", str(report)]) == 0
-    assert "cnn2d" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "raw" in printed and "post-processed" in printed and "| cnn2d |" in printed
     for name in ("metrics.json", "metrics.md", "predictions.csv"):
         assert (report / name).is_file()
     assert list((report / "plots").glob("test_000_*.png"))
+    header = (report / "predictions.csv").read_text().splitlines()[0]
+    assert header.startswith("recording,time,face_found,pred_valence,pred_arousal,"
+                             "postprocessed_valence")
+
+    # The chain is fitted on devel only: other test labels change the scores, not the chain.
+    import json
+    import shutil
+
+    altered = tmp_path / "altered_store"
+    shutil.copytree(tiny_store, altered)
+    with h5py.File(altered / "test_000.h5", "a") as h5:
+        h5["labels"][...] = -h5["labels"][()]
+    report_b = tmp_path / "report_b"
+    assert main(["evaluate", str(tmp_path / "run" / "model.pt"), str(altered),
+                 "--output", str(report_b)]) == 0
+    a = json.loads((report / "metrics.json").read_text())
+    b = json.loads((report_b / "metrics.json").read_text())
+    assert a["postprocessing"] == b["postprocessing"]
+    assert a["scores"]["valence"]["concatenated"]["cc"] == pytest.approx(
+        -b["scores"]["valence"]["concatenated"]["cc"])

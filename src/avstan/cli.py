@@ -71,13 +71,19 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser(
         "evaluate", help="score a trained model on a partition of a recording store",
         description="Predict every step of a partition and report RMSE, CC and CCC "
-                    "(concatenated, AVEC-style, and per-recording mean).")
+                    "(concatenated, AVEC-style, and per-recording mean), raw and after the "
+                    "AVEC post-processing chain (median smoothing, centring, scaling; each "
+                    "kept only if it helps on devel) fitted on the devel partition.")
     evaluate.add_argument("model", help="model.pt written by avstan train")
     evaluate.add_argument("store", help="recording store folder")
     evaluate.add_argument("--partition", default="test", help="train, devel or test")
     evaluate.add_argument("--output", default=None,
                           help="folder for metrics, predictions CSV and plots")
     evaluate.add_argument("--device", default="cpu", help="cpu or cuda")
+    evaluate.add_argument("--no-postprocess", action="store_true",
+                          help="score raw predictions only (no AVEC chain fitted on devel)")
+    evaluate.add_argument("--time-shift", action="store_true",
+                          help="let the post-processing chain also choose a time shift")
 
     models = commands.add_parser("models", help="list the registered models and their options",
                                  description="List the registered models and their options.")
@@ -123,12 +129,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"{result.model_path}: best devel CCC {result.best_val_ccc:.3f} "
               f"after {result.epochs} epochs")
     elif args.command == "evaluate":
-        from avstan.evaluation.evaluate import evaluate_model_file
-        from avstan.evaluation.tables import format_results_table
+        from avstan.evaluation.evaluate import evaluate_model_file, metrics_markdown
+        from avstan.evaluation.postprocess import DEFAULT_SHIFTS
 
         evaluation = evaluate_model_file(args.model, args.store, args.partition, args.output,
-                                         args.device)
-        print(format_results_table([evaluation.table_row("concatenated")]))
+                                         args.device, postprocess=not args.no_postprocess,
+                                         shifts=DEFAULT_SHIFTS if args.time_shift else None)
+        print(metrics_markdown(evaluation))
     elif args.command == "models":
         from avstan.models import list_models, model_arguments
 

@@ -46,3 +46,16 @@ def test_every_kth_step():
     (result,) = predict_recordings(LastFrameMean(), [rec], ["valence"], 4, step=3)
     np.testing.assert_allclose(result.times, np.arange(0, n, 3) / 4)
     assert result.attention_in_mask is None
+
+
+def test_steps_without_a_face_are_interpolated_from_their_neighbours():
+    n = 12
+    values = np.arange(n, dtype=np.uint8) * 10
+    frames = np.broadcast_to(values[:, None, None, None], (n, 8, 8, 3)).copy()
+    found = np.ones(n, bool)
+    found[4:7] = False
+    frames[4:7] = frames[3]  # the store holds the nearest found crop there
+    rec = Recording("r", frames, np.arange(n) / 4, found, np.zeros((n, 2), np.float32))
+    (result,) = predict_recordings(LastFrameMean(), [rec], ["valence", "arousal"], 4)
+    expected = values / 255.0  # linear between steps 3 and 7, i.e. the true ramp
+    np.testing.assert_allclose(result.prediction[:, 0], expected, rtol=1e-6)

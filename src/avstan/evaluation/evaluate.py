@@ -2,8 +2,9 @@
 
 Predictions are made at every step by sliding the clip (``inference.py``) and scored
 with RMSE, Pearson CC and CCC per target, on the concatenation of the partition's
-recordings (the AVEC convention) and as the mean over recordings. No post-processing is
-applied here (the AVEC chain is its own stage).
+recordings (the AVEC convention) and as the mean over recordings — both raw and after the
+AVEC post-processing chain (``postprocess.py``), which is fitted on the devel partition
+only and then applied unchanged to the partition being scored.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from avstan.evaluation._files import write_report_file
 from avstan.evaluation.inference import RecordingPrediction, predict_recordings
 from avstan.evaluation.metrics import score_partition
 from avstan.evaluation.plots import plot_predictions
+from avstan.evaluation.postprocess import PostProcessing, fit_postprocessing
 from avstan.evaluation.tables import format_results_table
 from avstan.training.model_file import load_model_file
 
@@ -40,70 +42,119 @@ class Evaluation:
     scores: dict[str, dict[str, Any]]  # target -> score_partition(...) result
     attention_in_mask: float | None
     recordings: list[RecordingPrediction] = field(repr=False, default_factory=list)
+    # After the AVEC chain fitted on devel (None when no devel data was given):
+    postprocessing: dict[str, PostProcessing] | None = None
+    postprocessed_scores: dict[str, dict[str, Any]] | None = None
+    postprocessed: list[np.ndarray] | None = field(repr=False, default=None)  # (N, K) each
 
-    def table_row(self, convention: str = "concatenated") -> dict[str, Any]:
+    def table_row(self, convention: str = "concatenated",
+                  postprocessed: bool = False) -> dict[str, Any]:
         """One row for ``format_results_table``: {model, <target>: {rmse, cc, ccc}, ...}."""
+        scores = self.postprocessed_scores if postprocessed else self.scores
+        if scores is None:
+            raise ValueError("this evaluation has no post-processed scores")
         row: dict[str, Any] = {"model": self.model}
         for target in self.targets:
-            row[target] = self.scores[target][convention]
+            row[target] = scores[target][convention]
         row["attention_in_mask"] = self.attention_in_mask
         return row
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "partition": self.partition, "targets": list(self.targets),
                 "scores": self.scores, "attention_in_mask": self.attention_in_mask,
+                "postprocessed_scores": self.postprocessed_scores,
+                "postprocessing": None if self.postprocessing is None else
+                {t: chain.to_dict() for t, chain in self.postprocessing.items()},
                 "recordings": [r.name for r in self.recordings]}
 
 
 def evaluate_model(model: nn.Module, recordings: Sequence, targets: Sequence[str],
                    clip_length: int, name: str, partition: str, batch_size: int = 32,
-                   device: str | torch.device = "cpu", progress: bool = False) -> Evaluation:
-    """Predict every step of ``recordings`` and score each target."""
+                   device: str | torch.device = "cpu", progress: bool = False,
+                   devel: Sequence | None = None, shifts: Sequence[int] | None = None
+                   ) -> Evaluation:
+    """Predict every step of ``recordings`` and score each target.
+
+    With ``devel`` recordings, the AVEC post-processing chain is fitted per target on the
+    devel predictions (``shifts``: time-shift grid, None = no shift) and the partition is
+    scored after it as well.
+    """
     if not recordings:
         raise AvstanError(f"no complete recordings in the {partition} partition to evaluate on")
     predictions = predict_recordings(model, recordings, targets, clip_length, batch_size, device,
                                      progress=progress)
+    scores = _score(predictions, [p.prediction for p in predictions], targets, partition)
+    ratios = [p.attention_in_mask for p in predictions if p.attention_in_mask is not None]
+    evaluation = Evaluation(name, partition, tuple(targets), scores,
+                            float(np.mean(ratios)) if ratios else None, predictions)
+    if devel:
+        devel_predictions = predict_recordings(model, devel, targets, clip_length, batch_size,
+                                               device, progress=progress)
+        chains = {target: fit_postprocessing([p.prediction[:, k] for p in devel_predictions],
+                                             [p.gold[:, k] for p in devel_predictions],
+                                             shifts=shifts)
+                  for k, target in enumerate(targets)}
+        processed = [np.stack([chains[t].apply([p.prediction[:, k]])[0]
+                               for k, t in enumerate(targets)], axis=1) for p in predictions]
+        evaluation.postprocessing = chains
+        evaluation.postprocessed = processed
+        evaluation.postprocessed_scores = _score(predictions, processed, targets, partition)
+    return evaluation
+
+
+def _score(predictions: Sequence[RecordingPrediction], values: Sequence[np.ndarray],
+           targets: Sequence[str], partition: str) -> dict[str, dict[str, Any]]:
     scores = {}
     for column, target in enumerate(targets):
         try:
-            scores[target] = score_partition([p.prediction[:, column] for p in predictions],
+            scores[target] = score_partition([v[:, column] for v in values],
                                              [p.gold[:, column] for p in predictions])
         except AvstanError:
             raise AvstanError(f"the {partition} partition has no {target} labels to score") \
                 from None
-    ratios = [p.attention_in_mask for p in predictions if p.attention_in_mask is not None]
-    return Evaluation(name, partition, tuple(targets), scores,
-                      float(np.mean(ratios)) if ratios else None, predictions)
+    return scores
 
 
 def predictions_csv(evaluation: Evaluation) -> bytes:
     """Per-step predictions next to gold: recording, time, face_found, pred_*, gold_*."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
+    processed = evaluation.postprocessed
     writer.writerow(["recording", "time", "face_found",
                      *[f"pred_{t}" for t in evaluation.targets],
+                     *([f"postprocessed_{t}" for t in evaluation.targets] if processed else []),
                      *[f"gold_{t}" for t in evaluation.targets]])
-    for rec in evaluation.recordings:
+    for number, rec in enumerate(evaluation.recordings):
         for i in range(len(rec.times)):
             writer.writerow([rec.name, f"{rec.times[i]:.3f}", int(rec.face_found[i]),
                              *[f"{v:.5f}" for v in rec.prediction[i]],
+                             *([f"{v:.5f}" for v in processed[number][i]] if processed else []),
                              *["" if np.isnan(v) else f"{v:.5f}" for v in rec.gold[i]]])
     return buffer.getvalue().encode()
 
 
 def evaluate_model_file(model_path: str | Path, store_root: str | Path, partition: str = "test",
                         output: str | Path | None = None, device: str = "cpu",
-                        batch_size: int = 32, progress: bool = True) -> Evaluation:
+                        batch_size: int = 32, progress: bool = True, postprocess: bool = True,
+                        shifts: Sequence[int] | None = None) -> Evaluation:
     """Evaluate a ``model.pt`` on a store's partition; with ``output``, write the metrics
-    (JSON and markdown), the per-step predictions CSV and a plot per recording."""
+    (JSON and markdown), the per-step predictions CSV and a plot per recording.
+
+    With ``postprocess`` the AVEC chain is fitted on the store's devel partition (which
+    must then have labels) and the scores after it are reported too."""
     model, info = load_model_file(model_path, device)
     store = RecordingStore.open(store_root)
     recordings = store.load_partition(partition)
     if not recordings:
         raise AvstanError(f"{store_root}: no complete recordings in the {partition!r} partition")
-    check_compatible(info, recordings, str(model_path), str(store_root))
+    devel = store.load_partition("devel") if postprocess else None
+    if postprocess and not devel:
+        raise AvstanError(f"{store_root}: no devel recordings to fit the post-processing on; "
+                          "pass --no-postprocess to score raw predictions only")
+    check_compatible(info, recordings + (devel or []), str(model_path), str(store_root))
     evaluation = evaluate_model(model, recordings, info["targets"], model.clip_length,
-                                info["model_name"], partition, batch_size, device, progress)
+                                info["model_name"], partition, batch_size, device, progress,
+                                devel=devel, shifts=shifts)
     if output is not None:
         write_evaluation(evaluation, Path(output))
     return evaluation
@@ -123,21 +174,31 @@ def check_compatible(info: dict[str, Any], recordings: Sequence, model_path: str
                           f"at {info['step_rate']} steps/s; prepare the corpus at that rate")
 
 
+def metrics_markdown(evaluation: Evaluation) -> str:
+    """Raw (and post-processed) tables, concatenated and per-recording mean."""
+    variants = [(False, "raw")]
+    if evaluation.postprocessed_scores is not None:
+        variants.append((True, "post-processed (chain fitted on devel)"))
+    table = "\n\n".join(
+        f"**{label}, {kind}** ({evaluation.partition})\n\n"
+        + format_results_table([evaluation.table_row(convention, processed)])
+        for processed, kind in variants
+        for label, convention in (("Concatenated (AVEC)", "concatenated"),
+                                  ("Mean over recordings", "per_recording_mean")))
+    return table
+
+
 def write_evaluation(evaluation: Evaluation, output: Path) -> None:
     """metrics.json, metrics.md, predictions.csv and plots/<recording>.png under ``output``."""
     write_report_file(output / "metrics.json", json.dumps(evaluation.to_dict(), indent=1).encode())
-    table = "\n\n".join(
-        f"**{label}** ({evaluation.partition})\n\n"
-        + format_results_table([evaluation.table_row(convention)])
-        for label, convention in (("Concatenated (AVEC)", "concatenated"),
-                                  ("Mean over recordings", "per_recording_mean")))
-    write_report_file(output / "metrics.md", (table + "\n").encode())
+    write_report_file(output / "metrics.md", (metrics_markdown(evaluation) + "\n").encode())
     write_report_file(output / "predictions.csv", predictions_csv(evaluation))
-    for rec in evaluation.recordings:
+    for number, rec in enumerate(evaluation.recordings):
         for column, target in enumerate(evaluation.targets):
-            figure = plot_predictions(rec.times, rec.gold[:, column],
-                                      {evaluation.model: rec.prediction[:, column]},
-                                      f"{rec.name} — {target}",
-                                      output / "plots" / f"{rec.name}_{target}.png",
-                                      target_name=target, missing=~rec.face_found)
-            del figure
+            lines = {evaluation.model: rec.prediction[:, column]}
+            if evaluation.postprocessed is not None:
+                lines[f"{evaluation.model}, post-processed"] = \
+                    evaluation.postprocessed[number][:, column]
+            plot_predictions(rec.times, rec.gold[:, column], lines, f"{rec.name} — {target}",
+                             output / "plots" / f"{rec.name}_{target}.png",
+                             target_name=target, missing=~rec.face_found)

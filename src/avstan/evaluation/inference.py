@@ -2,7 +2,9 @@
 
 Every step ``e`` of a recording gets the model's prediction for the clip ending at ``e``
 (the first T-1 clips padded with the first frame), so predictions sit on the recording's
-step timeline next to its labels.
+step timeline next to its labels. Steps where no face was found get the prediction
+interpolated from the nearest steps with a face, as the papers do (their clip holds the
+nearest found crop, which says nothing about that moment).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from tqdm.auto import tqdm
 from avstan.data.clips import ClipDataset
 from avstan.data.store import LABEL_NAMES, Recording
 from avstan.evaluation.metrics import attention_in_mask_ratio
+from avstan.evaluation.postprocess import interpolate_missing
 
 
 @dataclass
@@ -67,10 +70,13 @@ def predict_recordings(model: nn.Module, recordings: Sequence[Recording],
             gold = np.stack([recording.labels[steps, LABEL_NAMES.index(t)]
                              for t in targets], axis=1)
             ratio = float(np.nanmean(np.concatenate(ratios))) if ratios else None
+            found = recording.face_found[steps]
+            prediction = torch.cat(predictions).numpy()
+            prediction = np.stack([interpolate_missing(column, found)
+                                   for column in prediction.T], axis=1)
             results.append(RecordingPrediction(
-                name=recording.name, prediction=torch.cat(predictions).numpy(), gold=gold,
-                times=recording.times[steps], face_found=recording.face_found[steps],
-                attention_in_mask=ratio))
+                name=recording.name, prediction=prediction, gold=gold,
+                times=recording.times[steps], face_found=found, attention_in_mask=ratio))
     finally:
         model.train(was_training)
     return results

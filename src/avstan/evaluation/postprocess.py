@@ -1,0 +1,157 @@
+"""The AVEC post-processing chain, fitted on devel and applied unchanged elsewhere.
+
+The AVEC 2015–2017 baselines post-process predictions with a fixed chain of steps, each
+kept only if it raises the devel CCC (Ringeval et al. 2015; the papers use it without the
+time shift):
+
+1. **median smoothing** of each recording's predictions, the window chosen on devel from
+   a grid (1 = no smoothing);
+2. **centring**: add mean(gold_devel) − mean(pred_devel);
+3. **scaling**: multiply the deviation from the devel prediction mean by
+   std(gold_devel) / std(pred_devel) (so the devel mean is kept, only the spread changes);
+4. **time shift** (off by default): delay predictions by k steps, k chosen on devel, to
+   compensate the annotators' reaction lag; the first k steps repeat the first prediction.
+
+Steps 2–3 use statistics of the concatenated devel partition. Nothing here ever sees the
+partition the chain is applied to: :func:`fit_postprocessing` takes devel data only and
+returns plain numbers, which travel with the model (``to_dict`` / ``from_dict``).
+
+Also here: :func:`interpolate_missing`, which replaces the predictions of steps without a
+face by linear interpolation between the nearest steps with one (as the papers do).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from avstan.errors import AvstanError
+from avstan.evaluation.metrics import concordance_cc
+
+DEFAULT_WINDOWS = (1, 3, 5, 7, 9, 13, 17, 25)  # steps (at 4 steps/s: up to ~6 s)
+DEFAULT_SHIFTS = (0, 1, 2, 3, 4, 6, 8, 12, 16)  # steps
+
+
+def median_smooth(values: np.ndarray, window: int) -> np.ndarray:
+    """Centred running median of odd ``window`` over (N,) values; edges use the values that
+    exist (the window shrinks), so the output has the input's length."""
+    values = np.asarray(values, dtype=np.float64)
+    if window <= 1 or values.size == 0:
+        return values.copy()
+    if window % 2 == 0:
+        raise ValueError(f"median window must be odd, got {window}")
+    half = window // 2
+    padded = np.pad(values, half, mode="constant", constant_values=np.nan)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, window)
+    return np.nanmedian(windows, axis=1)
+
+
+def time_shift(values: np.ndarray, steps: int) -> np.ndarray:
+    """Delay (N,) predictions by ``steps``: out[t] = values[t - steps], the first repeated."""
+    values = np.asarray(values, dtype=np.float64)
+    if steps <= 0 or values.size == 0:
+        return values.copy()
+    return np.concatenate([np.full(min(steps, values.size), values[0]), values[:-steps]])
+
+
+def interpolate_missing(values: np.ndarray, found: np.ndarray) -> np.ndarray:
+    """Replace values at steps where ``found`` is False by linear interpolation between the
+    nearest found steps (the ends take the nearest found value). With no found step at
+    all, the values are returned unchanged."""
+    values = np.asarray(values, dtype=np.float64)
+    found = np.asarray(found, dtype=bool)
+    if found.all() or not found.any():
+        return values.copy()
+    steps = np.arange(values.size)
+    out = values.copy()
+    out[~found] = np.interp(steps[~found], steps[found], values[found])
+    return out
+
+
+@dataclass
+class PostProcessing:
+    """A fitted chain for one target; identity when every step is off."""
+
+    median_window: int = 1
+    centre_offset: float = 0.0  # added
+    scale_factor: float = 1.0  # multiplies the deviation from scale_reference
+    scale_reference: float = 0.0
+    shift_steps: int = 0
+    devel_ccc_raw: float | None = None
+    devel_ccc: float | None = None
+
+    def apply(self, predictions: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Apply the chain to each recording's (N,) predictions."""
+        out = []
+        for values in predictions:
+            values = median_smooth(values, self.median_window) + self.centre_offset
+            values = self.scale_reference + (values - self.scale_reference) * self.scale_factor
+            out.append(time_shift(values, self.shift_steps))
+        return out
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> PostProcessing:
+        return cls(**data)
+
+
+def _ccc(predictions: Sequence[np.ndarray], golds: Sequence[np.ndarray]) -> float:
+    return concordance_cc(np.concatenate(predictions), np.concatenate(golds))
+
+
+def fit_postprocessing(predictions: Sequence[np.ndarray], golds: Sequence[np.ndarray],
+                       windows: Sequence[int] = DEFAULT_WINDOWS,
+                       shifts: Sequence[int] | None = None) -> PostProcessing:
+    """Fit the chain on devel predictions and gold values (one (N,) array per recording).
+
+    Each step is kept only if it raises the devel CCC of the concatenated partition;
+    ``shifts=None`` leaves the time shift off, as the papers do.
+    """
+    if len(predictions) != len(golds) or not predictions:
+        raise AvstanError("post-processing needs devel predictions and labels of the same "
+                          "recordings; the devel partition is empty")
+    predictions = [np.asarray(p, dtype=np.float64) for p in predictions]
+    golds = [np.asarray(g, dtype=np.float64) for g in golds]
+    gold_all = np.concatenate(golds)
+    if not np.isfinite(gold_all).any():
+        raise AvstanError("the devel partition has no labels to fit the post-processing on")
+    chain = PostProcessing(devel_ccc_raw=_ccc(predictions, golds))
+    best = chain.devel_ccc_raw
+
+    for window in windows:
+        smoothed = [median_smooth(p, window) for p in predictions]
+        score = _ccc(smoothed, golds)
+        if score > best + 1e-12:
+            best, chain.median_window = score, int(window)
+    current = chain.apply(predictions)
+
+    labelled = np.isfinite(gold_all)
+    pred_all = np.concatenate(current)
+    offset = float(np.mean(gold_all[labelled]) - np.mean(pred_all[labelled]))
+    centred = [p + offset for p in current]
+    score = _ccc(centred, golds)
+    if score > best + 1e-12:
+        best, chain.centre_offset, current = score, offset, centred
+
+    pred_all = np.concatenate(current)
+    spread = float(np.std(pred_all[labelled]))
+    if spread > 0:
+        reference = float(np.mean(pred_all[labelled]))
+        factor = float(np.std(gold_all[labelled]) / spread)
+        scaled = [reference + (p - reference) * factor for p in current]
+        score = _ccc(scaled, golds)
+        if score > best + 1e-12:
+            best, current = score, scaled
+            chain.scale_factor, chain.scale_reference = factor, reference
+
+    for steps in shifts or ():
+        shifted = [time_shift(p, steps) for p in current]
+        score = _ccc(shifted, golds)
+        if score > best + 1e-12:
+            best, chain.shift_steps = score, int(steps)
+    chain.devel_ccc = best
+    return chain
