@@ -24,7 +24,7 @@ def test_reduced_demo_writes_the_table_and_pictures(tmp_path):
     for row in rows:
         for key in ("valence_ccc", "arousal_ccc", "valence_rmse"):
             assert -1.0 <= float(row[key]) <= 1.5
-    for name in ("results.md", "attention.png", "training_curves.png",
+    for name in ("results.md", "results_postprocessed.csv", "attention.png", "training_curves.png",
                  "predictions_test_000_valence.png", "predictions_test_001_arousal.png"):
         assert (out / name).stat().st_size > 0, name
     assert "| sta3d |" in result.table and any("[3/3]" in line for line in lines)
