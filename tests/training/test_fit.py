@@ -69,6 +69,10 @@ def test_an_interrupted_run_resumes_where_it_stopped(tiny_store, tmp_path):
     train_experiment(reference, progress=False, callbacks=[full])
     assert counter.batches == full.batches  # only the second epoch ran after resuming
     assert result.epochs == 2 and (tmp_path / "run" / "done.json").exists()
+    # The log keeps the epoch trained before the interruption.
+    log = (tmp_path / "run" / "logs" / "metrics.csv").read_text().splitlines()
+    epochs = {row.split(",")[0] for row in log[1:] if row}
+    assert {"0", "1"} <= epochs
 
 
 def test_a_different_config_in_the_same_folder_is_refused(tiny_store, tmp_path):

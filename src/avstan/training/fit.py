@@ -14,6 +14,7 @@ at once when ``done.json`` exists); checkpoints are read with ``weights_only=Tru
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import warnings
@@ -33,6 +34,33 @@ from avstan.training.model_file import save_model_file
 from avstan.training.module import EmotionRegressor, RecordingDataModule
 
 DONE_NAME = "done.json"
+
+
+class ResumableCSVLogger(CSVLogger):
+    """Lightning's CSV logger, made to keep the rows of earlier attempts when a run resumes.
+
+    The stock writer deletes an existing ``metrics.csv`` when it is created; this one puts
+    the earlier rows back and registers their columns, so the writer appends after them.
+    """
+
+    @property
+    def experiment(self):
+        if self._experiment is not None:
+            return self._experiment
+        path = Path(self.log_dir) / "metrics.csv"
+        header, rows = [], []
+        if path.is_file():
+            with path.open(newline="") as handle:
+                reader = csv.DictReader(handle)
+                header, rows = list(reader.fieldnames or []), list(reader)
+        writer = super().experiment
+        if header and hasattr(writer, "metrics_keys"):
+            writer.metrics_keys = sorted(header)
+            with path.open("w", newline="") as handle:
+                rewriter = csv.DictWriter(handle, fieldnames=writer.metrics_keys)
+                rewriter.writeheader()
+                rewriter.writerows(rows)
+        return writer
 
 
 @dataclass
@@ -110,7 +138,7 @@ def train_experiment(config: ExperimentConfig, restart: bool = False, progress: 
         devices=section.devices, num_nodes=section.num_nodes, strategy=section.strategy,
         precision=section.precision, gradient_clip_val=section.gradient_clip,
         limit_train_batches=section.limit_train_batches, callbacks=callbacks,
-        logger=[CSVLogger(output, name="logs", version=""),
+        logger=[ResumableCSVLogger(output, name="logs", version=""),
                 TensorBoardLogger(output, name="tensorboard", version="")],
         enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
         log_every_n_steps=10, deterministic=False)
@@ -118,6 +146,8 @@ def train_experiment(config: ExperimentConfig, restart: bool = False, progress: 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*number of training batches.*")
+        # Expected when resuming: the folders hold the interrupted attempt's files.
+        warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
         try:
             trainer.fit(module, datamodule=datamodule,
                         ckpt_path=last if last.exists() else None, weights_only=True)
