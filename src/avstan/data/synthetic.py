@@ -597,7 +597,6 @@ def _lerp(img: np.ndarray, color: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 def _render_chunk(config: SyntheticConfig, p: Processes, sl: slice) -> np.ndarray:
     size = config.crop_size
     u, v, unit = _face_coords(config, p, sl)
-    n = u.shape[0]
     ident = p.identity
     k = config.expression_strength
     f32 = np.float32
