@@ -9,7 +9,7 @@ import pytest
 
 from avstan.cli import EXIT_USER_ERROR, build_parser, main
 
-SUBCOMMANDS = ["demo", "synthesize", "train", "evaluate", "models"]
+SUBCOMMANDS = ["demo", "prepare", "synthesize", "train", "evaluate", "models"]
 
 
 @pytest.mark.parametrize("command", SUBCOMMANDS)

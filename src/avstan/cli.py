@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from avstan import __version__
 from avstan.errors import AvstanError
 
+EXIT_PARTIAL_FAILURE = 1
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 
@@ -43,6 +44,26 @@ def build_parser() -> argparse.ArgumentParser:
                       help="models to train (default: cnn2d cnn3d sta3d)")
     demo.add_argument("--device", default="cpu", help="device for evaluation (cpu, cuda)")
     _add_overrides(demo)
+
+    prepare = commands.add_parser(
+        "prepare", help="turn a corpus (or a folder of videos) into a recording store",
+        description="Sample each video at the step rate, detect, track and align the face "
+                    "(dlib HOG + 68 landmarks; eyes and nose to a fixed template), resample "
+                    "the labels onto the same timeline and write the recording store. "
+                    "Resumable: a rerun skips recordings already prepared.")
+    prepare.add_argument("corpus", help="corpus folder")
+    prepare.add_argument("output", help="recording store folder to write")
+    prepare.add_argument("--layout", default="auto",
+                         help="corpus layout: auto, generic, recola, avec2017, affwild2, "
+                              "afewva (default: auto-detect)")
+    prepare.add_argument("--crop-size", type=int, default=96, help="crop size S (default 96)")
+    prepare.add_argument("--step-rate", type=float, default=4.0,
+                         help="steps per second (default 4, as the papers)")
+    prepare.add_argument("--workers", type=int, default=None,
+                         help="parallel processes (default: all cores)")
+    prepare.add_argument("--preview", action="store_true",
+                         help="also write a contact sheet of crops with landmarks per "
+                              "recording to OUTPUT/preview/")
 
     synth = commands.add_parser(
         "synthesize", help="write a synthetic corpus into a recording store",
@@ -97,6 +118,24 @@ def run(args: argparse.Namespace) -> int:
 
         run_demo(args.output, args.preset, tuple(args.models or DEMO_MODELS), args.overrides,
                  args.device)
+    elif args.command == "prepare":
+        from avstan.data.corpora import find_corpus
+        from avstan.data.prepare import PrepareConfig, prepare_corpus
+        from avstan.data.preview import write_contact_sheet
+        from avstan.data.store import RecordingStore
+
+        layout, sources = find_corpus(args.corpus, args.layout)
+        print(f"{args.corpus}: {layout} layout, {len(sources)} recordings")
+        config = PrepareConfig(crop_size=args.crop_size, step_rate=args.step_rate)
+        summary = prepare_corpus(sources, args.output, config, corpus=layout,
+                                 workers=args.workers)
+        if args.preview:
+            store = RecordingStore.open(args.output)
+            for name in store.names():
+                write_contact_sheet(store.load(name), f"{args.output}/preview/{name}.png")
+        for line in summary.lines():
+            print(line)
+        return EXIT_PARTIAL_FAILURE if summary.failed else 0
     elif args.command == "synthesize":
         from dataclasses import replace
 

@@ -15,7 +15,8 @@ from avstan.data.store import (
 from avstan.errors import AvstanError
 
 
-def make_recording(name="rec", n=20, size=8, partition="train", audio=False, mask=True):
+def make_recording(name="rec", n=20, size=8, partition="train", audio=False, mask=True,
+                   landmarks=False):
     rng = np.random.default_rng(0)
     labels = rng.uniform(-1, 1, (n, 2)).astype(np.float32)
     labels[:3, 1] = np.nan
@@ -24,14 +25,19 @@ def make_recording(name="rec", n=20, size=8, partition="train", audio=False, mas
         times=np.arange(n) / 4.0, face_found=rng.random(n) > 0.2, labels=labels,
         partition=partition, corpus="test", source="memory",
         audio_features=rng.normal(size=(n, 5)).astype(np.float32) if audio else None,
-        salient_mask=rng.random((n, size, size)) > 0.5 if mask else None)
+        salient_mask=rng.random((n, size, size)) > 0.5 if mask else None,
+        landmarks=rng.uniform(0, size, (n, 68, 2)) if landmarks else None,
+        frame_times=np.arange(n) / 4.0 + 0.01 if landmarks else None,
+        alignment_template=[[0.3, 0.4], [0.7, 0.4], [0.5, 0.6]] if landmarks else None)
 
 
 def test_round_trip_keeps_every_array_and_attribute(tmp_path):
-    rec = make_recording(audio=True)
+    rec = make_recording(audio=True, landmarks=True)
     write_recording(tmp_path / "r.h5", rec)
     back = read_recording(tmp_path / "r.h5")
-    for key in ("frames", "times", "face_found", "audio_features", "salient_mask"):
+    assert back.alignment_template == rec.alignment_template
+    for key in ("frames", "times", "face_found", "audio_features", "salient_mask", "landmarks",
+                "frame_times"):
         np.testing.assert_array_equal(getattr(back, key), getattr(rec, key))
     np.testing.assert_array_equal(np.isnan(back.labels), np.isnan(rec.labels))
     np.testing.assert_allclose(back.labels, rec.labels)

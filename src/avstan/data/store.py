@@ -9,9 +9,12 @@ downstream reads it. Per recording, on the model's step timeline (4 steps/s by d
     labels          (N, 2)       float32  valence, arousal; NaN where unknown
     audio_features  (N, D)       float32  optional, e.g. eGeMAPS functionals
     salient_mask    (N, S, S)    bool     optional, ground-truth salient regions (synthetic only)
+    landmarks       (N, 68, 2)   float32  optional, facial landmarks in crop pixels (NaN: no face)
+    frame_times     (N,)         float64  optional, timestamp of the source frame each step took
 
 and attributes ``step_rate`` (steps per second), ``source``, ``corpus``, ``partition``,
-``crop_size`` and ``store_version``.
+``crop_size``, ``store_version`` and, for aligned crops, ``alignment_template`` (JSON: the
+eye-centre and nose-tip positions in units of the crop size).
 
 Writes are atomic: a file is written under a temporary name in the same folder and then
 renamed, so a reader never sees half a recording and an interrupted run loses nothing
@@ -53,6 +56,9 @@ class Recording:
     source: str = ""
     audio_features: np.ndarray | None = None  # (N, D) float32
     salient_mask: np.ndarray | None = None  # (N, S, S) bool
+    landmarks: np.ndarray | None = None  # (N, 68, 2) float32, crop pixels
+    frame_times: np.ndarray | None = None  # (N,) float64
+    alignment_template: list | None = None  # [[x, y] × 3] in units of S
 
     def __post_init__(self) -> None:
         self.frames = np.asarray(self.frames)
@@ -63,6 +69,10 @@ class Recording:
             self.audio_features = np.asarray(self.audio_features, dtype=np.float32)
         if self.salient_mask is not None:
             self.salient_mask = np.asarray(self.salient_mask, dtype=bool)
+        if self.landmarks is not None:
+            self.landmarks = np.asarray(self.landmarks, dtype=np.float32)
+        if self.frame_times is not None:
+            self.frame_times = np.asarray(self.frame_times, dtype=np.float64)
 
     @property
     def num_steps(self) -> int:
@@ -81,6 +91,12 @@ class Recording:
             None if self.audio_features is None else self.audio_features.shape,
             None if self.salient_mask is None else self.salient_mask.shape,
         )
+        if self.landmarks is not None and self.landmarks.shape[0] != self.num_steps:
+            problems.append(f"landmarks must have {self.num_steps} rows, "
+                            f"got {self.landmarks.shape}")
+        if self.frame_times is not None and self.frame_times.shape != (self.num_steps,):
+            problems.append(f"frame_times must be ({self.num_steps},), "
+                            f"got {self.frame_times.shape}")
         if not np.isfinite(self.times).all() or np.any(np.diff(self.times) <= 0):
             problems.append("times must be finite and strictly increasing")
         if not (self.step_rate > 0):
@@ -151,6 +167,11 @@ def write_recording(path: Path, recording: Recording) -> None:
             if recording.salient_mask is not None:
                 h5.create_dataset("salient_mask", data=recording.salient_mask,
                                   compression="gzip", compression_opts=1)
+            for optional in ("landmarks", "frame_times"):
+                if getattr(recording, optional) is not None:
+                    h5.create_dataset(optional, data=getattr(recording, optional))
+            if recording.alignment_template is not None:
+                h5.attrs["alignment_template"] = json.dumps(recording.alignment_template)
             h5.attrs.update({
                 "name": recording.name, "step_rate": float(recording.step_rate),
                 "partition": recording.partition, "corpus": recording.corpus,
@@ -201,6 +222,10 @@ def read_recording(path: Path, load_frames: bool = True) -> Recording:
                 audio_features=h5["audio_features"][()] if "audio_features" in h5 else None,
                 salient_mask=(h5["salient_mask"][()] if load_frames and "salient_mask" in h5
                               else None),
+                landmarks=h5["landmarks"][()] if "landmarks" in h5 else None,
+                frame_times=h5["frame_times"][()] if "frame_times" in h5 else None,
+                alignment_template=(json.loads(h5.attrs["alignment_template"])
+                                    if "alignment_template" in h5.attrs else None),
             )
             full_shape = frames_ds.shape
     except AvstanError:

@@ -1,0 +1,198 @@
+"""Prepare a corpus: video → aligned face crops at the step rate + labels → recording store.
+
+Per recording (:func:`prepare_recording`): sample the video at the step rate, detect,
+track and align the face in every sampled frame, and resample the labels onto the same
+step timeline. A step without a face is kept with ``face_found = False`` and the nearest
+found crop as its frame (so clips stay well formed); a recording where no face is ever
+found is reported, never stored as if it were fine.
+
+Over a corpus (:func:`prepare_corpus`): a process pool over recordings, one progress bar,
+a summary (prepared, skipped because already complete, failed with the reason). Each
+worker writes its recording file atomically; only the parent process writes the
+manifest. A rerun skips recordings whose file is complete and readable and redoes the
+rest, so killing the run at any moment loses nothing already written.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from avstan.data.corpora.base import RecordingSource, resample_labels
+from avstan.data.faces import DEFAULT_TEMPLATE, FaceAligner
+from avstan.data.store import (
+    ManifestEntry,
+    Recording,
+    RecordingStore,
+    read_recording,
+    write_recording,
+)
+from avstan.data.video import sample_image_folder, sample_video
+from avstan.errors import AvstanError
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    crop_size: int = 96
+    step_rate: float = 4.0
+    detect_width: int = 320  # detection runs on a copy this wide (pixels)
+    template: tuple = DEFAULT_TEMPLATE
+
+
+@dataclass
+class PrepareSummary:
+    prepared: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (name, reason)
+
+    def lines(self) -> list[str]:
+        out = [f"prepared {len(self.prepared)}, skipped {len(self.skipped)} (already "
+               f"complete), failed {len(self.failed)}"]
+        out += [f"failed {name}: {reason}" for name, reason in self.failed]
+        return out
+
+
+def fill_missing_frames(frames: list[np.ndarray | None]) -> np.ndarray:
+    """Replace None entries by the nearest non-None frame (earlier on ties): (N, S, S, 3)."""
+    found = np.array([f is not None for f in frames])
+    indices = np.flatnonzero(found)
+    nearest = indices[np.abs(np.arange(len(frames))[:, None] - indices[None, :]).argmin(1)]
+    return np.stack([frames[i] for i in nearest])
+
+
+def prepare_recording(source: RecordingSource, config: PrepareConfig, corpus: str = "",
+                      aligner: FaceAligner | None = None) -> Recording:
+    """Sample, detect, align and label one recording; AvstanError names what went wrong."""
+    aligner = aligner or FaceAligner(config.crop_size, config.template, config.detect_width)
+    aligner.reset()
+    where = source.media or source.frames_dir
+    if source.media is not None:
+        samples = sample_video(source.media, config.step_rate)
+    elif source.frames_dir is not None and source.frame_rate:
+        samples = sample_image_folder(source.frames_dir, source.frame_rate, config.step_rate)
+    else:
+        raise AvstanError(f"{source.name}: no video file or image folder to prepare")
+    crops: list[np.ndarray | None] = []
+    landmarks, ticks, frame_times = [], [], []
+    for sample in samples:
+        face = aligner(sample.image)
+        crops.append(None if face is None else face.crop)
+        landmarks.append(np.full((68, 2), np.nan, np.float32) if face is None
+                         else face.landmarks)
+        ticks.append(sample.tick)
+        frame_times.append(sample.time)
+    found = np.array([c is not None for c in crops])
+    if not found.any():
+        raise AvstanError(f"{where}: no face found in any of its {len(crops)} steps; "
+                          "check that the video shows a frontal face")
+    ticks = np.asarray(ticks)
+    track = source.labels()
+    labels = (np.full((len(ticks), 2), np.nan, np.float32) if track is None
+              else resample_labels(track, ticks))
+    template = [list(point) for point in config.template]
+    return Recording(
+        name=source.name, frames=fill_missing_frames(crops), times=ticks, face_found=found,
+        labels=labels, step_rate=config.step_rate, partition=source.partition, corpus=corpus,
+        source=str(where), landmarks=np.stack(landmarks), frame_times=np.asarray(frame_times),
+        alignment_template=template)
+
+
+# One aligner per worker process: loading dlib's predictor takes a moment.
+_WORKER_ALIGNER: FaceAligner | None = None
+
+
+def _init_worker(config: PrepareConfig) -> None:
+    global _WORKER_ALIGNER
+    _WORKER_ALIGNER = FaceAligner(config.crop_size, config.template, config.detect_width)
+
+
+def _prepare_one(source: RecordingSource, config: PrepareConfig, corpus: str,
+                 root: Path) -> tuple[str, str, int, str]:
+    """Worker job: (name, status, steps, message); writes the recording file itself."""
+    try:
+        recording = prepare_recording(source, config, corpus, _WORKER_ALIGNER)
+        write_recording(root / f"{source.name}.h5", recording)
+    except AvstanError as error:
+        status = "no_face" if "no face found" in str(error) else "failed"
+        return source.name, status, 0, str(error)
+    except OSError as error:
+        return source.name, "failed", 0, f"{root}: cannot write ({error.strerror})"
+    missing = int((~recording.face_found).sum())
+    note = f"no face in {missing} of {recording.num_steps} steps" if missing else ""
+    if not np.isfinite(recording.labels).any() and source.read_labels is not None:
+        note = (note + "; " if note else "") + "labels do not overlap the video"
+    return source.name, "complete", recording.num_steps, note
+
+
+def is_prepared(store: RecordingStore, name: str) -> bool:
+    """Complete in the manifest and its file readable (a damaged file is redone)."""
+    if not store.is_complete(name):
+        return False
+    try:
+        read_recording(store.path_of(name), load_frames=False)
+    except AvstanError:
+        return False
+    return True
+
+
+def prepare_corpus(sources: Sequence[RecordingSource], output: str | Path,
+                   config: PrepareConfig = PrepareConfig(), corpus: str = "",
+                   workers: int | None = None, progress: bool = True) -> PrepareSummary:
+    """Prepare every source into the store at ``output``; see the module docstring."""
+    names = [s.name for s in sources]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise AvstanError(f"recording names occur twice: {', '.join(duplicates)}; rename them")
+    store = RecordingStore.create(output, corpus=corpus, crop_size=config.crop_size,
+                                  step_rate=config.step_rate)
+    stored = store.attrs.get("crop_size"), store.attrs.get("step_rate")
+    if store.names() and stored != (config.crop_size, config.step_rate):
+        raise AvstanError(f"{output}: holds crops of {stored[0]} px at {stored[1]} steps/s; "
+                          "prepare into another folder for other settings")
+    for stale in Path(output).glob(".*.tmp"):  # leftovers of a run that was killed
+        stale.unlink(missing_ok=True)
+    summary = PrepareSummary()
+    todo = []
+    for source in sources:
+        if is_prepared(store, source.name):
+            summary.skipped.append(source.name)
+        else:
+            todo.append(source)
+    workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
+    bar = tqdm(total=len(sources), initial=len(summary.skipped), desc="preparing", unit="rec",
+               disable=not progress)
+    root = Path(output)
+
+    def record(name: str, status: str, steps: int, message: str, partition: str) -> None:
+        if status == "complete":
+            store.entries[name] = ManifestEntry(name, f"{name}.h5", partition, status, steps,
+                                                message)
+            summary.prepared.append(name)
+        else:
+            store.entries[name] = ManifestEntry(name, "", partition, status, 0, message)
+            summary.failed.append((name, message))
+        store.save_manifest()
+        bar.update(1)
+
+    partitions = {s.name: s.partition for s in sources}
+    try:
+        if workers == 1:
+            _init_worker(config)
+            for source in todo:
+                record(*_prepare_one(source, config, corpus, root), source.partition)
+        else:
+            with ProcessPoolExecutor(workers, initializer=_init_worker,
+                                     initargs=(config,)) as pool:
+                futures = [pool.submit(_prepare_one, s, config, corpus, root) for s in todo]
+                for future in as_completed(futures):
+                    name, status, steps, message = future.result()
+                    record(name, status, steps, message, partitions[name])
+    finally:
+        bar.close()
+    return summary

@@ -1,0 +1,135 @@
+"""Streaming video decoding with PyAV, sampled at the model's step rate.
+
+Frames are decoded one at a time (never the whole video in memory). Step k has the tick
+time k / step_rate seconds after the first frame; it takes the decoded frame whose
+timestamp is nearest to its tick. Timestamps come from each frame's own presentation
+time, so variable frame rates are handled, and the stream's duration is never needed
+(many files lack it): ticks run until the last decoded frame, including a final tick that
+lies less than half a step after it.
+
+Image sequences (a folder of numbered frames at a known rate) are sampled the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image
+
+from avstan.errors import AvstanError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+@dataclass
+class SampledFrame:
+    """The frame chosen for one step: ``image`` (H, W, 3) uint8 RGB."""
+
+    step: int
+    tick: float  # k / step_rate, seconds from the first frame
+    time: float  # the chosen frame's own timestamp, seconds from the first frame
+    image: np.ndarray
+
+
+def _frame_time(frame: av.VideoFrame, index: int, rate: float | None) -> float | None:
+    if frame.time is not None:
+        return float(frame.time)
+    if rate:
+        return index / rate
+    return None
+
+
+def sample_ticks(times: Iterator[tuple[float, object]], step_rate: float
+                 ) -> Iterator[tuple[int, float, float, object]]:
+    """Choose, for every tick k / step_rate, the item whose time is nearest.
+
+    ``times`` yields (time, item) in increasing time; returns (step, tick, time, item).
+    Pure bookkeeping, separate from decoding so it can be tested on made-up timestamps.
+    """
+    step, previous, first = 0, None, None
+    for time, item in times:
+        if first is None:
+            first = time
+        time -= first
+        if previous is not None and time <= previous[0]:
+            continue  # a repeated or out-of-order timestamp: keep the first
+        while step / step_rate <= time:
+            tick = step / step_rate
+            if previous is not None and tick - previous[0] <= time - tick:
+                yield step, tick, previous[0], previous[1]
+            else:
+                yield step, tick, time, item
+            step += 1
+        previous = (time, item)
+    if previous is not None:
+        while step / step_rate - previous[0] < 0.5 / step_rate:
+            yield step, step / step_rate, previous[0], previous[1]
+            step += 1
+
+
+def sample_video(path: str | Path, step_rate: float = 4.0) -> Iterator[SampledFrame]:
+    """Decode ``path`` and yield one frame per step; bad media raise AvstanError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise AvstanError(f"{path}: file not found")
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
+        raise AvstanError(f"{path}: not a readable media file ({_reason(exc)}); "
+                          "check the file or re-encode it") from None
+    with container:
+        if not container.streams.video:
+            raise AvstanError(f"{path}: has no video stream; a face model needs video "
+                              "(audio-only files are for audio models)")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        rate = float(stream.average_rate) if stream.average_rate else None
+
+        def decoded() -> Iterator[tuple[float, av.VideoFrame]]:
+            index = 0
+            try:
+                for frame in container.decode(stream):
+                    time = _frame_time(frame, index, rate)
+                    if time is not None:
+                        yield time, frame
+                    index += 1
+            except av.error.FFmpegError as exc:
+                if index == 0:
+                    raise AvstanError(f"{path}: cannot decode any frame ({_reason(exc)}); "
+                                      "the file is corrupt or truncated") from None
+                # A truncated tail: keep the frames decoded so far.
+
+        any_frame = False
+        for step, tick, time, frame in sample_ticks(decoded(), step_rate):
+            any_frame = True
+            yield SampledFrame(step, tick, time, frame.to_ndarray(format="rgb24"))
+        if not any_frame:
+            raise AvstanError(f"{path}: no video frame could be decoded; the file is "
+                              "corrupt, truncated or empty")
+
+
+def sample_image_folder(folder: str | Path, frame_rate: float, step_rate: float = 4.0
+                        ) -> Iterator[SampledFrame]:
+    """Sample a folder of numbered images (``00000.png`` …) taken at ``frame_rate``."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) \
+        if folder.is_dir() else []
+    if not files:
+        raise AvstanError(f"{folder}: no image frames (.png/.jpg) found")
+    items = ((index / frame_rate, file) for index, file in enumerate(files))
+    for step, tick, time, file in sample_ticks(items, step_rate):
+        try:
+            with Image.open(file) as image:
+                array = np.asarray(image.convert("RGB"))
+        except OSError as exc:
+            raise AvstanError(f"{file}: not a readable image ({_reason(exc)})") from None
+        yield SampledFrame(step, tick, time, array)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:160]
