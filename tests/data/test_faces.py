@@ -10,7 +10,6 @@ from avstan.data.faces import (
     DEFAULT_TEMPLATE,
     FaceAligner,
     anchor_points,
-    apply_transform,
     similarity_transform,
     warp_crop,
 )

@@ -1,8 +1,8 @@
 """Face detection, 68-point landmarks and alignment (the papers' preprocessing).
 
-* **Detection**: dlib's frontal HOG detector, run on a copy of the frame downscaled to
-  ``detect_width`` pixels (detection cost grows with the pixel count; faces in
-  face-to-camera corpora are large), then the box is scaled back.
+* **Detection**: dlib's frontal HOG detector, run on a copy of the frame reduced by an
+  integer factor to about ``detect_width`` pixels (detection cost grows with the pixel
+  count; faces in face-to-camera corpora are large), then the box is scaled back.
 * **Tracking**: when several faces are found, the one whose centre is nearest to the
   previous step's face is followed (the largest on the first step, or after a step with no
   face), so the crop does not jump between people.
@@ -120,15 +120,20 @@ class FaceAligner:
         """Forget the tracked face (call between recordings)."""
         self.previous_centre = None
 
-    def detect(self, image: np.ndarray) -> tuple[float, float, float, float] | None:
-        """The tracked face's box (left, top, right, bottom) in full-resolution pixels."""
-        height, width = image.shape[:2]
-        scale = min(1.0, self.detect_width / width)
-        small = image if scale == 1.0 else np.asarray(
-            Image.fromarray(image).resize((round(width * scale), round(height * scale)),
-                                          Image.Resampling.BILINEAR))
-        boxes = [(r.left() / scale, r.top() / scale, r.right() / scale, r.bottom() / scale)
-                 for r in self.detector(small, self.upsample)]
+    def candidates(self, image: np.ndarray) -> list[tuple[float, float, float, float]]:
+        """Every face box (left, top, right, bottom) in full-resolution pixels."""
+        width = image.shape[1]
+        factor = max(1, round(width / self.detect_width))
+        # An integer box-filter reduction: several times cheaper than a resize.
+        small = image if factor == 1 else np.asarray(Image.fromarray(image).reduce(factor))
+        scale_x = width / small.shape[1]
+        scale_y = image.shape[0] / small.shape[0]
+        return [(r.left() * scale_x, r.top() * scale_y, r.right() * scale_x,
+                 r.bottom() * scale_y) for r in self.detector(small, self.upsample)]
+
+    def choose(self, boxes: list[tuple[float, float, float, float]]
+               ) -> tuple[float, float, float, float] | None:
+        """Tracking: the box nearest the previous face, or the largest without one."""
         if not boxes:
             return None
         centres = np.array([((b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for b in boxes])
@@ -137,6 +142,10 @@ class FaceAligner:
         else:
             chosen = int(np.argmin(np.linalg.norm(centres - self.previous_centre, axis=1)))
         return boxes[chosen]
+
+    def detect(self, image: np.ndarray) -> tuple[float, float, float, float] | None:
+        """The tracked face's box in full-resolution pixels, or None."""
+        return self.choose(self.candidates(image))
 
     def landmarks(self, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
         """68 landmarks (68, 2) float64 in full-resolution pixels."""

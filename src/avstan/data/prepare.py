@@ -68,7 +68,11 @@ def fill_missing_frames(frames: list[np.ndarray | None]) -> np.ndarray:
 
 def prepare_recording(source: RecordingSource, config: PrepareConfig, corpus: str = "",
                       aligner: FaceAligner | None = None) -> Recording:
-    """Sample, detect, align and label one recording; AvstanError names what went wrong."""
+    """Sample, detect, align and label one recording; AvstanError names what went wrong.
+
+    One recording runs in one process: PyAV's decoder already uses a second core, and
+    searching frames for faces in extra threads made a 2-core machine slower (measured);
+    corpora are parallelised over recordings instead."""
     aligner = aligner or FaceAligner(config.crop_size, config.template, config.detect_width)
     aligner.reset()
     where = source.media or source.frames_dir

@@ -1,0 +1,106 @@
+"""Any folder of media files, with optional labels next to each and an optional split.
+
+::
+
+    session1/clip.mp4          a video or audio file (any depth) → recording session1__clip
+    session1/clip.csv          optional labels: header time,valence,arousal, one row per sample
+    session1/clip.wav          optional: an audio file beside a video goes to extra["audio"]
+    split.csv                  optional: recording,partition (train, devel/dev/validation, test)
+
+The recording name is the path below the root without suffix, ``/`` → ``__``. Labels:
+times in seconds; either value column may be left out, and an empty cell or ``nan``
+means "not annotated" (NaN); other columns are ignored; ``;`` also works as separator.
+A label file without a media file is ignored; a media file without one has no labels.
+Without ``split.csv`` every recording is train; with it, every recording must be listed
+(``session1__clip`` or ``session1/clip``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from avstan.data.corpora.base import AUDIO_SUFFIXES, VIDEO_SUFFIXES, LabelTrack, RecordingSource
+from avstan.data.corpora.common import (
+    check_folder,
+    finish,
+    is_video,
+    media_files,
+    parse_number,
+    read_lines,
+    read_split,
+    split_partition,
+)
+from avstan.errors import AvstanError
+
+DIMENSIONS = ("valence", "arousal")
+EXPECTED = ("video or audio files (" + ", ".join(VIDEO_SUFFIXES + AUDIO_SUFFIXES) + ") with "
+            "optional <name>.csv labels (time,valence,arousal) and split.csv")
+
+
+def recording_name(media: Path, root: Path) -> str:
+    return "__".join(media.relative_to(root).with_suffix("").parts)
+
+
+def looks_like(root: Path) -> bool:
+    return bool(media_files(root))
+
+
+def find_recordings(root: Path) -> list[RecordingSource]:
+    """The recordings under ``root``, sorted by name (layout: the module docstring)."""
+    root = check_folder(root)
+    split = read_split(root)
+    by_name: dict[str, list[Path]] = defaultdict(list)
+    for path in media_files(root):
+        by_name[recording_name(path, root)].append(path)
+    recordings = []
+    for name, paths in by_name.items():
+        videos = [path for path in paths if is_video(path)]
+        audios = [path for path in paths if not is_video(path)]
+        if len(videos) > 1 or len(audios) > 1:
+            clash = videos if len(videos) > 1 else audios
+            raise AvstanError(f"{clash[1]}: recording name '{name}' is also used by {clash[0]}; "
+                              "remove or rename one of them")
+        media = videos[0] if videos else audios[0]
+        extra: dict = {}
+        if videos and audios:
+            extra["audio"] = audios[0]
+        labels = media.with_suffix(".csv")
+        if labels.is_file():
+            extra["labels"] = labels
+        recordings.append(RecordingSource(
+            name=name, partition=split_partition(split, name, root), media=media,
+            read_labels=read_labels if "labels" in extra else None, extra=extra))
+    return finish(recordings, root, "generic", EXPECTED)
+
+
+def read_labels(recording: RecordingSource) -> LabelTrack:
+    """``time,valence,arousal`` rows (seconds; values in [-1, 1]; empty or nan → NaN)."""
+    path = Path(recording.extra["labels"])
+    rows = [(number, line) for number, line in enumerate(read_lines(path), 1) if line.strip()]
+    if not rows:
+        raise AvstanError(f"{path}: empty label file; write a header 'time,valence,arousal' "
+                          "and one row per sample")
+    separator = ";" if ";" in rows[0][1] else ","
+    header = [field.strip().strip("'\"").lower() for field in rows[0][1].split(separator)]
+    if "time" not in header or not set(DIMENSIONS) & set(header):
+        raise AvstanError(f"{path}: the first line must be a header naming the columns, "
+                          "'time,valence,arousal' (either value column may be left out)")
+    value_columns = [header.index(d) if d in header else None for d in DIMENSIONS]
+    time_column = header.index("time")
+    times, values = [], []
+    for number, line in rows[1:]:
+        fields = line.split(separator)
+        if len(fields) != len(header):
+            raise AvstanError(f"{path}, line {number}: {len(fields)} values, expected "
+                              f"{len(header)} ({separator.join(header)})")
+        where = f"{path}, line {number}"
+        times.append(parse_number(fields[time_column], where))
+        values.append([np.nan if column is None else
+                       parse_number(fields[column], where, missing_is_nan=True)
+                       for column in value_columns])
+    return LabelTrack(times=np.asarray(times, dtype=np.float64),
+                      values=np.asarray(values, dtype=np.float64).reshape(-1, 2),
+                      source=str(path))
