@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from avstan.data.corpora.base import RecordingSource, resample_labels
 from avstan.data.faces import DEFAULT_TEMPLATE, FaceAligner
 from avstan.data.store import (
+    MANIFEST_NAME,
     ManifestEntry,
     Recording,
     RecordingStore,
@@ -153,12 +154,14 @@ def prepare_corpus(sources: Sequence[RecordingSource], output: str | Path,
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise AvstanError(f"recording names occur twice: {', '.join(duplicates)}; rename them")
+    if (Path(output) / MANIFEST_NAME).is_file():
+        existing = RecordingStore.open(output)
+        stored = existing.attrs.get("crop_size"), existing.attrs.get("step_rate")
+        if existing.names() and stored != (config.crop_size, config.step_rate):
+            raise AvstanError(f"{output}: holds crops of {stored[0]} px at {stored[1]} "
+                              "steps/s; prepare into another folder for other settings")
     store = RecordingStore.create(output, corpus=corpus, crop_size=config.crop_size,
                                   step_rate=config.step_rate)
-    stored = store.attrs.get("crop_size"), store.attrs.get("step_rate")
-    if store.names() and stored != (config.crop_size, config.step_rate):
-        raise AvstanError(f"{output}: holds crops of {stored[0]} px at {stored[1]} steps/s; "
-                          "prepare into another folder for other settings")
     for stale in Path(output).glob(".*.tmp"):  # leftovers of a run that was killed
         stale.unlink(missing_ok=True)
     summary = PrepareSummary()

@@ -79,7 +79,7 @@ def sample_video(path: str | Path, step_rate: float = 4.0) -> Iterator[SampledFr
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise AvstanError(f"{path}: not a readable media file ({_reason(exc)}); "
+        raise AvstanError(f"{path}: not a readable media file ({_reason(exc, path)}); "
                           "check the file or re-encode it") from None
     with container:
         if not container.streams.video:
@@ -99,7 +99,8 @@ def sample_video(path: str | Path, step_rate: float = 4.0) -> Iterator[SampledFr
                     index += 1
             except av.error.FFmpegError as exc:
                 if index == 0:
-                    raise AvstanError(f"{path}: cannot decode any frame ({_reason(exc)}); "
+                    raise AvstanError(f"{path}: cannot decode any frame "
+                                      f"({_reason(exc, path)}); "
                                       "the file is corrupt or truncated") from None
                 # A truncated tail: keep the frames decoded so far.
 
@@ -130,6 +131,9 @@ def sample_image_folder(folder: str | Path, frame_rate: float, step_rate: float 
         yield SampledFrame(step, tick, time, array)
 
 
-def _reason(exc: BaseException) -> str:
+def _reason(exc: BaseException, path: Path | None = None) -> str:
+    """The first line of an exception's message, without the file name it may repeat."""
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if path is not None:
+        text = text.replace(f": '{path}'", "").replace(str(path), "")
     return text[:160]
