@@ -85,3 +85,48 @@ def test_unwritable_output_and_unknown_layout(corpus, tmp_path, capsys):
     assert main(["prepare", str(corpus), str(tmp_path / "s"), "--layout", "voxceleb"]) \
         == EXIT_USER_ERROR
     assert "voxceleb" in capsys.readouterr().err
+
+
+def write_video(path, frames, fps=10):
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
+        stream.pix_fmt = "yuv420p"
+        for image in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def test_a_face_that_leaves_and_comes_back(tmp_path, capsys):
+    from avstan.data.video import sample_video
+
+    face = [s.image for s in sample_video(MEDIA / "single_face.mp4", 10.0)][:10]
+    black = [np.zeros_like(face[0])] * 10
+    root = tmp_path / "corpus"
+    root.mkdir()
+    write_video(root / "back.mp4", face + black + face)  # 1 s face, 1 s none, 1 s face
+    # Labels longer than the video are cut to it.
+    (root / "back.csv").write_text("time,valence,arousal\n0,0.1,0.2\n30,0.1,0.2\n")
+    (root / ".back.h5.1234.tmp").write_text("left by a killed run")
+    out = tmp_path / "store"
+    out.mkdir()
+    (out / ".back.h5.99.tmp").write_text("left by a killed run")
+    assert main(["prepare", str(root), str(out), "--crop-size", "48", "--workers", "1"]) == 0
+    recording = RecordingStore.open(out).load("back")
+    found = recording.face_found
+    assert found[:4].all() and not found[5:8].any() and found[9:].all()
+    assert np.isfinite(recording.labels).all()
+    assert not list(out.glob(".*.tmp"))
+
+
+def test_a_damaged_store_file_is_prepared_again(corpus, tmp_path, capsys):
+    out = tmp_path / "store"
+    main(["prepare", str(corpus), str(out), "--crop-size", "48", "--workers", "1"])
+    (out / "single_face.h5").write_bytes(b"damaged")
+    main(["prepare", str(corpus), str(out), "--crop-size", "48", "--workers", "1"])
+    assert "prepared 1, skipped 1" in capsys.readouterr().out.splitlines()[-3]
+    assert RecordingStore.open(out).load("single_face").face_found.any()
