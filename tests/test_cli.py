@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from avstan.cli import EXIT_USER_ERROR, build_parser, main
+from avstan.training.model_file import load_model_file
 
 SUBCOMMANDS = ["demo", "prepare", "synthesize", "train", "evaluate", "models"]
 
@@ -36,7 +37,9 @@ def run_error(args, capsys):
     code = main(args)
     err = capsys.readouterr().err
     assert code == EXIT_USER_ERROR
-    lines = err.strip().splitlines()
+    assert "Traceback" not in err
+    lines = [line for line in err.replace("\r", "\n").splitlines()
+             if line.strip() and "it/s" not in line and "rec/s" not in line]
     assert len(lines) == 1 and lines[0].startswith("avstan: error: "), err
     return lines[0]
 
@@ -100,7 +103,10 @@ def test_train_then_evaluate_from_the_command_line(tiny_config_file, tiny_store,
                                                    capsys):
     config = tiny_config_file(model="cnn2d", max_epochs=1)
     assert main(["train", "--config", str(config), "--output", str(tmp_path / "run")]) == 0
-    assert "best devel CCC" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "best devel CCC" in printed and "post-processing fitted on devel" in printed
+    stored = load_model_file(tmp_path / "run" / "model.pt")[1]["postprocessing"]
+    assert set(stored) == {"valence", "arousal"}
     report = tmp_path / "report"
     assert main(["evaluate", str(tmp_path / "run" / "model.pt"), str(tiny_store),
                  "--output", str(report)]) == 0
@@ -126,6 +132,41 @@ def test_train_then_evaluate_from_the_command_line(tiny_config_file, tiny_store,
                  "--output", str(report_b)]) == 0
     a = json.loads((report / "metrics.json").read_text())
     b = json.loads((report_b / "metrics.json").read_text())
-    assert a["postprocessing"] == b["postprocessing"]
+    assert a["postprocessing"] == b["postprocessing"] == stored  # applied unchanged
     assert a["scores"]["valence"]["concatenated"]["cc"] == pytest.approx(
         -b["scores"]["valence"]["concatenated"]["cc"])
+
+
+@pytest.fixture(scope="module")
+def trained_cnn2d(tiny_store, tmp_path_factory):
+    from avstan.training.config import config_from_dict
+    from avstan.training.fit import train_experiment
+    from tests.conftest import tiny_config_dict
+
+    output = tmp_path_factory.mktemp("trained")
+    config = config_from_dict(tiny_config_dict(tiny_store, output, "cnn2d", max_epochs=1))
+    return train_experiment(config, progress=False).model_path
+
+
+def test_evaluate_refuses_a_store_of_another_crop_size(trained_cnn2d, tmp_path, capsys):
+    from dataclasses import replace
+
+    from avstan.data.synthetic import PRESETS, generate_corpus
+
+    other = tmp_path / "crops24"
+    generate_corpus(other, replace(PRESETS["easy"], crop_size=24, steps_per_recording=20,
+                                   num_train=0, num_devel=1, num_test=1), progress=False)
+    line = run_error(["evaluate", str(trained_cnn2d), str(other)], capsys)
+    assert "crops are [24] px" in line and "trained on 16 px" in line
+
+
+def test_evaluate_a_partition_without_labels(trained_cnn2d, tiny_store, tmp_path, capsys):
+    import shutil
+
+    unlabelled = tmp_path / "unlabelled"
+    shutil.copytree(tiny_store, unlabelled)
+    with h5py.File(unlabelled / "test_000.h5", "a") as h5:
+        h5["labels"][...] = np.nan
+    line = run_error(["evaluate", str(trained_cnn2d), str(unlabelled), "--no-postprocess"],
+                     capsys)
+    assert "the test partition has no valence labels to score" in line

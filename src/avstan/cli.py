@@ -163,10 +163,18 @@ def run(args: argparse.Namespace) -> int:
                            ("training.accelerator", args.accelerator)):
             if value is not None:
                 overrides.append(f"{key}={value}")
+        from avstan.evaluation.evaluate import attach_postprocessing
+
         config = load_config(args.config, overrides)
         result = train_experiment(config, restart=args.restart)
         print(f"{result.model_path}: best devel CCC {result.best_val_ccc:.3f} "
               f"after {result.epochs} epochs")
+        if result.is_global_zero:
+            chains = attach_postprocessing(result.model_path, config.data.store)
+            print("post-processing fitted on devel and saved in the model: " + "; ".join(
+                f"{t}: median {c.median_window}, centre {c.centre_offset:+.3f}, scale "
+                f"{c.scale_factor:.3f} (devel CCC {c.devel_ccc_raw:.3f} -> {c.devel_ccc:.3f})"
+                for t, c in chains.items()))
     elif args.command == "evaluate":
         from avstan.evaluation.evaluate import evaluate_model_file, metrics_markdown
         from avstan.evaluation.postprocess import DEFAULT_SHIFTS

@@ -29,7 +29,7 @@ from avstan.evaluation.metrics import score_partition
 from avstan.evaluation.plots import plot_predictions
 from avstan.evaluation.postprocess import PostProcessing, fit_postprocessing
 from avstan.evaluation.tables import format_results_table
-from avstan.training.model_file import load_model_file
+from avstan.training.model_file import load_model_file, update_model_file
 
 
 @dataclass
@@ -68,16 +68,45 @@ class Evaluation:
                 "recordings": [r.name for r in self.recordings]}
 
 
+def fit_chains(model: nn.Module, devel: Sequence, targets: Sequence[str], clip_length: int,
+               batch_size: int = 32, device: str | torch.device = "cpu",
+               shifts: Sequence[int] | None = None, progress: bool = False
+               ) -> dict[str, PostProcessing]:
+    """The AVEC chain per target, fitted on the model's predictions for ``devel``."""
+    predictions = predict_recordings(model, devel, targets, clip_length, batch_size, device,
+                                     progress=progress)
+    return {target: fit_postprocessing([p.prediction[:, k] for p in predictions],
+                                       [p.gold[:, k] for p in predictions], shifts=shifts)
+            for k, target in enumerate(targets)}
+
+
+def attach_postprocessing(model_path: str | Path, store_root: str | Path,
+                          device: str = "cpu", shifts: Sequence[int] | None = None
+                          ) -> dict[str, PostProcessing]:
+    """Fit the chain on the store's devel partition and save it into the model file, so
+    evaluation and prediction apply it unchanged."""
+    model, info = load_model_file(model_path, device)
+    devel = RecordingStore.open(store_root).load_partition("devel")
+    if not devel:
+        raise AvstanError(f"{store_root}: no devel recordings to fit the post-processing on")
+    check_compatible(info, devel, str(model_path), str(store_root))
+    chains = fit_chains(model, devel, info["targets"], model.clip_length, device=device,
+                        shifts=shifts)
+    update_model_file(model_path, postprocessing={t: c.to_dict() for t, c in chains.items()})
+    return chains
+
+
 def evaluate_model(model: nn.Module, recordings: Sequence, targets: Sequence[str],
                    clip_length: int, name: str, partition: str, batch_size: int = 32,
                    device: str | torch.device = "cpu", progress: bool = False,
-                   devel: Sequence | None = None, shifts: Sequence[int] | None = None
-                   ) -> Evaluation:
+                   devel: Sequence | None = None, shifts: Sequence[int] | None = None,
+                   chains: dict[str, PostProcessing] | None = None) -> Evaluation:
     """Predict every step of ``recordings`` and score each target.
 
-    With ``devel`` recordings, the AVEC post-processing chain is fitted per target on the
-    devel predictions (``shifts``: time-shift grid, None = no shift) and the partition is
-    scored after it as well.
+    The partition is also scored after the AVEC post-processing chain: the given
+    ``chains`` (e.g. stored in the model file), or, with ``devel`` recordings, a chain
+    fitted per target on the devel predictions (``shifts``: time-shift grid, None = no
+    shift).
     """
     if not recordings:
         raise AvstanError(f"no complete recordings in the {partition} partition to evaluate on")
@@ -87,13 +116,10 @@ def evaluate_model(model: nn.Module, recordings: Sequence, targets: Sequence[str
     ratios = [p.attention_in_mask for p in predictions if p.attention_in_mask is not None]
     evaluation = Evaluation(name, partition, tuple(targets), scores,
                             float(np.mean(ratios)) if ratios else None, predictions)
-    if devel:
-        devel_predictions = predict_recordings(model, devel, targets, clip_length, batch_size,
-                                               device, progress=progress)
-        chains = {target: fit_postprocessing([p.prediction[:, k] for p in devel_predictions],
-                                             [p.gold[:, k] for p in devel_predictions],
-                                             shifts=shifts)
-                  for k, target in enumerate(targets)}
+    if chains is None and devel:
+        chains = fit_chains(model, devel, targets, clip_length, batch_size, device, shifts,
+                            progress)
+    if chains is not None:
         processed = [np.stack([chains[t].apply([p.prediction[:, k]])[0]
                                for k, t in enumerate(targets)], axis=1) for p in predictions]
         evaluation.postprocessing = chains
@@ -140,21 +166,24 @@ def evaluate_model_file(model_path: str | Path, store_root: str | Path, partitio
     """Evaluate a ``model.pt`` on a store's partition; with ``output``, write the metrics
     (JSON and markdown), the per-step predictions CSV and a plot per recording.
 
-    With ``postprocess`` the AVEC chain is fitted on the store's devel partition (which
-    must then have labels) and the scores after it are reported too."""
+    With ``postprocess`` the scores after the AVEC chain are reported too: the chain stored
+    in the model file (``avstan train`` fits it on devel), or else one fitted now on the
+    store's devel partition (which must then have labels)."""
     model, info = load_model_file(model_path, device)
     store = RecordingStore.open(store_root)
     recordings = store.load_partition(partition)
     if not recordings:
         raise AvstanError(f"{store_root}: no complete recordings in the {partition!r} partition")
-    devel = store.load_partition("devel") if postprocess else None
-    if postprocess and not devel:
+    stored = info.get("postprocessing") if postprocess and shifts is None else None
+    chains = ({t: PostProcessing.from_dict(c) for t, c in stored.items()} if stored else None)
+    devel = store.load_partition("devel") if postprocess and chains is None else None
+    if postprocess and chains is None and not devel:
         raise AvstanError(f"{store_root}: no devel recordings to fit the post-processing on; "
                           "pass --no-postprocess to score raw predictions only")
     check_compatible(info, recordings + (devel or []), str(model_path), str(store_root))
     evaluation = evaluate_model(model, recordings, info["targets"], model.clip_length,
                                 info["model_name"], partition, batch_size, device, progress,
-                                devel=devel, shifts=shifts)
+                                devel=devel, shifts=shifts, chains=chains)
     if output is not None:
         write_evaluation(evaluation, Path(output))
     return evaluation

@@ -69,6 +69,7 @@ class TrainResult:
     model_path: Path
     best_val_ccc: float
     epochs: int
+    is_global_zero: bool = True  # False in the other processes of a distributed run
 
 
 def prepare_output(output: Path, config: ExperimentConfig, restart: bool = False) -> bool:
@@ -158,7 +159,8 @@ def train_experiment(config: ExperimentConfig, restart: bool = False, progress: 
                 raise KeyboardInterrupt from None
             raise
     if not trainer.is_global_zero:
-        return TrainResult(output, output / "model.pt", float("nan"), trainer.current_epoch)
+        return TrainResult(output, output / "model.pt", float("nan"), trainer.current_epoch,
+                           is_global_zero=False)
     best_path = Path(best.best_model_path) if best.best_model_path else last
     state = torch.load(best_path, map_location="cpu", weights_only=True)
     module.load_state_dict(state["state_dict"])

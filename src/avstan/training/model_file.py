@@ -10,6 +10,7 @@ The file is a plain dict of tensors and primitive values (never pickled objects)
     step_rate       steps per second of the data it was trained on
     state_dict      the weights
     metadata        free-form primitive values (config, devel scores, ...)
+    postprocessing  optional: the AVEC chain fitted on devel, per target (evaluation stage)
 
 A file from elsewhere, a truncated one, or one of another format version is refused with
 one AvstanError line, and nothing in it is executed (``torch.load(weights_only=True)``).
@@ -55,6 +56,16 @@ def save_model_file(path: str | Path, model: nn.Module, targets: list[str], step
     except OSError as exc:
         raise AvstanError(f"{path}: cannot write the model file ({exc.strerror}); "
                           "choose a writable output folder") from None
+
+
+def update_model_file(path: str | Path, **fields: Any) -> None:
+    """Add or replace top-level fields (primitive values) of an existing model file."""
+    load_model_file(path)  # refuses anything that is not ours
+    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+    payload.update({key: _plain(value) for key, value in fields.items()})
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write_bytes(Path(path), buffer.getvalue())
 
 
 def load_model_file(path: str | Path, device: str | torch.device = "cpu"
