@@ -13,6 +13,7 @@ writes into the output folder:
     attention.png             sta3d's attention over a test clip, with the salient mask (Fig. 5)
     attention_diagnostics.json  gradient balance and direction of the attention branch
     training_curves.png       train loss and devel CCC per epoch
+    report.html               all of the above in one self-contained page
 
 Every stage is resumable: rerunning the demo skips finished recordings and runs and
 resumes an interrupted training from its last checkpoint.
@@ -35,7 +36,8 @@ from avstan.data.store import RecordingStore
 from avstan.data.synthetic import PRESETS, generate_corpus
 from avstan.errors import AvstanError
 from avstan.evaluation._files import write_report_file
-from avstan.evaluation.evaluate import Evaluation, evaluate_model
+from avstan.evaluation.evaluate import Evaluation, evaluate_model, score_tables_html
+from avstan.evaluation.html_report import image_html, paragraph, write_html_report
 from avstan.evaluation.plots import plot_attention_rows, plot_predictions, plot_training_curves
 from avstan.evaluation.tables import format_results_table, write_csv_table
 from avstan.training.config import ExperimentConfig, load_config
@@ -140,7 +142,29 @@ def write_demo_report(output: Path, evaluations: list[Evaluation],
         write_report_file(output / "attention_diagnostics.json",
                           json.dumps(diagnostics, indent=1).encode())
         table += "\n\n" + format_diagnostics(diagnostics)
+    write_demo_html(output, evaluations, diagnostics)
     return table
+
+
+def write_demo_html(output: Path, evaluations: list[Evaluation],
+                    diagnostics: dict[str, dict[str, float]]) -> None:
+    """report.html: the tables and every picture of the demo in one self-contained file."""
+    pictures = sorted(output.glob("predictions_*.png"))
+    sections = [
+        ("Scores on the test partition", score_tables_html(evaluations)),
+        ("Predicted vs gold over time (Figs. 3–4)",
+         [image_html(p, p.stem.replace("predictions_", "")) for p in pictures]),
+    ]
+    if (output / "attention.png").is_file():
+        sections.append(("Attention (Fig. 5)", [
+            image_html(output / "attention.png", "attention × S·S over a test clip; white: "
+                       "ground-truth salient mask"),
+            *([paragraph(format_diagnostics(diagnostics))] if diagnostics else [])]))
+    if (output / "training_curves.png").is_file():
+        sections.append(("Training", [image_html(output / "training_curves.png",
+                                                 "train loss and devel CCC per epoch")]))
+    write_html_report(output / "report.html", "avstan demo: the ICASSP 2018 ablation on "
+                      "synthetic faces", sections)
 
 
 def write_attention_figure(output: Path, configs: dict[str, ExperimentConfig],

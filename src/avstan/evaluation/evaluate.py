@@ -24,6 +24,12 @@ from torch import nn
 from avstan.data.store import RecordingStore
 from avstan.errors import AvstanError
 from avstan.evaluation._files import write_report_file
+from avstan.evaluation.html_report import (
+    image_html,
+    paragraph,
+    results_table_html,
+    write_html_report,
+)
 from avstan.evaluation.inference import RecordingPrediction, predict_recordings
 from avstan.evaluation.metrics import score_partition
 from avstan.evaluation.plots import plot_predictions
@@ -217,8 +223,34 @@ def metrics_markdown(evaluation: Evaluation) -> str:
     return table
 
 
+def score_tables_html(evaluations: Sequence[Evaluation]) -> list[str]:
+    """HTML tables: raw and post-processed, concatenated and per-recording mean."""
+    fragments = []
+    variants = [(False, "raw")]
+    if all(e.postprocessed_scores is not None for e in evaluations):
+        variants.append((True, "after the AVEC post-processing chain fitted on devel"))
+    for processed, kind in variants:
+        for label, convention in (("concatenated recordings (AVEC)", "concatenated"),
+                                  ("mean over recordings", "per_recording_mean")):
+            fragments.append(results_table_html(
+                [e.table_row(convention, processed) for e in evaluations],
+                f"{evaluations[0].partition} partition, {label}, {kind}"))
+    return fragments
+
+
+def chain_html(evaluation: Evaluation) -> list[str]:
+    if not evaluation.postprocessing:
+        return [paragraph("No post-processing.")]
+    return [paragraph(
+        f"{target}: median window {c.median_window} steps, centring {c.centre_offset:+.3f}, "
+        f"scaling ×{c.scale_factor:.3f}, time shift {c.shift_steps} steps; devel CCC "
+        f"{c.devel_ccc_raw:.3f} → {c.devel_ccc:.3f}")
+        for target, c in evaluation.postprocessing.items()]
+
+
 def write_evaluation(evaluation: Evaluation, output: Path) -> None:
-    """metrics.json, metrics.md, predictions.csv and plots/<recording>.png under ``output``."""
+    """metrics.json, metrics.md, predictions.csv, plots/<recording>_<target>.png and a
+    self-contained report.html under ``output``."""
     write_report_file(output / "metrics.json", json.dumps(evaluation.to_dict(), indent=1).encode())
     write_report_file(output / "metrics.md", (metrics_markdown(evaluation) + "\n").encode())
     write_report_file(output / "predictions.csv", predictions_csv(evaluation))
@@ -231,3 +263,10 @@ def write_evaluation(evaluation: Evaluation, output: Path) -> None:
             plot_predictions(rec.times, rec.gold[:, column], lines, f"{rec.name} — {target}",
                              output / "plots" / f"{rec.name}_{target}.png",
                              target_name=target, missing=~rec.face_found)
+    plots = [image_html(output / "plots" / f"{rec.name}_{target}.png",
+                        f"{rec.name}: predicted and gold {target} (grey: no face)")
+             for rec in evaluation.recordings for target in evaluation.targets]
+    write_html_report(output / "report.html", f"avstan evaluation: {evaluation.model}",
+                      [("Scores", score_tables_html([evaluation])),
+                       ("Post-processing", chain_html(evaluation)),
+                       ("Predictions over time", plots)])
