@@ -133,6 +133,21 @@ def _shape_problems(frames, frames_dtype, times, face_found, labels, audio, mask
     return problems
 
 
+def ensure_writable_folder(folder: Path, what: str) -> Path:
+    """Create ``folder`` if needed and check that a file can be written in it; otherwise one
+    AvstanError naming it (``what``: e.g. "the recording store")."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise AvstanError(f"{folder}: cannot write {what} here ({exc.strerror}); "
+                          "choose a writable folder") from None
+    return folder
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
     path = Path(path)
@@ -274,15 +289,7 @@ class RecordingStore:
     @classmethod
     def create(cls, root: str | Path, corpus: str = "", **attrs) -> RecordingStore:
         """Open ``root`` for writing, creating it (and an empty manifest) if needed."""
-        root = Path(root)
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-            probe = root / f".write-probe-{os.getpid()}"
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as exc:
-            raise AvstanError(f"{root}: cannot write the recording store here ({exc.strerror}); "
-                              "choose a writable folder") from None
+        root = ensure_writable_folder(Path(root), "the recording store")
         if (root / MANIFEST_NAME).exists():
             store = cls.open(root)
             store.attrs.update(attrs)

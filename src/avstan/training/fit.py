@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ import yaml
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from avstan.data.store import atomic_write_bytes
+from avstan.data.store import atomic_write_bytes, ensure_writable_folder
 from avstan.errors import AvstanError
 from avstan.training.config import ExperimentConfig
 from avstan.training.model_file import save_model_file
@@ -77,14 +76,7 @@ def prepare_output(output: Path, config: ExperimentConfig, restart: bool = False
 
     A folder holding a run of a *different* config is refused rather than mixed into.
     """
-    try:
-        output.mkdir(parents=True, exist_ok=True)
-        probe = output / f".write-probe-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise AvstanError(f"{output}: cannot write the training output here ({exc.strerror}); "
-                          "choose a writable --output folder") from None
+    ensure_writable_folder(output, "the training output")
     saved = output / "config.yaml"
     text = yaml.safe_dump(config.to_dict(), sort_keys=False)
     if restart:
