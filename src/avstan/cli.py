@@ -106,6 +106,22 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--time-shift", action="store_true",
                           help="let the post-processing chain also choose a time shift")
 
+    predict = commands.add_parser(
+        "predict", help="predict valence and arousal over time for any video",
+        description="Run a trained model on a video (or every video of a folder): the same "
+                    "face sampling and alignment as prepare, sliding-window prediction, the "
+                    "post-processing chain stored in the model. Writes <name>.csv (time, "
+                    "valence, arousal, face_found) and <name>.png per video.")
+    predict.add_argument("model", help="model.pt written by avstan train")
+    predict.add_argument("input", help="a video file or a folder of videos")
+    predict.add_argument("--output", default="predictions", help="output folder")
+    predict.add_argument("--hop", type=int, default=1,
+                         help="predict every k-th step and interpolate between (default 1)")
+    predict.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    predict.add_argument("--no-postprocess", action="store_true",
+                         help="raw predictions, without the model's post-processing chain")
+    predict.add_argument("--device", default="cpu", help="cpu or cuda")
+
     models = commands.add_parser("models", help="list the registered models and their options",
                                  description="List the registered models and their options.")
     models.add_argument("name", nargs="?", help="show one model's options")
@@ -183,6 +199,13 @@ def run(args: argparse.Namespace) -> int:
                                          args.device, postprocess=not args.no_postprocess,
                                          shifts=DEFAULT_SHIFTS if args.time_shift else None)
         print(metrics_markdown(evaluation))
+    elif args.command == "predict":
+        from avstan.predict import predict_videos
+
+        done, failed = predict_videos(args.model, args.input, args.output, args.device,
+                                      args.hop, args.overwrite, not args.no_postprocess)
+        print(f"predicted {len(done)}, failed {len(failed)}")
+        return EXIT_PARTIAL_FAILURE if failed else 0
     elif args.command == "models":
         from avstan.models import list_models, model_arguments
 

@@ -12,6 +12,7 @@ from avstan.evaluation.metrics import (
     concordance_cc,
     pearson_cc,
     rmse,
+    score,
     score_partition,
     score_targets,
 )
@@ -122,3 +123,27 @@ def test_attention_ratio_bounds():
     inside = mask / mask.sum(axis=(-2, -1), keepdims=True)
     assert attention_in_mask_ratio(inside, mask) == pytest.approx(4.0)
     assert attention_in_mask_ratio(~mask / 48.0, mask) == 0.0
+
+
+def test_attention_ratio_per_frame_and_broadcast_mask():
+    rng = np.random.default_rng(1)
+    attention = rng.random((5, 6, 6))
+    attention /= attention.sum(axis=(-2, -1), keepdims=True)
+    mask = np.zeros((6, 6), bool)
+    mask[1:3, 2:5] = True  # one mask for every frame
+    ratios = attention_in_mask_ratio(attention, mask, reduction="none")
+    assert ratios.shape == (5,)
+    for t in range(5):
+        assert ratios[t] == pytest.approx(attention[t][mask].sum() / (6 / 36))
+    empty = np.zeros((5, 6, 6), bool)
+    empty[:2] = mask
+    ratios = attention_in_mask_ratio(attention, empty, reduction="none")
+    assert np.isnan(ratios[2:]).all() and not np.isnan(ratios[:2]).any()
+    with pytest.raises(AvstanError, match="non-empty salient mask"):
+        attention_in_mask_ratio(attention, np.zeros((6, 6), bool))
+
+
+def test_score_bundles_the_three_metrics():
+    pred, gold = random_pairs(7)
+    assert score(pred, gold) == {"rmse": rmse(pred, gold), "cc": pearson_cc(pred, gold),
+                                 "ccc": concordance_cc(pred, gold)}

@@ -47,13 +47,29 @@ def test_prediction_plot_shades_each_missing_run(tmp_path):
 def test_attention_rows_layout(tmp_path):
     frames = np.random.default_rng(0).integers(0, 255, (16, 12, 12, 3), dtype=np.uint8)
     attention = np.random.default_rng(1).random((16, 12, 12))
+    uniform = np.full((16, 6, 6), 1 / 36)  # coarser than the frames: stretched over them
     mask = np.zeros((16, 12, 12), bool)
     mask[:, 8:, 3:9] = True
-    figure = plot_attention_rows(frames, {"sta3d": attention, "other": attention}, tmp_path /
-                                 "a.png", mask=mask, max_columns=8)
+    path = tmp_path / "a.png"
+    figure = plot_attention_rows(frames, {"sta3d": attention, "uniform": uniform}, path,
+                                 mask=mask, max_columns=8)
     image_axes = [a for a in figure.axes if a.images]
-    assert len(image_axes) == 3 * 8
-    assert imread(tmp_path / "a.png").ndim == 3
+    assert len(image_axes) == 3 * 8  # frames row + one row per model, 8 of the 16 frames
+    assert len({a.get_subplotspec().rowspan.start for a in image_axes}) == 3
+    assert [a.get_ylabel() for a in image_axes if a.get_subplotspec().colspan.start == 0] == [
+        "frames", "sta3d", "uniform"]
+    assert [a.get_title() for a in image_axes[:8]][:2] == ["t=0", "t=2"]
+    # Heat maps are normalised per frame and scaled by h*w: uniform attention shows as 1.
+    uniform_row = [a for a in image_axes if a.get_subplotspec().rowspan.start == 2]
+    for axes in uniform_row:
+        assert np.allclose(axes.images[1].get_array(), 1.0)
+        assert axes.collections  # the mask contour
+    first = [a for a in image_axes if a.get_subplotspec().rowspan.start == 1][0]
+    shown = attention[0] / attention[0].sum() * 144
+    assert np.allclose(first.images[1].get_array(), shown)
+    assert len(figure.axes) == 3 * 8 + 1  # and the colour bar
+    image = imread(path)
+    assert image.ndim == 3 and image.shape[1] > 600 and image.shape[0] > 250
 
 
 def test_training_curves_one_panel_per_metric(tmp_path):

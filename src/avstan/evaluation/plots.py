@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from avstan.evaluation._files import write_report_file
 
@@ -86,11 +87,7 @@ def plot_predictions(
         missing = _to_numpy(missing, bool).ravel()
         if missing.shape != times.shape:
             raise ValueError(f"missing {missing.shape} and times {times.shape} differ")
-        edges = _step_edges(times)
-        for run_index, (start, stop) in enumerate(true_runs(missing)):
-            axes.axvspan(edges[start], edges[stop], color="0.85", zorder=0,
-                         gid=MISSING_SPAN_GID,
-                         label="no face" if run_index == 0 else None)
+        _shade_missing(axes, times, missing)
 
     axes.plot(times, gold, color="black", linewidth=1.8, label="gold")
     for name, values in preds.items():
@@ -107,6 +104,38 @@ def plot_predictions(
         axes.set_xlim(times[0], times[-1])
     axes.grid(alpha=0.3)
     axes.legend(loc="upper right", fontsize="small")
+    _save_png(figure, path)
+    return figure
+
+
+def _shade_missing(axes: Any, times: np.ndarray, missing: np.ndarray) -> None:
+    """One grey span (gid ``"missing"``) per run of steps without a face."""
+    edges = _step_edges(times)
+    for run_index, (start, stop) in enumerate(true_runs(missing)):
+        axes.axvspan(edges[start], edges[stop], color="0.85", zorder=0, gid=MISSING_SPAN_GID,
+                     label="no face" if run_index == 0 else None)
+
+
+def plot_emotion_curves(times: Any, curves: Mapping[str, Any], path: str | Path,
+                        title: str = "", missing: Any = None) -> Figure:
+    """Predicted curves of one video without gold: one panel per target (valence, arousal)
+    on a shared time axis in [-1, 1], steps without a face shaded."""
+    times = _to_numpy(times, np.float64).ravel()
+    figure = Figure(figsize=(10, 1.2 + 2.2 * len(curves)), layout="constrained")
+    panels = figure.subplots(len(curves), 1, sharex=True, squeeze=False)[:, 0]
+    for axes, (name, values) in zip(panels, curves.items(), strict=True):
+        if missing is not None:
+            _shade_missing(axes, times, _to_numpy(missing, bool).ravel())
+        axes.plot(times, _to_numpy(values, np.float64).ravel(), linewidth=1.4, label=name)
+        axes.set_ylabel(name)
+        axes.set_ylim(-1.05, 1.05)
+        axes.axhline(0.0, color="0.6", linewidth=0.8)
+        axes.grid(alpha=0.3)
+    panels[-1].set_xlabel("time (s)")
+    if times.size:
+        panels[-1].set_xlim(times[0], times[-1])
+    if title:
+        figure.suptitle(title)
     _save_png(figure, path)
     return figure
 
@@ -254,6 +283,7 @@ def plot_training_curves(
             axes.plot(epochs, series, marker="o", markersize=3, label=model or metric)
         axes.set_title(metric)
         axes.set_xlabel("epoch")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.grid(alpha=0.3)
         if any(model for model, _ in lines):
             axes.legend(fontsize="small")

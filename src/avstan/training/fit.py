@@ -158,7 +158,9 @@ def train_experiment(config: ExperimentConfig, restart: bool = False, progress: 
     module.load_state_dict(state["state_dict"])
     best_score = float(best.best_model_score) if best.best_model_score is not None else float("nan")
     metadata = {"config": config.to_dict(), "best_val_ccc": best_score,
-                "epochs": trainer.current_epoch, "store": config.data.store}
+                "epochs": trainer.current_epoch, "store": config.data.store,
+                # predict aligns new videos exactly as the training crops were aligned
+                "alignment_template": datamodule.train_dataset.recordings[0].alignment_template}
     save_model_file(output / "model.pt", module.model, list(config.data.targets),
                     datamodule.step_rate, metadata)
     done = {"best_val_ccc": best_score, "epochs": trainer.current_epoch,

@@ -1,0 +1,149 @@
+"""Any video in, emotion curves out: ``avstan predict MODEL VIDEO|FOLDER``.
+
+The same code as ``prepare`` and ``evaluate`` does every stage — sampling and face
+alignment (``data.prepare.prepare_recording``, with the model's crop size, step rate and
+alignment template), sliding-window prediction with missing-face interpolation
+(``evaluation.inference``), and the post-processing chain stored in the model file — so
+predictions on a new video are made exactly as the model was scored.
+
+Per input video, into the output folder:
+
+    <name>.csv   time, valence, arousal, face_found (one row per step)
+    <name>.png   valence and arousal over time, steps without a face shaded
+
+Outputs that exist are refused unless ``overwrite``; each file is written atomically, and
+a video that fails leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from avstan.data.corpora.base import VIDEO_SUFFIXES, RecordingSource
+from avstan.data.faces import DEFAULT_TEMPLATE, FaceAligner
+from avstan.data.prepare import PrepareConfig, prepare_recording
+from avstan.data.store import atomic_write_bytes, ensure_writable_folder
+from avstan.errors import AvstanError
+from avstan.evaluation.inference import predict_recordings
+from avstan.evaluation.plots import plot_emotion_curves
+from avstan.evaluation.postprocess import PostProcessing
+from avstan.training.model_file import load_model_file
+
+
+@dataclass
+class VideoPrediction:
+    name: str
+    times: np.ndarray  # (N,)
+    values: np.ndarray  # (N, K), post-processed when the model carries a chain
+    face_found: np.ndarray  # (N,)
+    targets: tuple[str, ...]
+    csv_path: Path
+    plot_path: Path
+
+
+def find_videos(path: str | Path) -> list[Path]:
+    """A video file, or the videos of a folder (recursively), sorted."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        videos = sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES
+                        and not any(part.startswith(".") for part in p.parts))
+        if videos:
+            return videos
+        raise AvstanError(f"{path}: no video files ({', '.join(VIDEO_SUFFIXES)}) in this folder")
+    raise AvstanError(f"{path}: no such file or folder")
+
+
+def interpolate_steps(steps: np.ndarray, values: np.ndarray, count: int) -> np.ndarray:
+    """Values predicted at ``steps`` (M,), (M, K) → every step 0 … count-1, linearly."""
+    every = np.arange(count)
+    return np.stack([np.interp(every, steps, column) for column in values.T], axis=1)
+
+
+def predictions_csv(times: np.ndarray, values: np.ndarray, found: np.ndarray,
+                    targets: Sequence[str]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["time", *targets, "face_found"])
+    for i in range(len(times)):
+        writer.writerow([f"{times[i]:.3f}", *[f"{v:.5f}" for v in values[i]], int(found[i])])
+    return buffer.getvalue().encode()
+
+
+def predict_videos(model_path: str | Path, inputs: str | Path, output: str | Path,
+                   device: str = "cpu", hop: int = 1, overwrite: bool = False,
+                   postprocess: bool = True, progress: bool = True, log=print
+                   ) -> tuple[list[VideoPrediction], list[tuple[Path, str]]]:
+    """Predict every video of ``inputs``; returns (predictions, [(video, reason) failed])."""
+    if hop < 1:
+        raise AvstanError(f"--hop must be at least 1, got {hop}")
+    model, info = load_model_file(model_path, device)
+    videos = find_videos(inputs)
+    output = ensure_writable_folder(Path(output), "the predictions")
+    names = {}
+    for video in videos:
+        names.setdefault(video.stem, []).append(video)
+    clashes = [stem for stem, paths in names.items() if len(paths) > 1]
+    if clashes:
+        raise AvstanError(f"{inputs}: several videos are named {clashes[0]!r}; their outputs "
+                          "would collide, predict them separately")
+    if not overwrite:
+        existing = [output / f"{v.stem}{suffix}" for v in videos for suffix in (".csv", ".png")
+                    if (output / f"{v.stem}{suffix}").exists()]
+        if existing:
+            raise AvstanError(f"{existing[0]}: exists; pass --overwrite or choose another "
+                              "--output folder")
+    metadata = info.get("metadata", {})
+    config = PrepareConfig(crop_size=int(info["model_options"].get("crop_size", 96)),
+                           step_rate=float(info["step_rate"]),
+                           template=tuple(map(tuple, metadata.get("alignment_template")
+                                              or DEFAULT_TEMPLATE)))
+    chains = ({t: PostProcessing.from_dict(c) for t, c in info["postprocessing"].items()}
+              if postprocess and info.get("postprocessing") else None)
+    aligner = FaceAligner(config.crop_size, config.template, config.detect_width)
+    targets = tuple(info["targets"])
+    done, failed = [], []
+    for video in videos:
+        try:
+            done.append(_predict_one(model, video, output, config, aligner, targets, chains,
+                                     hop, device, progress))
+            log(f"{video}: {len(done[-1].times)} steps -> {done[-1].csv_path}")
+        except AvstanError as error:
+            failed.append((video, str(error)))
+            log(f"failed {video.name}: {error}")
+    return done, failed
+
+
+def _predict_one(model, video: Path, output: Path, config: PrepareConfig,
+                 aligner: FaceAligner, targets: tuple[str, ...],
+                 chains: dict[str, PostProcessing] | None, hop: int, device: str,
+                 progress: bool) -> VideoPrediction:
+    recording = prepare_recording(RecordingSource(video.stem, "test", media=video), config,
+                                  aligner=aligner)
+    if recording.num_steps < model.clip_length:
+        seconds = model.clip_length / config.step_rate
+        raise AvstanError(f"{video}: shorter than one clip ({recording.num_steps} steps, the "
+                          f"model needs {model.clip_length} = {seconds:g} s); use a longer video")
+    (prediction,) = predict_recordings(model, [recording], targets, model.clip_length,
+                                       device=device, step=hop, progress=progress)
+    steps = np.arange(0, recording.num_steps, hop)
+    values = interpolate_steps(steps, prediction.prediction, recording.num_steps) \
+        if hop > 1 else prediction.prediction
+    if chains:
+        values = np.stack([chains[t].apply([values[:, k]])[0] for k, t in enumerate(targets)],
+                          axis=1)
+    values = np.clip(values, -1.0, 1.0)
+    csv_path, plot_path = output / f"{video.stem}.csv", output / f"{video.stem}.png"
+    plot_emotion_curves(recording.times, {t: values[:, k] for k, t in enumerate(targets)},
+                        plot_path, title=video.name, missing=~recording.face_found)
+    atomic_write_bytes(csv_path, predictions_csv(recording.times, values,
+                                                 recording.face_found, targets))
+    return VideoPrediction(video.stem, recording.times, values, recording.face_found, targets,
+                           csv_path, plot_path)
