@@ -40,9 +40,11 @@ def _format_cell(value: Any, decimals: int) -> str:
 
 
 def _is_number(value: Any) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float)) or (
-        hasattr(value, "dtype") and getattr(value.dtype, "kind", "") in "iuf"
-    )
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, float)):
+        return True
+    return hasattr(value, "dtype") and value.dtype.kind in ("i", "u", "f")  # numpy scalars
 
 
 def format_markdown_table(
