@@ -10,7 +10,8 @@ import pytest
 from avstan.cli import EXIT_USER_ERROR, build_parser, main
 from avstan.training.model_file import load_model_file
 
-SUBCOMMANDS = ["demo", "prepare", "synthesize", "train", "evaluate", "predict", "models"]
+SUBCOMMANDS = ["demo", "prepare", "synthesize", "train", "evaluate", "predict", "export",
+               "models"]
 
 
 @pytest.mark.parametrize("command", SUBCOMMANDS)

@@ -122,6 +122,16 @@ def build_parser() -> argparse.ArgumentParser:
                          help="raw predictions, without the model's post-processing chain")
     predict.add_argument("--device", default="cpu", help="cpu or cuda")
 
+    export = commands.add_parser(
+        "export", help="export a trained model to ONNX or TorchScript",
+        description="Write the model as ONNX (run it with onnxruntime) or TorchScript (run it "
+                    "with torch.jit.load), checked against PyTorch on random clips; targets, "
+                    "crop size, step rate and post-processing travel inside as JSON.")
+    export.add_argument("model", help="model.pt written by avstan train")
+    export.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
+    export.add_argument("--output", default=None,
+                        help="file to write (default: next to the model, .onnx or .ts)")
+
     models = commands.add_parser("models", help="list the registered models and their options",
                                  description="List the registered models and their options.")
     models.add_argument("name", nargs="?", help="show one model's options")
@@ -206,6 +216,14 @@ def run(args: argparse.Namespace) -> int:
                                       args.hop, args.overwrite, not args.no_postprocess)
         print(f"predicted {len(done)}, failed {len(failed)}")
         return EXIT_PARTIAL_FAILURE if failed else 0
+    elif args.command == "export":
+        from pathlib import Path
+
+        from avstan.export import export_model
+
+        suffix = ".onnx" if args.format == "onnx" else ".ts"
+        output = args.output or str(Path(args.model).with_suffix(suffix))
+        print(export_model(args.model, output, args.format))
     elif args.command == "models":
         from avstan.models import list_models, model_arguments
 

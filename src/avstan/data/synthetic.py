@@ -21,10 +21,11 @@ where to look. The distractors and why each is there:
 * **blinks and gaze shifts** — the eyes move a lot, right next to the brows, and mean
   nothing here (as in real faces, where they are only weakly tied to valence/arousal);
 * **sensor noise** — independent Gaussian noise per pixel and channel;
-* **decoy patch** — a disc elsewhere in the frame (never on mouth or brows) whose
-  intensity follows a random process with *the same smoothness and distribution as the
-  labels*: temporally it looks exactly like an emotion signal, so only the spatial
-  location tells it apart;
+* **decoy patch** — a disc fixed in the frame, behind the person (a lamp or a screen in
+  the room; placed away from mouth and brows, where it is well visible), whose intensity
+  follows a random process with *the same smoothness and distribution as the labels*:
+  temporally it looks exactly like an emotion signal, so only the spatial location tells
+  it apart;
 * **identity** — skin, hair and iris colour, face width and eye spacing vary per
   recording, so a model cannot memorise one face.
 
@@ -86,7 +87,7 @@ _EYE_HALF_W = 0.14
 _EYE_HALF_H = 0.075
 _PUPIL_R = 0.055
 _BROW_Y = -0.47
-_BROW_HALF_LEN = 0.17
+_BROW_HALF_LEN = 0.15
 _BROW_R = 0.045  # half thickness
 _BROW_RAISE = 0.07  # arousal → brows up
 _BROW_TILT_IN = 0.05  # valence → inner ends up (positive) / down (negative)
@@ -97,7 +98,7 @@ _MOUTH_WIDEN = 0.04  # valence → wider smile
 _MOUTH_CURVE = 0.12  # valence → corners up (smile) / down (frown)
 _MOUTH_OPEN = 0.055  # arousal → half opening = _MOUTH_OPEN * (1 + arousal) * strength
 _LIP = 0.045  # lip thickness
-_MASK_MARGIN = 0.03  # extra face units around the mask boxes (then one pixel of dilation)
+_MASK_MARGIN = 0.01  # extra face units around the mask boxes (then one pixel of dilation)
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,7 @@ class SyntheticConfig:
     background_strength: float = 0.4
     background_speed: float = 0.5
     decoy_strength: float = 1.0
-    decoy_size: float = 0.1
+    decoy_size: float = 0.14
     noise_std: float = 0.03
     blink_rate: float = 0.3
     gaze_rate: float = 0.5
@@ -245,7 +246,7 @@ PRESETS: dict[str, SyntheticConfig] = {
     "hard": SyntheticConfig(
         name="hard", face_scale=0.55, head_motion=0.12, scale_jitter=0.08,
         head_roll_degrees=8.0, flicker=0.2, background_strength=1.0, background_speed=1.0,
-        decoy_strength=1.0, decoy_size=0.14, expression_strength=0.7, noise_std=0.06,
+        decoy_strength=1.0, decoy_size=0.18, expression_strength=0.8, noise_std=0.06,
         blink_rate=0.4, gaze_rate=0.8,
     ),
     # No distractors at all: for debugging a model and for tests.
@@ -403,7 +404,7 @@ def _identity(rng: np.random.Generator) -> Identity:
     return Identity(
         skin=np.clip(skin, 0, 1), hair=np.clip(hair, 0, 1), iris=iris,
         lips=np.clip(lips, 0, 1), shirt=rng.uniform(0.1, 0.9, 3),
-        face_width=float(rng.uniform(0.70, 0.80)), eye_spacing=float(rng.uniform(0.31, 0.37)),
+        face_width=float(rng.uniform(0.72, 0.80)), eye_spacing=float(rng.uniform(0.30, 0.35)),
         hairline=float(rng.uniform(-0.80, -0.68)),
     )
 
@@ -469,28 +470,36 @@ def sample_processes(config: SyntheticConfig, seed: int | np.random.SeedSequence
 
 def _place_decoy(config: SyntheticConfig, processes: Processes,
                  rng: np.random.Generator) -> np.ndarray:
-    """A decoy centre (x, y) in pixels whose disc stays clear of the salient mask.
+    """A decoy centre (x, y) in pixels: where it is well visible and away from mouth/brows.
 
-    Candidates lie on a grid inside the frame; one is chosen at random among those that
-    never touch the mask (union over all frames, one pixel of margin), else the one that
-    touches it least (and the mask then excludes the decoy pixels anyway).
+    Candidates lie on a grid inside the frame. Preferred are those whose disc never
+    touches the salient mask (union over all frames, one pixel of margin), else those
+    that touch it least; among these, one is drawn at random from the ones whose disc is
+    at least 60 % as visible (not hidden behind the person, on average) as the best one.
+    The decoy is drawn behind the person, so even where the moving head passes over it,
+    it never mixes with the mouth or brows.
     """
     size = config.crop_size
     radius = config.decoy_size * size
     union = np.zeros((size, size), dtype=bool)
+    exposed = np.zeros((size, size))
     for start in range(0, config.steps_per_recording, _CHUNK):
-        union |= _mask_chunk(config, processes, slice(start, start + _CHUNK)).any(0)
+        sl = slice(start, start + _CHUNK)
+        coords = _face_coords(config, processes, sl)
+        union |= _mask_chunk(config, processes, sl, coords).any(0)
+        shoulders, hair_cap, face, _ = _person_layers(*coords, processes.identity)
+        exposed += ((1 - shoulders) * (1 - hair_cap) * (1 - face)).sum(0)
+    exposed /= config.steps_per_recording
     lo, hi = radius + 1.0, size - radius - 1.0
     grid = np.linspace(lo, hi, 5)
     candidates = np.array([(x, y) for y in grid for x in grid])
     yy, xx = np.mgrid[0:size, 0:size] + 0.5
-    overlap = np.array([
-        union[np.hypot(xx - x, yy - y) < radius + 1.5].sum() for x, y in candidates
-    ])
-    clear = np.flatnonzero(overlap == 0)
-    if clear.size:
-        return candidates[rng.choice(clear)].astype(np.float64)
-    return candidates[int(np.argmin(overlap))].astype(np.float64)
+    discs = [np.hypot(xx - x, yy - y) for x, y in candidates]
+    overlap = np.array([union[d < radius + 1.5].sum() for d in discs])
+    visible = np.array([exposed[d < radius].sum() for d in discs])
+    ok = np.flatnonzero(overlap == overlap.min())
+    ok = ok[visible[ok] >= 0.6 * visible[ok].max()]
+    return candidates[rng.choice(ok)].astype(np.float64)
 
 
 # --------------------------------------------------------------------------- rendering
@@ -554,6 +563,22 @@ def _mask_boxes(config: SyntheticConfig, identity: Identity):
             (e, _BROW_Y, brow_hu, brow_hv)]
 
 
+def _person_layers(u, v, unit, identity: Identity):
+    """Coverages (n, S, S) of the shoulders, the hair cap and the face ellipse, and the
+    signed distance to the face ellipse (face units)."""
+    fw = identity.face_width
+    shoulders = _coverage(_ellipse_sd(u, v, 0.0, 2.05, 1.5, 0.95) * unit)
+    hair_cap = _coverage(_ellipse_sd(u, v, 0.0, -0.12, fw * 1.12, 1.0) * unit) * np.clip(
+        0.5 - (v + 0.25) * unit, 0, 1)
+    face_sd = _ellipse_sd(u, v, 0.0, 0.0, fw, 1.0)
+    return shoulders, hair_cap, _coverage(face_sd * unit), face_sd
+
+
+def _visible_decoy(decoy: np.ndarray, shoulders, hair_cap, face) -> np.ndarray:
+    """Coverage (n, S, S) of the decoy disc (S, S) left visible by the person in front."""
+    return decoy * (1 - shoulders) * (1 - hair_cap) * (1 - face)
+
+
 def _mask_chunk(config: SyntheticConfig, processes: Processes, sl: slice,
                 coords=None) -> np.ndarray:
     u, v, unit = coords if coords is not None else _face_coords(config, processes, sl)
@@ -578,20 +603,35 @@ def salient_mask(config: SyntheticConfig, processes: Processes) -> np.ndarray:
     leaks nothing about them; it follows head translation, scale and roll.
     """
     n = config.steps_per_recording
-    decoy = _decoy_coverage(config, processes) > 0 if config.decoy_strength > 0 else None
+    decoy = _decoy_coverage(config, processes) if config.decoy_strength > 0 else None
     out = np.empty((n, config.crop_size, config.crop_size), dtype=bool)
     for start in range(0, n, _CHUNK):
         sl = slice(start, min(start + _CHUNK, n))
-        out[sl] = _mask_chunk(config, processes, sl)
-    if decoy is not None:
-        out &= ~decoy
+        coords = _face_coords(config, processes, sl)
+        out[sl] = _mask_chunk(config, processes, sl, coords)
+        if decoy is not None:
+            layers = _person_layers(*coords, processes.identity)[:3]
+            out[sl] &= ~(_visible_decoy(decoy, *layers) > 0)
     return out
 
 
 def _lerp(img: np.ndarray, color: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Composite ``color`` (3,) or (..., 3) over img (n, S, S, 3) with coverage (n, S, S)."""
-    a = alpha[..., None]
-    return img + a * (color - img)
+    """Composite ``color`` (3,) or (n, 1, 1, 3) over img (n, S, S, 3) with coverage (n, S, S).
+
+    In place, and only inside the bounding box of the non-zero coverage (most features
+    are small), which is what keeps rendering fast.
+    """
+    covered = alpha > 0
+    rows = np.flatnonzero(covered.any(axis=(0, 2)))
+    if rows.size == 0:
+        return img
+    cols = np.flatnonzero(covered.any(axis=(0, 1)))
+    box = (slice(None), slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    sub = img[box]
+    step = color - sub
+    step *= alpha[box][..., None]
+    sub += step
+    return img
 
 
 def _render_chunk(config: SyntheticConfig, p: Processes, sl: slice) -> np.ndarray:
@@ -615,14 +655,19 @@ def _render_chunk(config: SyntheticConfig, p: Processes, sl: slice) -> np.ndarra
     cols = (idx[None, :] + off[:, 0:1]) % t_size
     img = p.background_texture[rows[:, :, None], cols[:, None, :]]  # (n, S, S, 3)
 
+    # Decoy disc, fixed in the frame, behind the person (a lamp or a screen in the room):
+    # colour × intensity following its own label-like process.
+    if config.decoy_strength > 0:
+        level = 0.5 + 0.5 * config.decoy_strength * p.decoy[sl]
+        color = np.clip(level, 0, 1)[:, None] * p.decoy_color[None, :]
+        disc = _decoy_coverage(config, p)[None]
+        img = _lerp(img, color[:, None, None, :].astype(f32), np.broadcast_to(disc, u.shape))
+
     # Shoulders, hair cap, face, fringe.
-    img = _lerp(img, ident.shirt.astype(f32), cov(_ellipse_sd(u, v, 0.0, 2.05, 1.5, 0.95)))
-    fw = ident.face_width
-    hair_cap = cov(_ellipse_sd(u, v, 0.0, -0.12, fw * 1.12, 1.0)) * np.clip(
-        0.5 - (v + 0.25) * unit, 0, 1)
+    shoulders, hair_cap, face, face_sd = _person_layers(u, v, unit, ident)
+    img = _lerp(img, ident.shirt.astype(f32), shoulders)
     img = _lerp(img, ident.hair.astype(f32), hair_cap)
-    face_sd = _ellipse_sd(u, v, 0.0, 0.0, fw, 1.0)
-    img = _lerp(img, ident.skin.astype(f32), cov(face_sd))
+    img = _lerp(img, ident.skin.astype(f32), face)
     fringe_line = ident.hairline + 0.06 * np.cos(7.0 * u)
     img = _lerp(img, ident.hair.astype(f32), cov(np.maximum(face_sd, v - fringe_line)))
 
@@ -630,15 +675,18 @@ def _render_chunk(config: SyntheticConfig, p: Processes, sl: slice) -> np.ndarra
     valence = per_frame(p.labels[sl, 0])
     arousal = per_frame(p.labels[sl, 1])
     openness = (1.0 - per_frame(p.blink[sl])) * (1.0 + 0.25 * config.eye_arousal * arousal)
-    eye_h = np.maximum(_EYE_HALF_H * openness, 1e-3)
+    eye_h = _EYE_HALF_H * openness
     gaze_u, gaze_v = per_frame(p.gaze[sl, 0]), per_frame(p.gaze[sl, 1])
     white = np.array([0.97, 0.97, 0.95], dtype=f32)
     lid = (ident.skin * 0.85).astype(f32)
     for side in (-1.0, 1.0):
         cu = side * ident.eye_spacing
-        outline = cov(_ellipse_sd(u, v, cu, _EYE_Y, _EYE_HALF_W * 1.05, _EYE_HALF_H * 1.2))
-        img = _lerp(img, lid, outline)  # the socket/closed lid
-        eye = cov(_ellipse_sd(u, v, cu, _EYE_Y, _EYE_HALF_W, eye_h))
+        socket = _ellipse_sd(u, v, cu, _EYE_Y, _EYE_HALF_W * 1.05, _EYE_HALF_H * 1.35)
+        img = _lerp(img, lid, cov(socket))  # the socket, which is all a closed eye shows
+        # The lids cut the eye white horizontally (a thin ellipse's distance is unreliable).
+        eye_sd = np.maximum(_ellipse_sd(u, v, cu, _EYE_Y, _EYE_HALF_W, 1.25 * _EYE_HALF_H),
+                            np.abs(v - _EYE_Y) - eye_h)
+        eye = cov(eye_sd)
         img = _lerp(img, white, eye)
         iris = cov(_ellipse_sd(u, v, cu + gaze_u, _EYE_Y + gaze_v, _PUPIL_R, _PUPIL_R))
         img = _lerp(img, ident.iris.astype(f32), iris * eye)
@@ -672,13 +720,6 @@ def _render_chunk(config: SyntheticConfig, p: Processes, sl: slice) -> np.ndarra
     img = _lerp(img, ident.lips.astype(f32), lips)
     cavity = cov(np.maximum(dist_v - half_open, outside_u))
     img = _lerp(img, np.array([0.18, 0.04, 0.06], dtype=f32), cavity)
-
-    # Decoy disc, fixed in the frame: colour × intensity following its own process.
-    if config.decoy_strength > 0:
-        level = 0.5 + 0.5 * config.decoy_strength * p.decoy[sl]
-        color = np.clip(level, 0, 1)[:, None] * p.decoy_color[None, :]
-        disc = _decoy_coverage(config, p)[None]
-        img = _lerp(img, color[:, None, None, :].astype(f32), np.broadcast_to(disc, u.shape))
 
     # Flicker: global contrast around mid-grey, then brightness.
     img = 0.5 + per_frame(p.contrast[sl])[..., None] * (img - 0.5)
