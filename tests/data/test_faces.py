@@ -112,6 +112,21 @@ def test_tracking_follows_the_face_nearest_to_the_previous_one(aligner, monkeypa
     assert aligner.detect(image) is None
 
 
+def test_left_and_right_subjects_start_from_that_side(aligner, monkeypatch):
+    import dlib
+
+    boxes = [(200, 10, 260, 70), (10, 10, 120, 120)]
+    monkeypatch.setattr(aligner, "detector",
+                        lambda image, upsample: [dlib.rectangle(*b) for b in boxes])
+    image = np.zeros((240, 320, 3), np.uint8)
+    aligner.reset("left")
+    assert aligner.detect(image) == (10, 10, 120, 120)
+    aligner.reset("right")
+    assert aligner.detect(image) == (200, 10, 260, 70)
+    aligner.reset()
+    assert aligner.detect(image) == (10, 10, 120, 120)  # the largest
+
+
 def test_fill_missing_frames_takes_the_nearest_found():
     frames = [None, np.full((2, 2, 3), 1), None, None, np.full((2, 2, 3), 4), None]
     filled = fill_missing_frames(frames)

@@ -115,10 +115,16 @@ class FaceAligner:
         self.detect_width = detect_width
         self.upsample = upsample
         self.previous_centre: np.ndarray | None = None
+        self.prefer = "largest"
 
-    def reset(self) -> None:
-        """Forget the tracked face (call between recordings)."""
+    def reset(self, prefer: str = "largest") -> None:
+        """Forget the tracked face (call between recordings). ``prefer`` picks the face to
+        start from when there is none to follow: "largest", or "left"/"right" for corpora
+        that annotate one of two people per video (Aff-Wild2's ``_left``/``_right`` files)."""
+        if prefer not in ("largest", "left", "right"):
+            raise ValueError(f"prefer must be largest, left or right, got {prefer!r}")
         self.previous_centre = None
+        self.prefer = prefer
 
     def candidates(self, image: np.ndarray) -> list[tuple[float, float, float, float]]:
         """Every face box (left, top, right, bottom) in full-resolution pixels."""
@@ -137,7 +143,11 @@ class FaceAligner:
         if not boxes:
             return None
         centres = np.array([((b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for b in boxes])
-        if self.previous_centre is None:
+        if self.previous_centre is None and self.prefer == "left":
+            chosen = int(np.argmin(centres[:, 0]))
+        elif self.previous_centre is None and self.prefer == "right":
+            chosen = int(np.argmax(centres[:, 0]))
+        elif self.previous_centre is None:
             chosen = int(np.argmax([(b[2] - b[0]) * (b[3] - b[1]) for b in boxes]))
         else:
             chosen = int(np.argmin(np.linalg.norm(centres - self.previous_centre, axis=1)))

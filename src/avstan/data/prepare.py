@@ -75,7 +75,7 @@ def prepare_recording(source: RecordingSource, config: PrepareConfig, corpus: st
     searching frames for faces in extra threads made a 2-core machine slower (measured);
     corpora are parallelised over recordings instead."""
     aligner = aligner or FaceAligner(config.crop_size, config.template, config.detect_width)
-    aligner.reset()
+    aligner.reset(source.extra.get("subject", "largest"))
     where = source.media or source.frames_dir
     if source.media is not None:
         samples = sample_video(source.media, config.step_rate)
