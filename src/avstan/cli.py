@@ -132,6 +132,19 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--output", default=None,
                         help="file to write (default: next to the model, .onnx or .ts)")
 
+    reproduce = commands.add_parser(
+        "reproduce", help="train and score every row of a table of the papers",
+        description="Train every row of a paper table with the papers' settings "
+                    "(configs/paper/), fit the AVEC chain on devel, score, and write a "
+                    "report with the published numbers beside ours. Resumable.")
+    reproduce.add_argument("--table", required=True,
+                           help="icassp-table1 or mm-table2 (mm-table1/3 need audio models)")
+    reproduce.add_argument("--corpus", required=True, help="prepared recording store")
+    reproduce.add_argument("--output", default="runs/reproduce", help="output folder")
+    reproduce.add_argument("--partition", default="devel",
+                           help="partition to score (default devel, as the papers)")
+    _add_overrides(reproduce)
+
     models = commands.add_parser("models", help="list the registered models and their options",
                                  description="List the registered models and their options.")
     models.add_argument("name", nargs="?", help="show one model's options")
@@ -224,6 +237,14 @@ def run(args: argparse.Namespace) -> int:
         suffix = ".onnx" if args.format == "onnx" else ".ts"
         output = args.output or str(Path(args.model).with_suffix(suffix))
         print(export_model(args.model, output, args.format))
+    elif args.command == "reproduce":
+        from pathlib import Path
+
+        from avstan.reproduce import reproduce_table
+
+        report = reproduce_table(args.table, args.corpus, Path(args.output) / args.table,
+                                 args.partition, args.overrides)
+        print(f"report: {report}")
     elif args.command == "models":
         from avstan.models import list_models, model_arguments
 

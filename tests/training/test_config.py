@@ -8,7 +8,7 @@ from avstan.errors import AvstanError
 from avstan.models import create_model
 from avstan.training.config import load_config
 
-CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
+CONFIGS = sorted((Path(__file__).parents[2] / "configs").rglob("*.yaml"))
 
 
 def write(tmp_path, text):
@@ -18,7 +18,7 @@ def write(tmp_path, text):
 
 
 def test_there_are_configs_to_check():
-    assert len(CONFIGS) >= 3
+    assert len(CONFIGS) >= 9
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)

@@ -1,0 +1,119 @@
+"""Reproduce a table of the papers on a prepared corpus: ``avstan reproduce``.
+
+Each row of a table is a config under ``configs/paper/`` with the papers' settings. The
+runner trains every row (resumably, one output folder per row), fits the AVEC
+post-processing chain on devel (smoothing, centring, scaling; no time shift, as the
+papers), scores the requested partition, and writes ``report.md``: the papers' published
+numbers beside ours, row by row, with the command, the avstan version and git commit, and
+the corpus that produced them.
+
+The papers report valence on RECOLA's and AV+EC 2017's development partitions (their test
+labels are not public), so the default partition is devel; the chain is then fitted and
+scored on the same partition, as in the challenges' own baselines — say so when quoting.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from avstan import __version__
+from avstan.errors import AvstanError
+from avstan.evaluation._files import write_report_file
+from avstan.evaluation.evaluate import attach_postprocessing, evaluate_model_file
+from avstan.training.config import load_config
+from avstan.training.fit import train_experiment
+
+
+@dataclass(frozen=True)
+class PaperRow:
+    label: str
+    config: str  # packaged config name under configs/paper/
+    published: tuple[float, float, float]  # RMSE, CC, CCC
+
+
+@dataclass(frozen=True)
+class PaperTable:
+    title: str
+    target: str
+    rows: tuple[PaperRow, ...]
+
+
+TABLES = {
+    "icassp-table1": PaperTable(
+        "Lee et al., ICASSP 2018, Table 1: components, RECOLA valence (development set)",
+        "valence",
+        (PaperRow("2D-CNN", "icassp_cnn2d", (0.113, 0.426, 0.326)),
+         PaperRow("3D-CNN", "icassp_cnn3d", (0.104, 0.510, 0.493)),
+         PaperRow("3D-CNN + STA", "icassp_sta3d", (0.102, 0.572, 0.546)))),
+    "mm-table2": PaperTable(
+        "Lee et al., MM 2018 workshop, Table 2: video networks, AV+EC 2017 valence "
+        "(development set)",
+        "valence",
+        (PaperRow("2D-CNN", "mm_cnn2d", (0.110, 0.512, 0.452)),
+         PaperRow("3D-CNN", "mm_cnn3d", (0.103, 0.585, 0.567)),
+         PaperRow("3D-CNN + STA", "mm_sta3d", (0.099, 0.638, 0.612)))),
+}
+NEEDS_AUDIO = {"mm-table1": "the audio models (LSTM-RNN, LSTM-RNN + TA)",
+               "mm-table3": "the audio and audio-visual fusion models"}
+
+
+def paper_config(name: str) -> Path:
+    from importlib import resources
+
+    return Path(str(resources.files("avstan") / "configs" / "paper" / f"{name}.yaml"))
+
+
+def git_commit() -> str:
+    try:
+        result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, timeout=10, cwd=Path(__file__).parent)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return result.stdout.strip() or "unknown"
+
+
+def reproduce_table(table: str, store: str | Path, output: str | Path,
+                    partition: str = "devel", overrides: list[str] | None = None,
+                    progress: bool = True, log=print) -> Path:
+    """Train, post-process and score every row of ``table``; returns the report's path."""
+    if table in NEEDS_AUDIO:
+        raise AvstanError(f"{table} needs {NEEDS_AUDIO[table]}, which avstan does not have "
+                          "yet; available: " + ", ".join(TABLES))
+    if table not in TABLES:
+        raise AvstanError(f"unknown table {table!r}; available: {', '.join(TABLES)}")
+    spec = TABLES[table]
+    output = Path(output)
+    results = []
+    for number, row in enumerate(spec.rows, start=1):
+        config = load_config(paper_config(row.config), overrides or [])
+        config.data.store = str(store)
+        config.output = str(output / row.config)
+        log(f"[{number}/{len(spec.rows)}] {row.label}: training -> {config.output}")
+        trained = train_experiment(config, progress=progress)
+        attach_postprocessing(trained.model_path, store)
+        evaluation = evaluate_model_file(trained.model_path, store, partition, progress=progress)
+        scores = evaluation.postprocessed_scores[spec.target]["concatenated"]
+        results.append((row, scores))
+    command = " ".join(["avstan", *sys.argv[1:]]) if sys.argv[0].endswith("avstan") else \
+        f"avstan reproduce --table {table} --corpus {store} --output {output}"
+    lines = [f"# {spec.title}", "",
+             f"Ours: {partition} partition of `{store}`, {spec.target}, all recordings "
+             "concatenated, after the AVEC chain (median smoothing, centring, scaling; no time "
+             "shift) fitted on devel. Papers: as published.", "",
+             "| Row | Paper RMSE | Paper CC | Paper CCC | Ours RMSE | Ours CC | Ours CCC |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for row, scores in results:
+        paper = " | ".join(f"{v:.3f}" for v in row.published)
+        ours = " | ".join(f"{scores[m]:.3f}" for m in ("rmse", "cc", "ccc"))
+        lines.append(f"| {row.label} | {paper} | {ours} |")
+    lines += ["", f"Command: `{command}`", "",
+              f"avstan {__version__}, commit {git_commit()}, {date.today().isoformat()}.",
+              "Configs: " + ", ".join(f"`configs/paper/{r.config}.yaml`" for r, _ in results)
+              + "; training runs under " + f"`{output}`."]
+    report = write_report_file(output / "report.md", ("\n".join(lines) + "\n").encode())
+    log("\n".join(lines[4:4 + 2 + len(results)]))
+    return report
