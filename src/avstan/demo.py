@@ -24,7 +24,6 @@ from __future__ import annotations
 import csv
 import json
 from dataclasses import dataclass, replace
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +39,7 @@ from avstan.evaluation.evaluate import Evaluation, evaluate_model, score_tables_
 from avstan.evaluation.html_report import image_html, paragraph, write_html_report
 from avstan.evaluation.plots import plot_attention_rows, plot_predictions, plot_training_curves
 from avstan.evaluation.tables import format_results_table, write_csv_table
-from avstan.training.config import ExperimentConfig, load_config
+from avstan.training.config import ExperimentConfig, load_config, packaged_config
 from avstan.training.diagnostics import attention_gradient_report
 from avstan.training.fit import train_experiment
 from avstan.training.losses import get_loss
@@ -57,12 +56,6 @@ class DemoResult:
     output: Path
     evaluations: list[Evaluation]
     table: str
-
-
-def packaged_config(name: str) -> Path:
-    """Path of a YAML config shipped inside the package (``avstan/configs/<name>.yaml``)."""
-    path = resources.files("avstan") / "configs" / f"{name}.yaml"
-    return Path(str(path))
 
 
 def demo_config(model: str, output: Path, overrides: list[str]) -> ExperimentConfig:

@@ -24,7 +24,7 @@ from avstan import __version__
 from avstan.errors import AvstanError
 from avstan.evaluation._files import write_report_file
 from avstan.evaluation.evaluate import attach_postprocessing, evaluate_model_file
-from avstan.training.config import load_config
+from avstan.training.config import load_config, packaged_config
 from avstan.training.fit import train_experiment
 
 
@@ -61,12 +61,6 @@ NEEDS_AUDIO = {"mm-table1": "the audio models (LSTM-RNN, LSTM-RNN + TA)",
                "mm-table3": "the audio and audio-visual fusion models"}
 
 
-def paper_config(name: str) -> Path:
-    from importlib import resources
-
-    return Path(str(resources.files("avstan") / "configs" / "paper" / f"{name}.yaml"))
-
-
 def git_commit() -> str:
     try:
         result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
@@ -89,7 +83,7 @@ def reproduce_table(table: str, store: str | Path, output: str | Path,
     output = Path(output)
     results = []
     for number, row in enumerate(spec.rows, start=1):
-        config = load_config(paper_config(row.config), overrides or [])
+        config = load_config(packaged_config(f"paper/{row.config}"), overrides or [])
         config.data.store = str(store)
         config.output = str(output / row.config)
         log(f"[{number}/{len(spec.rows)}] {row.label}: training -> {config.output}")

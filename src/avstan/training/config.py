@@ -80,6 +80,14 @@ class ExperimentConfig:
         return asdict(self)
 
 
+def packaged_config(name: str) -> Path:
+    """Path of a YAML config shipped in the package: ``avstan/configs/<name>.yaml``
+    (``name`` may include a folder, e.g. ``paper/icassp_sta3d``)."""
+    from importlib import resources
+
+    return Path(str(resources.files("avstan") / "configs" / f"{name}.yaml"))
+
+
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
     """Read a YAML experiment file and apply ``key.path=value`` overrides."""
     path = Path(path)
