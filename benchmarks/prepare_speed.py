@@ -4,8 +4,9 @@ For one video (default: the 640×360 h264 clip of ../shared/data/videos), three 
 measured in the same run:
 
 * **decode only** — PyAV decoding and sampling at the step rate (the bound);
-* **avstan prepare** — decode, face search on a reduced copy, landmarks at full
-  resolution, alignment, labels (``prepare_recording``);
+* **avstan prepare** — decoding a few frames ahead in a background thread, face search
+  near the previous face (else on a reduced copy of the frame), landmarks at full
+  resolution, alignment (``prepare_recording``);
 * **naive** — the same with face search at full resolution on every sampled frame.
 
 The dlib models are loaded once before timing (about a second per process).
@@ -49,7 +50,7 @@ def main() -> None:
     source = RecordingSource("bench", "train", media=video)
     config = PrepareConfig(crop_size=args.crop_size)
     fast = FaceAligner(args.crop_size, detect_width=config.detect_width)
-    naive = FaceAligner(args.crop_size, detect_width=10**6)
+    naive = FaceAligner(args.crop_size, detect_width=10**6, search_near_previous=False)
 
     passes = {
         "decode only (bound)": lambda: sum(1 for _ in sample_video(video)),

@@ -86,3 +86,22 @@ def test_image_folder(tmp_path):
     assert [int(f.image[0, 0, 0]) for f in frames] == [0, 6, 12, 19, 24]
     with pytest.raises(AvstanError, match="no image frames"):
         list(sample_image_folder(tmp_path / "empty", 25.0))
+
+
+def test_prefetched_keeps_order_and_hands_errors_over():
+    from avstan.data.video import prefetched
+
+    assert list(prefetched(iter(range(50)), size=3)) == list(range(50))
+
+    def failing():
+        yield 1
+        raise AvstanError("broken.mp4: cannot decode")
+
+    got = []
+    with pytest.raises(AvstanError, match="broken.mp4"):
+        for item in prefetched(failing()):
+            got.append(item)
+    assert got == [1]
+    early = prefetched(iter(range(1000)), size=2)
+    assert next(early) == 0
+    early.close()  # the consumer stops early: the producer thread ends

@@ -34,7 +34,7 @@ from avstan.data.store import (
     read_recording,
     write_recording,
 )
-from avstan.data.video import sample_image_folder, sample_video
+from avstan.data.video import prefetched, sample_image_folder, sample_video
 from avstan.errors import AvstanError
 
 
@@ -71,14 +71,15 @@ def prepare_recording(source: RecordingSource, config: PrepareConfig, corpus: st
                       aligner: FaceAligner | None = None) -> Recording:
     """Sample, detect, align and label one recording; AvstanError names what went wrong.
 
-    One recording runs in one process: PyAV's decoder already uses a second core, and
-    searching frames for faces in extra threads made a 2-core machine slower (measured);
-    corpora are parallelised over recordings instead."""
+    Decoding runs a few frames ahead in a background thread while this thread searches
+    for faces (FFmpeg and dlib both release the GIL). Searching several frames for faces in
+    parallel threads made a 2-core machine slower (measured), so corpora are parallelised
+    over recordings instead."""
     aligner = aligner or FaceAligner(config.crop_size, config.template, config.detect_width)
     aligner.reset(source.extra.get("subject", "largest"))
     where = source.media or source.frames_dir
     if source.media is not None:
-        samples = sample_video(source.media, config.step_rate)
+        samples = prefetched(sample_video(source.media, config.step_rate))
     elif source.frames_dir is not None and source.frame_rate:
         samples = sample_image_folder(source.frames_dir, source.frame_rate, config.step_rate)
     else:

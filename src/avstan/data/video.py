@@ -12,6 +12,8 @@ Image sequences (a folder of numbered frames at a known rate) are sampled the sa
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,6 +131,47 @@ def sample_image_folder(folder: str | Path, frame_rate: float, step_rate: float 
         except OSError as exc:
             raise AvstanError(f"{file}: not a readable image ({_reason(exc)})") from None
         yield SampledFrame(step, tick, time, array)
+
+
+def prefetched(items: Iterator[SampledFrame], size: int = 8) -> Iterator[SampledFrame]:
+    """Run ``items`` (a decoding generator) in a background thread, ``size`` frames ahead.
+
+    FFmpeg decodes without holding the GIL, so the next frames decode while the caller
+    searches the current one for a face. An exception in the decoder is raised here, in
+    the caller's thread, when its turn comes.
+    """
+    buffer: queue.Queue = queue.Queue(maxsize=size)
+    done = object()
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        buffer.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            buffer.put(done)
+        except BaseException as error:  # noqa: BLE001 - handed to the consumer
+            buffer.put(error)
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = buffer.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 def _reason(exc: BaseException, path: Path | None = None) -> str:
