@@ -69,12 +69,9 @@ def find_recordings(root: Path) -> list[RecordingSource]:
             raise AvstanError(f"{path}: not an AVEC 2017 recording name (Train_NN, Devel_NN "
                               "or Test_NN); rename it, move it out, or use the generic layout")
 
-    def stem(path: Path) -> str:
-        return path.stem
-
-    video_of = index_by_name(videos, stem)
-    audio_of = index_by_name(audios, stem)
-    labels_of = index_by_name(labels, stem)
+    video_of = index_by_name(videos)
+    audio_of = index_by_name(audios)
+    labels_of = index_by_name(labels)
     recordings = []
     for name, video in video_of.items():
         extra: dict = {}

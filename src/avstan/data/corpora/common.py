@@ -51,8 +51,10 @@ def is_video(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_SUFFIXES
 
 
-def index_by_name(paths: Iterable[Path], name_of: Callable[[Path], str]) -> dict[str, Path]:
-    """``{name_of(path): path}``; two files with one name raise AvstanError naming both."""
+def index_by_name(paths: Iterable[Path],
+                  name_of: Callable[[Path], str] = lambda path: path.stem) -> dict[str, Path]:
+    """``{name_of(path): path}`` (default: the file name without suffix); two files with one
+    name raise AvstanError naming both."""
     index: dict[str, Path] = {}
     for path in paths:
         name = name_of(path)

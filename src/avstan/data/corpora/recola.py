@@ -76,12 +76,9 @@ def find_recordings(root: Path) -> list[RecordingSource]:
             raise AvstanError(f"{path}: not a RECOLA recording name (train_N, dev_N or "
                               "test_N); rename it, move it out, or use the generic layout")
 
-    def stem(path: Path) -> str:
-        return path.stem
-
-    video_of = index_by_name(videos, stem)
-    audio_of = index_by_name(audios, stem)
-    gold_of = {dimension: index_by_name(paths, stem) for dimension, paths in gold.items()}
+    video_of = index_by_name(videos)
+    audio_of = index_by_name(audios)
+    gold_of = {dimension: index_by_name(paths) for dimension, paths in gold.items()}
     recordings = []
     for name, video in video_of.items():
         extra: dict = {d: gold_of[d][name] for d in DIMENSIONS if name in gold_of[d]}
