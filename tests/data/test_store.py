@@ -28,7 +28,8 @@ def make_recording(name="rec", n=20, size=8, partition="train", audio=False, mas
         salient_mask=rng.random((n, size, size)) > 0.5 if mask else None,
         landmarks=rng.uniform(0, size, (n, 68, 2)) if landmarks else None,
         frame_times=np.arange(n) / 4.0 + 0.01 if landmarks else None,
-        alignment_template=[[0.3, 0.4], [0.7, 0.4], [0.5, 0.6]] if landmarks else None)
+        alignment_template=[[0.3, 0.4], [0.7, 0.4], [0.5, 0.6]] if landmarks else None,
+        alignment_matrices=rng.normal(size=(n, 2, 3)) if landmarks else None)
 
 
 def test_round_trip_keeps_every_array_and_attribute(tmp_path):
@@ -37,12 +38,31 @@ def test_round_trip_keeps_every_array_and_attribute(tmp_path):
     back = read_recording(tmp_path / "r.h5")
     assert back.alignment_template == rec.alignment_template
     for key in ("frames", "times", "face_found", "audio_features", "salient_mask", "landmarks",
-                "frame_times"):
+                "frame_times", "alignment_matrices"):
         np.testing.assert_array_equal(getattr(back, key), getattr(rec, key))
     np.testing.assert_array_equal(np.isnan(back.labels), np.isnan(rec.labels))
     np.testing.assert_allclose(back.labels, rec.labels)
     assert (back.name, back.partition, back.corpus, back.step_rate, back.crop_size) == \
         ("rec", "train", "test", 4.0, 8)
+
+
+def test_audio_only_recording_round_trips_without_frames(tmp_path):
+    rec = make_recording(audio=True, mask=False)
+    rec.frames = None
+    write_recording(tmp_path / "a.h5", rec)
+    with h5py.File(tmp_path / "a.h5") as h5:
+        assert "frames" not in h5
+    back = read_recording(tmp_path / "a.h5")
+    assert back.frames is None and not back.has_video and back.has_audio
+    assert back.num_steps == 20 and back.crop_size == 0
+    np.testing.assert_array_equal(back.audio_features, rec.audio_features)
+
+
+def test_a_recording_needs_frames_or_audio(tmp_path):
+    rec = make_recording(mask=False)
+    rec.frames = None
+    with pytest.raises(AvstanError, match="frames, audio_features or both"):
+        write_recording(tmp_path / "x.h5", rec)
 
 
 def test_labels_only_read_skips_frames(tmp_path):

@@ -3,7 +3,7 @@
 Every source (the synthetic corpus, real videos, audio) writes this format and everything
 downstream reads it. Per recording, on the model's step timeline (4 steps/s by default):
 
-    frames          (N, S, S, 3) uint8    aligned face crops, RGB
+    frames          (N, S, S, 3) uint8    aligned face crops, RGB; absent for audio-only sources
     times           (N,)         float64  seconds from the start of the source
     face_found      (N,)         bool     False where no face was detected (frame = nearest found)
     labels          (N, 2)       float32  valence, arousal; NaN where unknown
@@ -11,6 +11,8 @@ downstream reads it. Per recording, on the model's step timeline (4 steps/s by d
     salient_mask    (N, S, S)    bool     optional, ground-truth salient regions (synthetic only)
     landmarks       (N, 68, 2)   float32  optional, facial landmarks in crop pixels (NaN: no face)
     frame_times     (N,)         float64  optional, timestamp of the source frame each step took
+    alignment_matrices (N, 2, 3) float32  optional, the similarity transform from source-frame
+                                          pixels (x, y, 1) to crop pixels (NaN: no face)
 
 and attributes ``step_rate`` (steps per second), ``source``, ``corpus``, ``partition``,
 ``crop_size``, ``store_version`` and, for aligned crops, ``alignment_template`` (JSON: the
@@ -46,7 +48,7 @@ class Recording:
     """One recording on the step timeline; see the module docstring for the arrays."""
 
     name: str
-    frames: np.ndarray  # (N, S, S, 3) uint8
+    frames: np.ndarray | None  # (N, S, S, 3) uint8; None for an audio-only recording
     times: np.ndarray  # (N,) float64
     face_found: np.ndarray  # (N,) bool
     labels: np.ndarray  # (N, 2) float32, valence/arousal, NaN where unknown
@@ -59,9 +61,13 @@ class Recording:
     landmarks: np.ndarray | None = None  # (N, 68, 2) float32, crop pixels
     frame_times: np.ndarray | None = None  # (N,) float64
     alignment_template: list | None = None  # [[x, y] × 3] in units of S
+    alignment_matrices: np.ndarray | None = None  # (N, 2, 3) float32, source px → crop px
 
     def __post_init__(self) -> None:
-        self.frames = np.asarray(self.frames)
+        if self.frames is not None:
+            self.frames = np.asarray(self.frames)
+        if self.alignment_matrices is not None:
+            self.alignment_matrices = np.asarray(self.alignment_matrices, dtype=np.float32)
         self.times = np.asarray(self.times, dtype=np.float64)
         self.face_found = np.asarray(self.face_found, dtype=bool)
         self.labels = np.asarray(self.labels, dtype=np.float32)
@@ -76,17 +82,28 @@ class Recording:
 
     @property
     def num_steps(self) -> int:
-        return int(self.frames.shape[0])
+        return int(self.times.shape[0])
 
     @property
     def crop_size(self) -> int:
-        return int(self.frames.shape[1])
+        """S of the face crops; 0 for an audio-only recording."""
+        return 0 if self.frames is None else int(self.frames.shape[1])
+
+    @property
+    def has_video(self) -> bool:
+        return self.frames is not None
+
+    @property
+    def has_audio(self) -> bool:
+        return self.audio_features is not None
 
     def validate(self, where: str = "") -> None:
         """Raise AvstanError naming ``where`` (a file, or the recording) if shapes disagree."""
         where = where or f"recording {self.name!r}"
         problems = _shape_problems(
-            self.frames.shape, self.frames.dtype, self.times.shape, self.face_found.shape,
+            None if self.frames is None else self.frames.shape,
+            None if self.frames is None else self.frames.dtype, self.times.shape,
+            self.face_found.shape,
             self.labels.shape,
             None if self.audio_features is None else self.audio_features.shape,
             None if self.salient_mask is None else self.salient_mask.shape,
@@ -94,6 +111,12 @@ class Recording:
         if self.landmarks is not None and self.landmarks.shape[0] != self.num_steps:
             problems.append(f"landmarks must have {self.num_steps} rows, "
                             f"got {self.landmarks.shape}")
+        if self.alignment_matrices is not None and \
+                self.alignment_matrices.shape != (self.num_steps, 2, 3):
+            problems.append(f"alignment_matrices must be ({self.num_steps}, 2, 3), "
+                            f"got {self.alignment_matrices.shape}")
+        if self.frames is None and self.audio_features is None:
+            problems.append("a recording needs frames, audio_features or both")
         if self.frame_times is not None and self.frame_times.shape != (self.num_steps,):
             problems.append(f"frame_times must be ({self.num_steps},), "
                             f"got {self.frame_times.shape}")
@@ -112,12 +135,20 @@ class Recording:
 
 def _shape_problems(frames, frames_dtype, times, face_found, labels, audio, mask) -> list[str]:
     problems = []
-    if len(frames) != 4 or frames[3] != 3 or frames[1] != frames[2]:
-        problems.append(f"frames must be (N, S, S, 3), got {tuple(frames)}")
-        return problems
-    if frames_dtype != np.uint8:
-        problems.append(f"frames must be uint8, got {frames_dtype}")
-    n = frames[0]
+    if frames is None:  # audio-only: the timeline is the times array
+        if len(times) != 1:
+            return [f"times must be (N,), got {tuple(times)}"]
+        n = times[0]
+        if mask is not None:
+            problems.append("an audio-only recording cannot have a salient mask")
+        frames = (n, 0, 0, 3)
+    else:
+        if len(frames) != 4 or frames[3] != 3 or frames[1] != frames[2]:
+            problems.append(f"frames must be (N, S, S, 3), got {tuple(frames)}")
+            return problems
+        if frames_dtype != np.uint8:
+            problems.append(f"frames must be uint8, got {frames_dtype}")
+        n = frames[0]
     if n == 0:
         problems.append("the recording has no steps")
     if tuple(times) != (n,):
@@ -171,9 +202,10 @@ def write_recording(path: Path, recording: Recording) -> None:
     os.close(fd)
     try:
         with h5py.File(tmp, "w") as h5:
-            chunk = (1, *recording.frames.shape[1:])
-            h5.create_dataset("frames", data=recording.frames, chunks=chunk,
-                              compression="gzip", compression_opts=1)
+            if recording.frames is not None:
+                chunk = (1, *recording.frames.shape[1:])
+                h5.create_dataset("frames", data=recording.frames, chunks=chunk,
+                                  compression="gzip", compression_opts=1)
             h5.create_dataset("times", data=recording.times)
             h5.create_dataset("face_found", data=recording.face_found)
             h5.create_dataset("labels", data=recording.labels)
@@ -182,7 +214,7 @@ def write_recording(path: Path, recording: Recording) -> None:
             if recording.salient_mask is not None:
                 h5.create_dataset("salient_mask", data=recording.salient_mask,
                                   compression="gzip", compression_opts=1)
-            for optional in ("landmarks", "frame_times"):
+            for optional in ("landmarks", "frame_times", "alignment_matrices"):
                 if getattr(recording, optional) is not None:
                     h5.create_dataset(optional, data=getattr(recording, optional))
             if recording.alignment_template is not None:
@@ -204,14 +236,17 @@ def read_recording(path: Path, load_frames: bool = True) -> Recording:
     """Read and validate one recording file; a bad file raises AvstanError naming it.
 
     With ``load_frames=False`` the frames are replaced by an empty (0, S, S, 3) array
-    (cheap: labels and times only), and no shape check involving them is made.
+    (cheap: labels and times only), and no shape check involving them is made. An
+    audio-only recording has ``frames = None``.
     """
     path = Path(path)
     if not path.is_file():
         raise AvstanError(f"{path}: recording file not found; run the preparation step again")
     try:
         with h5py.File(path, "r") as h5:
-            missing = [k for k in ("frames", "times", "face_found", "labels") if k not in h5]
+            missing = [k for k in ("times", "face_found", "labels") if k not in h5]
+            if "frames" not in h5 and "audio_features" not in h5:
+                missing.append("frames or audio_features")
             if missing:
                 raise AvstanError(f"{path}: not an avstan recording (missing {', '.join(missing)})"
                                   "; re-create it with avstan")
@@ -219,8 +254,10 @@ def read_recording(path: Path, load_frames: bool = True) -> Recording:
             if version != STORE_VERSION:
                 raise AvstanError(f"{path}: store version {version}, this avstan reads "
                                   f"{STORE_VERSION}; re-create the store with this version")
-            frames_ds = h5["frames"]
-            if load_frames:
+            frames_ds = h5["frames"] if "frames" in h5 else None
+            if frames_ds is None:
+                frames = None
+            elif load_frames:
                 frames = frames_ds[()]
             else:
                 frames = np.zeros((0, *frames_ds.shape[1:]), dtype=frames_ds.dtype)
@@ -239,16 +276,18 @@ def read_recording(path: Path, load_frames: bool = True) -> Recording:
                               else None),
                 landmarks=h5["landmarks"][()] if "landmarks" in h5 else None,
                 frame_times=h5["frame_times"][()] if "frame_times" in h5 else None,
+                alignment_matrices=(h5["alignment_matrices"][()]
+                                    if "alignment_matrices" in h5 else None),
                 alignment_template=(json.loads(h5.attrs["alignment_template"])
                                     if "alignment_template" in h5.attrs else None),
             )
-            full_shape = frames_ds.shape
+            full_shape = None if frames_ds is None else frames_ds.shape
     except AvstanError:
         raise
     except (OSError, KeyError, ValueError, TypeError) as exc:
         raise AvstanError(f"{path}: unreadable recording file ({exc}); delete it and run the "
                           "preparation step again") from None
-    if load_frames:
+    if load_frames or frames_ds is None:
         rec.validate(str(path))
     else:
         problems = _shape_problems(full_shape, rec.frames.dtype, rec.times.shape,
