@@ -131,3 +131,30 @@ def test_fill_missing_frames_takes_the_nearest_found():
     frames = [None, np.full((2, 2, 3), 1), None, None, np.full((2, 2, 3), 4), None]
     filled = fill_missing_frames(frames)
     assert [int(f[0, 0, 0]) for f in filled] == [1, 1, 1, 4, 4, 4]
+
+
+def test_alignment_matrices_map_source_landmarks_and_pixels_onto_the_crop(aligner, monkeypatch):
+    fitted = []  # (frame, landmarks in frame pixels) of every step with a face, in order
+    fit = aligner.landmarks
+
+    def spy(image, box):
+        points = fit(image, box)
+        fitted.append((image.copy(), points))
+        return points
+
+    monkeypatch.setattr(aligner, "landmarks", spy)
+    recording = prepare_recording(RecordingSource("leaves", "train",
+                                                  media=MEDIA / "face_noface.mov"),
+                                  PrepareConfig(crop_size=64), aligner=aligner)
+    matrices, found = recording.alignment_matrices, recording.face_found
+    assert matrices.shape == (recording.num_steps, 2, 3) and matrices.dtype == np.float32
+    assert np.isnan(matrices[~found]).all() and np.isfinite(matrices[found]).all()
+    assert len(fitted) == found.sum() >= 5
+    for step, (frame, points) in zip(np.flatnonzero(found), fitted, strict=True):
+        matrix = matrices[step].astype(np.float64)
+        mapped = points @ matrix[:, :2].T + matrix[:, 2]  # (x, y, 1) → crop pixels
+        np.testing.assert_allclose(mapped, recording.landmarks[step], atol=1e-2)
+        # The stored matrix is the one the crop was cut with (float32 rounding aside).
+        difference = np.abs(warp_crop(frame, matrix, 64).astype(int)
+                            - recording.frames[step].astype(int))
+        assert np.mean(difference) < 0.5 and np.percentile(difference, 99) <= 2

@@ -101,6 +101,7 @@ class AlignedFace:
     crop: np.ndarray  # (S, S, 3) uint8
     landmarks: np.ndarray  # (68, 2) float32, in crop pixels
     box: tuple[float, float, float, float]  # (left, top, right, bottom) in the frame
+    matrix: np.ndarray | None = None  # (2, 3) frame pixels (x, y, 1) → crop pixels
 
 
 class FaceAligner:
@@ -188,10 +189,14 @@ class FaceAligner:
         shape = self.predictor(image, rect)
         return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
 
+    def alignment_matrix(self, landmarks: np.ndarray) -> np.ndarray:
+        """The similarity (2, 3) from frame pixels to crop pixels for 68 landmarks."""
+        return similarity_transform(anchor_points(landmarks),
+                                    self.template * (self.crop_size - 1))
+
     def align(self, image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Crop (S, S, 3) and the landmarks in crop pixels (68, 2)."""
-        target = self.template * (self.crop_size - 1)
-        matrix = similarity_transform(anchor_points(landmarks), target)
+        matrix = self.alignment_matrix(landmarks)
         return warp_crop(image, matrix, self.crop_size), apply_transform(matrix, landmarks)
 
     def __call__(self, image: np.ndarray) -> AlignedFace | None:
@@ -206,5 +211,7 @@ class FaceAligner:
         self.previous_box = box
         self.previous_centre = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
         points = self.landmarks(image, box)
-        crop, crop_points = self.align(image, points)
-        return AlignedFace(crop, crop_points.astype(np.float32), box)
+        matrix = self.alignment_matrix(points)
+        crop = warp_crop(image, matrix, self.crop_size)
+        crop_points = apply_transform(matrix, points)
+        return AlignedFace(crop, crop_points.astype(np.float32), box, matrix)

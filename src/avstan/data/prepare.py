@@ -85,12 +85,14 @@ def prepare_recording(source: RecordingSource, config: PrepareConfig, corpus: st
     else:
         raise AvstanError(f"{source.name}: no video file or image folder to prepare")
     crops: list[np.ndarray | None] = []
-    landmarks, ticks, frame_times = [], [], []
+    landmarks, ticks, frame_times, matrices = [], [], [], []
     for sample in samples:
         face = aligner(sample.image)
         crops.append(None if face is None else face.crop)
         landmarks.append(np.full((68, 2), np.nan, np.float32) if face is None
                          else face.landmarks)
+        matrices.append(np.full((2, 3), np.nan, np.float32) if face is None
+                        else face.matrix.astype(np.float32))
         ticks.append(sample.tick)
         frame_times.append(sample.time)
     found = np.array([c is not None for c in crops])
@@ -106,7 +108,7 @@ def prepare_recording(source: RecordingSource, config: PrepareConfig, corpus: st
         name=source.name, frames=fill_missing_frames(crops), times=ticks, face_found=found,
         labels=labels, step_rate=config.step_rate, partition=source.partition, corpus=corpus,
         source=str(where), landmarks=np.stack(landmarks), frame_times=np.asarray(frame_times),
-        alignment_template=template)
+        alignment_template=template, alignment_matrices=np.stack(matrices))
 
 
 # One aligner per worker process: loading dlib's predictor takes a moment.
