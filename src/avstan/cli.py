@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 
 from avstan import __version__
@@ -254,8 +255,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    # Warnings a user should act on (e.g. a recording skipped for lack of audio) read as
+    # one line naming the thing, like the errors, not as a source location.
+    return f"avstan: warning: {message}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    warnings.formatwarning = _one_line_warning
     try:
         return run(args)
     except AvstanError as error:

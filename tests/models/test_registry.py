@@ -7,7 +7,10 @@ import torch
 from avstan.errors import AvstanError
 from avstan.models import create_model, list_models, model_arguments
 
-TINY = {"crop_size": 16, "clip_length": 4}
+TINY = {"crop_size": 16, "clip_length": 4, "audio_features": 6,
+        "video": {"encoder_channels": [4, 8], "decoder_channels": [8, 4],
+                  "trunk_channels": [4, 8, 8, 8], "fc_hidden": 8},
+        "audio": {"hidden": 8, "layers": 2}}
 
 
 def tiny_model(name: str, **extra):
@@ -17,16 +20,25 @@ def tiny_model(name: str, **extra):
     return create_model(name, **options)
 
 
+def tiny_inputs(model, batch=2, generator=None):
+    """Random inputs for every entry the model reads (clip (B,3,4,16,16), audio (B,4,6))."""
+    shapes = {"clip": (batch, 3, 4, 16, 16), "audio": (batch, 4, 6),
+              "mask": (batch, 4, 16, 16)}
+    inputs = {name: torch.rand(shapes[name], generator=generator) for name in model.input_names}
+    if "audio" in inputs:
+        inputs["audio"] = inputs["audio"] * 4 - 2
+    return inputs
+
+
 def test_the_papers_models_are_registered():
-    assert {"sta3d", "cnn3d", "cnn2d"} <= set(list_models())
+    assert {"sta3d", "cnn3d", "cnn2d", "lstm", "lstm_ta", "av_sta"} <= set(list_models())
 
 
 @pytest.mark.parametrize("name", list_models())
 @pytest.mark.parametrize("targets", [["valence", "arousal"], ["valence"]])
 def test_forward_backward_every_parameter_gets_a_gradient(name, targets):
     model = tiny_model(name, targets=targets)
-    clip = torch.rand(2, 3, 4, 16, 16)
-    out = model(clip)
+    out = model(**tiny_inputs(model))
     assert out["prediction"].shape == (2, len(targets))
     assert out["features"].ndim == 2 and out["features"].shape[0] == 2
     assert torch.isfinite(out["prediction"]).all()
@@ -42,7 +54,7 @@ def test_forward_backward_every_parameter_gets_a_gradient(name, targets):
 @pytest.mark.parametrize("name", list_models())
 def test_attention_maps_are_distributions_over_each_frame(name):
     model = tiny_model(name)
-    out = model(torch.rand(2, 3, 4, 16, 16))
+    out = model(**tiny_inputs(model))
     if "attention" not in out:
         pytest.skip(f"{name} has no attention")
     attention = out["attention"]
@@ -54,9 +66,10 @@ def test_attention_maps_are_distributions_over_each_frame(name):
 @pytest.mark.parametrize("name", list_models())
 def test_prediction_depends_only_on_the_clip_in_eval_mode(name):
     model = tiny_model(name).eval()
-    clip = torch.rand(3, 3, 4, 16, 16)
-    batched = model(clip)["prediction"]
-    single = torch.cat([model(clip[i:i + 1])["prediction"] for i in range(3)])
+    inputs = tiny_inputs(model, batch=3)
+    batched = model(**inputs)["prediction"]
+    single = torch.cat([model(**{k: v[i:i + 1] for k, v in inputs.items()})["prediction"]
+                        for i in range(3)])
     torch.testing.assert_close(batched, single, rtol=1e-4, atol=1e-5)
 
 

@@ -75,7 +75,8 @@ class ClipDataset(Dataset):
     """Clips over a list of recordings.
 
     Each item is a dict:
-        clip        (3, T, S, S) float32 in [0, 1]
+        clip        (3, T, S, S) float32 in [0, 1], only when ``with_video`` (the default)
+        audio       (T, D) float32, the acoustic features, only when ``with_audio``
         target      (K,) float32, the labels of ``targets`` at the clip's last step (NaN if unknown)
         recording   int, index into ``recordings``
         step        int, the clip's last step
@@ -86,11 +87,14 @@ class ClipDataset(Dataset):
         labelled_only: leave out clips whose last step has any unknown target (training).
         augment: per-clip augmentation, or None. Draws come from torch's global generator,
             which Lightning's ``seed_everything(workers=True)`` seeds in every worker.
+        with_video, with_audio: which inputs to cut (``inputs_for_model`` maps a model's
+            ``input_names`` to these flags).
     """
 
     def __init__(self, recordings: Sequence[Recording], clip_length: int = 16, stride: int = 1,
                  targets: Sequence[str] = LABEL_NAMES, labelled_only: bool = False,
-                 augment: AugmentConfig | None = None, with_masks: bool = False) -> None:
+                 augment: AugmentConfig | None = None, with_masks: bool = False,
+                 with_video: bool = True, with_audio: bool = False) -> None:
         if clip_length < 1 or stride < 1:
             raise AvstanError(f"clip_length and stride must be >= 1, got {clip_length}, {stride}")
         unknown = [t for t in targets if t not in LABEL_NAMES]
@@ -103,9 +107,19 @@ class ClipDataset(Dataset):
         self.augment = augment
         self.with_masks = with_masks
         columns = [LABEL_NAMES.index(t) for t in self.targets]
+        lacking = [r.name for r in self.recordings
+                   if (with_video and r.frames is None)
+                   or (with_audio and r.audio_features is None)]
+        if lacking:
+            what = " and ".join(w for w, on in (("face frames", with_video),
+                                                ("audio features", with_audio)) if on)
+            raise AvstanError(f"recordings without {what}: {', '.join(lacking)}; leave them out "
+                              "(usable_recordings) or prepare them again")
         # Frames as (N, 3, S, S) uint8 tensors so a clip is one gather plus one conversion.
         self._frames = [torch.from_numpy(r.frames).permute(0, 3, 1, 2).contiguous()
-                        for r in self.recordings]
+                        for r in self.recordings] if with_video else None
+        self._audio = [torch.from_numpy(r.audio_features) for r in self.recordings] \
+            if with_audio else None
         self._labels = [torch.from_numpy(r.labels[:, columns]) for r in self.recordings]
         self._masks = None
         if with_masks:
@@ -131,12 +145,48 @@ class ClipDataset(Dataset):
     def __getitem__(self, item: int) -> dict[str, Tensor | int]:
         number, end = (int(v) for v in self.index[item])
         steps = torch.from_numpy(clip_indices(end, self.clip_length))
-        clip = self._frames[number][steps].permute(1, 0, 2, 3).float().div_(255.0)
-        mask = self._masks[number][steps] if self._masks is not None else None
-        if self.augment is not None:
-            clip, mask = augment_clip(clip, self.augment, mask)
-        out: dict[str, Tensor | int] = {"clip": clip, "target": self._labels[number][end],
+        out: dict[str, Tensor | int] = {"target": self._labels[number][end],
                                         "recording": number, "step": end}
+        mask = self._masks[number][steps] if self._masks is not None else None
+        if self._frames is not None:
+            clip = self._frames[number][steps].permute(1, 0, 2, 3).float().div_(255.0)
+            if self.augment is not None:
+                clip, mask = augment_clip(clip, self.augment, mask)
+            out["clip"] = clip
+        if self._audio is not None:
+            out["audio"] = self._audio[number][steps]
         if mask is not None:
             out["mask"] = mask
         return out
+
+
+def inputs_for_model(input_names: Sequence[str]) -> dict[str, bool]:
+    """ClipDataset flags for a model's ``input_names`` ("clip", "audio", "mask")."""
+    unknown = set(input_names) - {"clip", "audio", "mask"}
+    if unknown:
+        raise AvstanError(f"a model reads inputs {sorted(unknown)} that clips do not provide")
+    return {"with_video": "clip" in input_names, "with_audio": "audio" in input_names,
+            "with_masks": "mask" in input_names}
+
+
+def usable_recordings(recordings: Sequence[Recording], input_names: Sequence[str]
+                      ) -> tuple[list[Recording], list[str]]:
+    """Split recordings into those that have every input a model reads and the rest.
+
+    Returns (usable, reasons): one line per recording left out, naming it and what it lacks
+    (e.g. a video without an audio track for an audio model).
+    """
+    usable, reasons = [], []
+    for recording in recordings:
+        missing = []
+        if "clip" in input_names and recording.frames is None:
+            missing.append("face frames (audio-only source)")
+        if "audio" in input_names and recording.audio_features is None:
+            missing.append("audio features (no or silent audio track)")
+        if "mask" in input_names and recording.salient_mask is None:
+            missing.append("a salient mask (synthetic corpora only)")
+        if missing:
+            reasons.append(f"{recording.name}: skipped, it has no {' and no '.join(missing)}")
+        else:
+            usable.append(recording)
+    return usable, reasons

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from avstan.data.clips import usable_recordings
 from avstan.data.store import RecordingStore
 from avstan.errors import AvstanError
 from avstan.evaluation._files import write_report_file
@@ -52,6 +54,7 @@ class Evaluation:
     postprocessing: dict[str, PostProcessing] | None = None
     postprocessed_scores: dict[str, dict[str, Any]] | None = None
     postprocessed: list[np.ndarray] | None = field(repr=False, default=None)  # (N, K) each
+    skipped: list[str] = field(default_factory=list)  # recordings left out, with the reason
 
     def table_row(self, convention: str = "concatenated",
                   postprocessed: bool = False) -> dict[str, Any]:
@@ -71,7 +74,7 @@ class Evaluation:
                 "postprocessed_scores": self.postprocessed_scores,
                 "postprocessing": None if self.postprocessing is None else
                 {t: chain.to_dict() for t, chain in self.postprocessing.items()},
-                "recordings": [r.name for r in self.recordings]}
+                "recordings": [r.name for r in self.recordings], "skipped": self.skipped}
 
 
 def fit_chains(model: nn.Module, devel: Sequence, targets: Sequence[str], clip_length: int,
@@ -92,7 +95,7 @@ def attach_postprocessing(model_path: str | Path, store_root: str | Path,
     """Fit the chain on the store's devel partition and save it into the model file, so
     evaluation and prediction apply it unchanged."""
     model, info = load_model_file(model_path, device)
-    devel = RecordingStore.open(store_root).load_partition("devel")
+    devel, _ = usable(model, RecordingStore.open(store_root).load_partition("devel"), store_root)
     if not devel:
         raise AvstanError(f"{store_root}: no devel recordings to fit the post-processing on")
     check_compatible(info, devel, str(model_path), str(store_root))
@@ -177,12 +180,14 @@ def evaluate_model_file(model_path: str | Path, store_root: str | Path, partitio
     store's devel partition (which must then have labels)."""
     model, info = load_model_file(model_path, device)
     store = RecordingStore.open(store_root)
-    recordings = store.load_partition(partition)
+    recordings, skipped = usable(model, store.load_partition(partition), store_root)
     if not recordings:
-        raise AvstanError(f"{store_root}: no complete recordings in the {partition!r} partition")
+        raise AvstanError(f"{store_root}: no complete recordings the model can read in the "
+                          f"{partition!r} partition")
     stored = info.get("postprocessing") if postprocess and shifts is None else None
     chains = ({t: PostProcessing.from_dict(c) for t, c in stored.items()} if stored else None)
-    devel = store.load_partition("devel") if postprocess and chains is None else None
+    devel = (usable(model, store.load_partition("devel"), store_root)[0]
+             if postprocess and chains is None else None)
     if postprocess and chains is None and not devel:
         raise AvstanError(f"{store_root}: no devel recordings to fit the post-processing on; "
                           "pass --no-postprocess to score raw predictions only")
@@ -190,9 +195,20 @@ def evaluate_model_file(model_path: str | Path, store_root: str | Path, partitio
     evaluation = evaluate_model(model, recordings, info["targets"], model.clip_length,
                                 info["model_name"], partition, batch_size, device, progress,
                                 devel=devel, shifts=shifts, chains=chains)
+    evaluation.skipped = skipped
     if output is not None:
         write_evaluation(evaluation, Path(output))
     return evaluation
+
+
+def usable(model: nn.Module, recordings: Sequence, store_root: str | Path
+           ) -> tuple[list, list[str]]:
+    """The recordings that have every input the model reads; the others are named in a
+    warning (e.g. a video without audio for an audio model) and returned as reasons."""
+    kept, skipped = usable_recordings(recordings, getattr(model, "input_names", ("clip",)))
+    for reason in skipped:
+        warnings.warn(f"{store_root}: {reason}", stacklevel=3)
+    return kept, skipped
 
 
 def check_compatible(info: dict[str, Any], recordings: Sequence, model_path: str,

@@ -18,8 +18,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from avstan.data.clips import ClipDataset
+from avstan.data.clips import ClipDataset, inputs_for_model, usable_recordings
 from avstan.data.store import LABEL_NAMES, Recording
+from avstan.errors import AvstanError
 from avstan.evaluation.metrics import attention_in_mask_ratio
 from avstan.evaluation.postprocess import interpolate_missing
 
@@ -45,22 +46,32 @@ def predict_recordings(model: nn.Module, recordings: Sequence[Recording],
 
     When the recordings carry salient masks and the model returns attention, the in-mask
     attention ratio (1.0 = uniform) is averaged over every frame of every clip.
+
+    The model reads the inputs its ``input_names`` say (face clips, audio features, masks);
+    every recording must have them (filter with ``data.clips.usable_recordings``). Missing
+    faces are interpolated only for models that see the face.
     """
+    input_names = tuple(getattr(model, "input_names", ("clip",)))
+    flags = inputs_for_model(input_names)
+    _, lacking = usable_recordings(recordings, input_names)
+    if lacking:
+        raise AvstanError("cannot predict: " + "; ".join(lacking))
+    sees_face = flags["with_video"]
     was_training = model.training
     model.eval().to(device)
     results = []
     try:
         for recording in tqdm(recordings, desc="predicting", unit="rec", disable=not progress,
                               leave=False):
-            with_masks = recording.salient_mask is not None
+            with_masks = recording.salient_mask is not None and sees_face
             dataset = ClipDataset([recording], clip_length, stride=1, targets=targets,
-                                  with_masks=with_masks)
+                                  **{**flags, "with_masks": with_masks or flags["with_masks"]})
             if step > 1:
                 dataset.index = dataset.index[::step]
             loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
             predictions, ratios = [], []
             for batch in loader:
-                out = model(batch["clip"].to(device))
+                out = model(**{name: batch[name].to(device) for name in input_names})
                 predictions.append(out["prediction"].float().cpu())
                 if with_masks and "attention" in out:
                     ratio = attention_in_mask_ratio(out["attention"].float().cpu().numpy(),
@@ -72,8 +83,9 @@ def predict_recordings(model: nn.Module, recordings: Sequence[Recording],
             ratio = float(np.nanmean(np.concatenate(ratios))) if ratios else None
             found = recording.face_found[steps]
             prediction = torch.cat(predictions).numpy()
-            prediction = np.stack([interpolate_missing(column, found)
-                                   for column in prediction.T], axis=1)
+            if sees_face:
+                prediction = np.stack([interpolate_missing(column, found)
+                                       for column in prediction.T], axis=1)
             results.append(RecordingPrediction(
                 name=recording.name, prediction=prediction, gold=gold,
                 times=recording.times[steps], face_found=found, attention_in_mask=ratio))

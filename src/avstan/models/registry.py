@@ -63,4 +63,4 @@ def _factory(name: str) -> Callable[..., nn.Module]:
 
 def _import_model_modules() -> None:
     # Importing the model modules runs their @register_model decorators.
-    from avstan.models import video  # noqa: F401
+    from avstan.models import audio, video  # noqa: F401

@@ -80,6 +80,8 @@ class AttentionVideoModel(nn.Module):
     branch's, which is how the ground-truth-mask and uniform bounds are measured.
     """
 
+    input_names = ("clip",)  # batch entries passed to forward as keyword arguments
+
     def __init__(self, trunk: Recognition3DCNN, attention: SpatiotemporalAttention | None,
                  targets: Sequence[str], crop_size: int, clip_length: int) -> None:
         super().__init__()
@@ -106,6 +108,8 @@ class FrameStack2DCNN(nn.Module):
     Mirrors the 3D trunk (four convs of 32/64/128/256 filters, three 2×2 max-pools, global
     pool, FC → dropout → FC) so the ablation isolates 2D vs 3D convolution.
     """
+
+    input_names = ("clip",)
 
     def __init__(self, clip_length: int, targets: Sequence[str], crop_size: int,
                  channels: Sequence[int] = (32, 64, 128, 256), fc_hidden: int = 256,

@@ -66,6 +66,10 @@ class TrainingSection:
     gradient_clip: float | None = None
     limit_train_batches: float | int | None = None
     threads: int | None = None  # torch CPU threads; None leaves torch's default
+    # Fusion (av_sta) from trained branches, the MM paper's late fusion: model files of the
+    # audio (lstm_ta) and video (sta3d/cnn3d) models, e.g. {audio: runs/a/model.pt}.
+    init_branches: dict[str, str] = field(default_factory=dict)
+    freeze_branches: bool = False  # with init_branches: train only the fusion layers
 
 
 @dataclass

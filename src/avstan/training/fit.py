@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 import yaml
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
@@ -29,7 +30,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from avstan.data.store import atomic_write_bytes, ensure_writable_folder
 from avstan.errors import AvstanError
 from avstan.training.config import ExperimentConfig
-from avstan.training.model_file import save_model_file
+from avstan.training.model_file import load_model_file, save_model_file
 from avstan.training.module import EmotionRegressor, RecordingDataModule
 
 DONE_NAME = "done.json"
@@ -97,6 +98,49 @@ def configure_torch(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
+def fit_audio_standardisation(model: torch.nn.Module, recordings: list, store: str) -> None:
+    """Set the model's feature standardisation from the training recordings' audio features
+    (train partition only; the statistics are buffers, so they are saved with the model)."""
+    from avstan.data.audio import fit_standardisation
+
+    features = np.concatenate([r.audio_features for r in recordings])
+    expected = model.audio_standardiser.center.shape[0]
+    if features.shape[1] != expected:
+        raise AvstanError(f"{store}: audio features have {features.shape[1]} values per step, "
+                          f"the model takes {expected}; set model.options.audio_features="
+                          f"{features.shape[1]}")
+    center, scale = fit_standardisation(features)
+    model.audio_standardiser.set_statistics(center, scale)
+
+
+BRANCHES = {"audio": "audio_branch", "video": "video_branch"}
+
+
+def init_branches(model: torch.nn.Module, files: dict[str, str], freeze: bool = False) -> None:
+    """Load trained branch models (``{"audio": model.pt, "video": model.pt}``) into a fusion
+    model's branches; ``freeze`` stops their training (only the fusion layers learn)."""
+
+    unknown = sorted(set(files) - set(BRANCHES))
+    if unknown or not all(hasattr(model, BRANCHES[k]) for k in files):
+        raise AvstanError(f"training.init_branches: {model.model_name} has no branch "
+                          f"{', '.join(unknown or sorted(files))}; it takes audio and video "
+                          "branches (av_sta)")
+    for key, path in files.items():
+        branch = getattr(model, BRANCHES[key])
+        trained, info = load_model_file(path)
+        if info["model_name"] != branch.model_name:
+            raise AvstanError(f"{path}: a {info['model_name']} model, but the {key} branch is "
+                              f"{branch.model_name}; train that model first")
+        try:
+            branch.load_state_dict(trained.state_dict())
+        except RuntimeError as exc:
+            reason = str(exc).splitlines()[0][:160]
+            raise AvstanError(f"{path}: does not fit the {key} branch ({reason}); give the "
+                              f"branch the trained model's options") from None
+        if freeze:
+            branch.requires_grad_(False)
+
+
 def train_experiment(config: ExperimentConfig, restart: bool = False, progress: bool = True,
                      callbacks: list[L.Callback] | None = None) -> TrainResult:
     """Train ``config`` into ``config.output``; resumes an interrupted run of it.
@@ -112,13 +156,18 @@ def train_experiment(config: ExperimentConfig, restart: bool = False, progress: 
     L.seed_everything(section.seed, workers=True, verbose=False)
     options = dict(config.model.options)
     options.setdefault("clip_length", config.data.clip_length)
+    module = EmotionRegressor(config.model.name, options, config.data.targets, section.loss,
+                              section.lr, section.attention_lr, section.weight_decay)
     datamodule = RecordingDataModule(
         config.data.store, config.data.targets, config.data.clip_length, config.data.train_stride,
         config.data.val_stride, section.batch_size, config.data.augment, section.num_workers,
-        crop_size=options.get("crop_size"))
+        crop_size=options.get("crop_size"), input_names=module.model.input_names)
     datamodule.setup("fit")
-    module = EmotionRegressor(config.model.name, options, config.data.targets, section.loss,
-                              section.lr, section.attention_lr, section.weight_decay)
+    if "audio" in module.model.input_names:
+        fit_audio_standardisation(module.model, datamodule.train_dataset.recordings,
+                                  config.data.store)
+    if section.init_branches:
+        init_branches(module.model, section.init_branches, section.freeze_branches)
     checkpoints = output / "checkpoints"
     best = ModelCheckpoint(dirpath=checkpoints, filename="best", monitor="val/ccc", mode="max",
                            save_last=True, enable_version_counter=False)
@@ -159,6 +208,7 @@ def train_experiment(config: ExperimentConfig, restart: bool = False, progress: 
     best_score = float(best.best_model_score) if best.best_model_score is not None else float("nan")
     metadata = {"config": config.to_dict(), "best_val_ccc": best_score,
                 "epochs": trainer.current_epoch, "store": config.data.store,
+                "skipped_recordings": datamodule.skipped,
                 # predict aligns new videos exactly as the training crops were aligned
                 "alignment_template": datamodule.train_dataset.recordings[0].alignment_template}
     save_model_file(output / "model.pt", module.model, list(config.data.targets),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,7 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from avstan.data.clips import AugmentConfig, ClipDataset
+from avstan.data.clips import AugmentConfig, ClipDataset, inputs_for_model, usable_recordings
 from avstan.data.store import RecordingStore
 from avstan.errors import AvstanError
 from avstan.evaluation.metrics import attention_in_mask_ratio, concordance_cc
@@ -42,18 +43,19 @@ class EmotionRegressor(L.LightningModule):
         self._val_targets: list[torch.Tensor] = []
         self._val_ratios: list[np.ndarray] = []
 
-    def forward(self, clip: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.model(clip)
+    def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Run the model on the batch entries it reads (its ``input_names``)."""
+        return self.model(**{name: batch[name] for name in self.model.input_names})
 
     def training_step(self, batch: dict[str, Any], batch_index: int) -> torch.Tensor:
-        out = self.model(batch["clip"])
+        out = self(batch)
         loss = self.loss_fn(out["prediction"], batch["target"])
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True,
-                 batch_size=len(batch["clip"]))
+                 batch_size=len(batch["target"]))
         return loss
 
     def validation_step(self, batch: dict[str, Any], batch_index: int) -> None:
-        out = self.model(batch["clip"])
+        out = self(batch)
         prediction, target = out["prediction"], batch["target"]
         known = torch.isfinite(target).all(dim=1)
         if known.any():
@@ -111,12 +113,17 @@ class RecordingDataModule(L.LightningDataModule):
     Training clips end every ``train_stride`` steps and only where labelled, with per-clip
     augmentation; devel clips end every ``val_stride`` steps, without augmentation, with the
     salient masks when the store has them (to follow the attention during training).
+
+    ``input_names`` are the model's inputs ("clip", "audio", "mask"): recordings that lack
+    one (a video without audio for an audio model, an audio-only one for a video model) are
+    left out with a warning that names them.
     """
 
     def __init__(self, store: str, targets: Sequence[str], clip_length: int = 16,
                  train_stride: int = 16, val_stride: int = 1, batch_size: int = 16,
                  augment: AugmentConfig | None = None, num_workers: int = 0,
-                 crop_size: int | None = None) -> None:
+                 crop_size: int | None = None,
+                 input_names: Sequence[str] = ("clip",)) -> None:
         super().__init__()
         self.store_root = store
         self.targets = tuple(targets)
@@ -127,6 +134,8 @@ class RecordingDataModule(L.LightningDataModule):
         self.augment = augment
         self.num_workers = num_workers
         self.crop_size = crop_size
+        self.input_names = tuple(input_names)
+        self.skipped: list[str] = []
         self.train_dataset: ClipDataset | None = None
         self.val_dataset: ClipDataset | None = None
         self.step_rate: float | None = None
@@ -135,27 +144,37 @@ class RecordingDataModule(L.LightningDataModule):
         if self.train_dataset is not None:
             return
         store = RecordingStore.open(self.store_root)
-        train = store.load_partition("train")
-        devel = store.load_partition("devel")
+        train, skipped = usable_recordings(store.load_partition("train"), self.input_names)
+        devel, skipped_devel = usable_recordings(store.load_partition("devel"), self.input_names)
+        self.skipped = skipped + skipped_devel
+        for reason in self.skipped:
+            warnings.warn(f"{self.store_root}: {reason}", stacklevel=2)
+        needs = " with " + " and ".join(n for n in self.input_names if n != "mask") \
+            if self.input_names else ""
         if not train:
-            raise AvstanError(f"{self.store_root}: no complete recordings in the train partition")
+            raise AvstanError(f"{self.store_root}: no complete recordings{needs} in the train "
+                              "partition")
         if not devel:
-            raise AvstanError(f"{self.store_root}: no complete recordings in the devel partition "
-                              "(needed for checkpointing and early stopping)")
-        sizes = {r.crop_size for r in train + devel}
+            raise AvstanError(f"{self.store_root}: no complete recordings{needs} in the devel "
+                              "partition (needed for checkpointing and early stopping)")
+        video = "clip" in self.input_names
+        sizes = {r.crop_size for r in train + devel} if video else set()
         rates = {r.step_rate for r in train + devel}
         if len(sizes) > 1 or len(rates) > 1:
             raise AvstanError(f"{self.store_root}: recordings differ in crop size {sorted(sizes)} "
                               f"or step rate {sorted(rates)}; prepare the corpus with one setting")
-        if self.crop_size is not None and sizes != {self.crop_size}:
+        if video and self.crop_size is not None and sizes != {self.crop_size}:
             raise AvstanError(f"{self.store_root}: crops are {sizes.pop()} px but the model is "
                               f"built for {self.crop_size}; set model.options.crop_size to match")
         self.step_rate = rates.pop()
-        with_masks = all(r.salient_mask is not None for r in devel)
+        flags = inputs_for_model(self.input_names)
+        train_masks = flags.pop("with_masks")
+        with_masks = video and all(r.salient_mask is not None for r in devel)
         self.train_dataset = ClipDataset(train, self.clip_length, self.train_stride,
-                                         self.targets, labelled_only=True, augment=self.augment)
+                                         self.targets, labelled_only=True, augment=self.augment,
+                                         with_masks=train_masks, **flags)
         self.val_dataset = ClipDataset(devel, self.clip_length, self.val_stride, self.targets,
-                                       labelled_only=True, with_masks=with_masks)
+                                       labelled_only=True, with_masks=with_masks, **flags)
         if len(self.train_dataset) == 0:
             raise AvstanError(f"{self.store_root}: the train partition has no labelled clip")
 

@@ -1,0 +1,220 @@
+"""Audio and audio-visual models of the MM 2018 paper (Sec. 2.1 and 2.3).
+
+Audio input is a clip of T steps of acoustic features, ``audio (B, T, D)`` (eGeMAPS
+functionals, D = 88, on the same step timeline as the face crops). Every model first
+standardises its input with statistics of the training partition, kept as buffers so they
+travel with the weights (``FeatureStandardiser``), then:
+
+    lstm_ta   temporal attention: λ_t = MLP(S_t), A = softmax over the T steps,
+              Y = T · A ⊙ S (so uniform attention is the identity), then a 4-layer LSTM
+              whose last hidden state is Z^S; dropout → FC → outputs.
+    lstm      the same without the attention (Table 1 of the MM paper, first row).
+    av_sta    fusion: Z = concat(Z^S, Z^I) of the audio branch (lstm_ta) and the video
+              branch (sta3d by default), the features before each branch's last layer,
+              → FC → ReLU → dropout 0.5 → FC → outputs.
+
+Every model names the batch entries it reads in ``input_names`` ("audio", and "clip" for
+the fusion), and returns the same dict as the video models: ``prediction (B, K)``,
+``features (B, F)``, plus ``temporal_attention (B, T)`` where there is one and the video
+branch's ``attention (B, T, S, S)``.
+
+Choices the paper leaves open, fixed here: the attention MLP is D → ``attention_hidden``
+→ 1 with tanh; the LSTM has ``hidden`` units per layer (the paper gives neither); dropout
+0.5 before the output layer, as between the paper's fully connected layers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from avstan.models.init import xavier_uniform_init
+from avstan.models.registry import create_model, register_model
+
+DEFAULT_TARGETS = ("valence", "arousal")
+EGEMAPS_SIZE = 88
+
+
+class FeatureStandardiser(nn.Module):
+    """z = clamp((x - center) / scale, -clip, clip), with NaN features set to 0 (the center).
+
+    ``center`` and ``scale`` are buffers, fitted on the training partition by the training
+    code (``set_statistics``) and saved with the model. Clipping keeps a feature whose
+    training spread was tiny (eGeMAPS' ``*_stddevNorm`` near a zero mean) from reaching
+    |z| ~ 1e5 on unseen speech.
+    """
+
+    def __init__(self, size: int, clip: float = 5.0) -> None:
+        super().__init__()
+        self.register_buffer("center", torch.zeros(size))
+        self.register_buffer("scale", torch.ones(size))
+        self.clip = float(clip)
+
+    def set_statistics(self, center: np.ndarray | Tensor, scale: np.ndarray | Tensor) -> None:
+        center = torch.as_tensor(np.asarray(center), dtype=self.center.dtype)
+        scale = torch.as_tensor(np.asarray(scale), dtype=self.scale.dtype)
+        if center.shape != self.center.shape or scale.shape != self.scale.shape:
+            raise ValueError(f"statistics for {tuple(center.shape)} features, the model "
+                             f"takes {tuple(self.center.shape)}")
+        if not torch.isfinite(center).all() or not (scale > 0).all():
+            raise ValueError("standardisation statistics must be finite with positive scales")
+        self.center.copy_(center)
+        self.scale.copy_(scale)
+
+    def forward(self, features: Tensor) -> Tensor:
+        z = (features - self.center) / self.scale
+        return torch.nan_to_num(z, nan=0.0).clamp(-self.clip, self.clip)
+
+
+class TemporalAttention(nn.Module):
+    """λ_t = MLP(S_t); A = softmax_t(λ); Y = T · A ⊙ S. Returns (Y, A (B, T))."""
+
+    def __init__(self, size: int, hidden: int = 64) -> None:
+        super().__init__()
+        self.score = nn.Sequential(nn.Linear(size, hidden), nn.Tanh(), nn.Linear(hidden, 1))
+
+    def forward(self, sequence: Tensor) -> tuple[Tensor, Tensor]:
+        weights = torch.softmax(self.score(sequence).squeeze(-1), dim=1)
+        return sequence * weights.unsqueeze(-1) * sequence.shape[1], weights
+
+
+class AudioLSTMModel(nn.Module):
+    """Standardiser → [temporal attention] → LSTM stack → last hidden state → dropout → FC."""
+
+    input_names = ("audio",)
+
+    def __init__(self, targets: Sequence[str], clip_length: int, audio_features: int,
+                 hidden: int, layers: int, attention: bool, attention_hidden: int,
+                 dropout: float, feature_clip: float) -> None:
+        super().__init__()
+        self.targets = tuple(targets)
+        self.clip_length = clip_length
+        self.audio_features = audio_features
+        self.audio_standardiser = FeatureStandardiser(audio_features, feature_clip)
+        self.attention_branch = TemporalAttention(audio_features, attention_hidden) \
+            if attention else None
+        self.lstm = nn.LSTM(audio_features, hidden, num_layers=layers, batch_first=True,
+                            dropout=0.0)
+        self.dropout = nn.Dropout(dropout)
+        self.output = nn.Linear(hidden, len(targets))
+        self.feature_size = hidden
+
+    def encode(self, audio: Tensor) -> dict[str, Tensor]:
+        """Z^S (B, hidden) and, with attention, the weights (B, T)."""
+        sequence = self.audio_standardiser(audio)
+        out: dict[str, Tensor] = {}
+        if self.attention_branch is not None:
+            sequence, out["temporal_attention"] = self.attention_branch(sequence)
+        hidden, _ = self.lstm(sequence)
+        out["features"] = hidden[:, -1]
+        return out
+
+    def forward(self, audio: Tensor) -> dict[str, Tensor]:
+        out = self.encode(audio)
+        out["prediction"] = self.output(self.dropout(out["features"]))
+        return out
+
+
+class AudioVisualFusion(nn.Module):
+    """concat(Z^S, Z^I) → FC → ReLU → dropout → FC (the MM paper's late fusion)."""
+
+    input_names = ("clip", "audio")
+
+    def __init__(self, audio_branch: AudioLSTMModel, video_branch: nn.Module,
+                 targets: Sequence[str], hidden: int, dropout: float) -> None:
+        super().__init__()
+        self.audio_branch = audio_branch
+        self.video_branch = video_branch
+        self.targets = tuple(targets)
+        self.clip_length = video_branch.clip_length
+        self.crop_size = video_branch.crop_size
+        self.audio_features = audio_branch.audio_features
+        self.audio_standardiser = audio_branch.audio_standardiser
+        video_size = video_branch.trunk.head.output.in_features
+        # The branches' own output layers are kept (so trained branch models load as they
+        # are) but unused: frozen, so nothing without a gradient is in the optimiser or DDP.
+        audio_branch.output.requires_grad_(False)
+        video_branch.trunk.head.output.requires_grad_(False)
+        self.fusion = nn.Sequential(nn.Linear(audio_branch.feature_size + video_size, hidden),
+                                    nn.ReLU(inplace=True), nn.Dropout(dropout))
+        self.output = nn.Linear(hidden, len(targets))
+
+    @property
+    def attention_branch(self) -> nn.Module | None:
+        """The video branch's spatiotemporal attention (its own learning rate, if set)."""
+        return getattr(self.video_branch, "attention_branch", None)
+
+    def forward(self, clip: Tensor, audio: Tensor) -> dict[str, Tensor]:
+        audio_out = self.audio_branch.encode(audio)
+        video_out = self.video_branch(clip)
+        features = self.fusion(torch.cat([audio_out["features"], video_out["features"]], dim=1))
+        out = {"prediction": self.output(features), "features": features}
+        for key in ("attention",):
+            if key in video_out:
+                out[key] = video_out[key]
+        if "temporal_attention" in audio_out:
+            out["temporal_attention"] = audio_out["temporal_attention"]
+        return out
+
+
+def _audio_model(targets, clip_length, audio_features, hidden, layers, attention,
+                 attention_hidden, dropout, feature_clip) -> AudioLSTMModel:
+    model = AudioLSTMModel(targets, clip_length, audio_features, hidden, layers, attention,
+                           attention_hidden, dropout, feature_clip)
+    xavier_uniform_init(model)
+    for name, parameter in model.lstm.named_parameters():
+        if name.startswith("weight"):
+            for gate in parameter.data.chunk(4, dim=0):  # i, f, g, o: Xavier per gate
+                nn.init.xavier_uniform_(gate)
+        else:
+            nn.init.zeros_(parameter)
+            if name.startswith("bias_ih"):
+                parameter.data.chunk(4)[1].fill_(1.0)  # forget gate open at the start
+    return model
+
+
+@register_model
+def lstm_ta(clip_length: int = 16, targets: Sequence[str] = DEFAULT_TARGETS,
+            audio_features: int = EGEMAPS_SIZE, hidden: int = 64, layers: int = 4,
+            attention_hidden: int = 64, dropout: float = 0.5,
+            feature_clip: float = 5.0) -> AudioLSTMModel:
+    """LSTM-RNN + TA: temporal attention over eGeMAPS steps, then a 4-layer LSTM."""
+    return _audio_model(targets, clip_length, audio_features, hidden, layers, True,
+                        attention_hidden, dropout, feature_clip)
+
+
+@register_model
+def lstm(clip_length: int = 16, targets: Sequence[str] = DEFAULT_TARGETS,
+         audio_features: int = EGEMAPS_SIZE, hidden: int = 64, layers: int = 4,
+         dropout: float = 0.5, feature_clip: float = 5.0) -> AudioLSTMModel:
+    """LSTM-RNN: the audio model without temporal attention (MM paper, Table 1)."""
+    return _audio_model(targets, clip_length, audio_features, hidden, layers, False, 0,
+                        dropout, feature_clip)
+
+
+@register_model
+def av_sta(crop_size: int = 96, clip_length: int = 16, targets: Sequence[str] = DEFAULT_TARGETS,
+           audio_features: int = EGEMAPS_SIZE, audio: dict[str, Any] | None = None,
+           video_model: str = "sta3d", video: dict[str, Any] | None = None,
+           fusion_hidden: int = 128, dropout: float = 0.5) -> AudioVisualFusion:
+    """LSTM-RNN + TA + 3D-CNN + STA: the MM paper's audio-visual fusion.
+
+    ``audio`` holds options of the ``lstm_ta`` branch (hidden, layers, ...), ``video`` those
+    of the ``video_model`` branch (encoder_channels, pooled_size, ...). To start from two
+    trained branches (the paper's late fusion), set ``training.init_branches`` in the
+    experiment config; the branch options must then match the trained models'.
+    """
+    audio_branch = create_model("lstm_ta", clip_length=clip_length, targets=targets,
+                                audio_features=audio_features, **(audio or {}))
+    video_branch = create_model(video_model, crop_size=crop_size, clip_length=clip_length,
+                                targets=targets, **(video or {}))
+    if not hasattr(video_branch, "trunk"):
+        raise ValueError(f"video_model {video_model!r} has no 3D-CNN trunk; use sta3d or cnn3d")
+    model = AudioVisualFusion(audio_branch, video_branch, targets, fusion_hidden, dropout)
+    xavier_uniform_init(model.fusion)
+    xavier_uniform_init(model.output)
+    return model
