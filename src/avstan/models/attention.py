@@ -88,9 +88,16 @@ class TemporalDecoder(nn.Module):
         self.output_size = size
 
     def forward(self, features: Tensor) -> Tensor:
-        batch, steps = features.shape[:2]
+        return self.from_input_gates(self.cells[0].input_gates(features))
+
+    def from_input_gates(self, input_gates: Tensor) -> Tensor:
+        """The decoder from the first cell's input-to-state term (B, T, 4·C, s, s), which
+        depends on each frame alone (sliding-window prediction computes it once per frame)."""
+        batch, steps = input_gates.shape[:2]
+        features = None
         for cell, upsample in zip(self.cells, self.upsamplers, strict=True):
-            hidden, _ = cell(features)
+            hidden, _ = cell.recur(input_gates if features is None
+                                   else cell.input_gates(features))
             hidden = upsample(torch.tanh(hidden).flatten(0, 1))
             features = hidden.view(batch, steps, *hidden.shape[1:])
         return features

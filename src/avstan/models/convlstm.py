@@ -88,14 +88,26 @@ class ConvLSTMCell(nn.Module):
         Returns:
             hidden: (B, T, C_hidden, H, W), the H_t of every step, and the final (H_T, c_T).
         """
+        return self.recur(self.input_gates(inputs), state)
+
+    def input_gates(self, inputs: Tensor) -> Tensor:
+        """The input-to-state term of every gate, (B, T, C_in, H, W) → (B, T, 4·C_hidden, H, W).
+
+        It depends on each X_t alone, so one large convolution serves all steps (and, in
+        sliding-window prediction, every window that contains the frame)."""
         batch, steps = inputs.shape[:2]
         if tuple(inputs.shape[-2:]) != self.spatial_size:
             raise ValueError(f"ConvLSTMCell built for {self.spatial_size}, got input "
                              f"{tuple(inputs.shape[-2:])}")
-        # Input-to-state for all steps at once: one large convolution instead of T small ones.
-        input_gates = self.input_to_state(inputs.flatten(0, 1))
-        input_gates = input_gates.view(batch, steps, *input_gates.shape[1:])
-        hidden, cell = self.initial_state(batch, inputs) if state is None else state
+        gates = self.input_to_state(inputs.flatten(0, 1))
+        return gates.view(batch, steps, *gates.shape[1:])
+
+    def recur(self, input_gates: Tensor, state: tuple[Tensor, Tensor] | None = None
+              ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """The recurrence over precomputed ``input_gates`` (B, T, 4·C_hidden, H, W); returns
+        what :meth:`forward` returns."""
+        batch = input_gates.shape[0]
+        hidden, cell = self.initial_state(batch, input_gates) if state is None else state
         outputs = []
         # unbind, not input_gates[:, step]: indexing would make backward allocate and fill
         # a full-size zero gradient for every step (quadratic in T).
