@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from avstan.errors import AvstanError
 from avstan.models.init import xavier_uniform_init
 from avstan.models.registry import create_model, register_model
 
@@ -213,7 +214,8 @@ def av_sta(crop_size: int = 96, clip_length: int = 16, targets: Sequence[str] = 
     video_branch = create_model(video_model, crop_size=crop_size, clip_length=clip_length,
                                 targets=targets, **(video or {}))
     if not hasattr(video_branch, "trunk"):
-        raise ValueError(f"video_model {video_model!r} has no 3D-CNN trunk; use sta3d or cnn3d")
+        raise AvstanError(f"av_sta: video_model {video_model!r} has no 3D-CNN trunk to fuse; "
+                          "use sta3d or cnn3d")
     model = AudioVisualFusion(audio_branch, video_branch, targets, fusion_hidden, dropout)
     xavier_uniform_init(model.fusion)
     xavier_uniform_init(model.output)

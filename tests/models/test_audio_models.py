@@ -1,0 +1,110 @@
+"""Audio (lstm, lstm_ta) and audio-visual (av_sta) models: standardisation, the temporal
+attention, the fusion's use of both inputs."""
+
+import numpy as np
+import pytest
+import torch
+
+from avstan.data.audio import standardise
+from avstan.errors import AvstanError
+from avstan.models import create_model
+from avstan.models.audio import FeatureStandardiser, TemporalAttention
+
+AUDIO = {"clip_length": 5, "audio_features": 7, "hidden": 8, "layers": 2}
+
+
+def test_standardiser_equals_the_numpy_definition_with_nan_and_clipping():
+    rng = np.random.default_rng(0)
+    features = rng.normal(0, 50, (3, 5, 7)).astype(np.float32)
+    features[0, 1, 2] = np.nan
+    features[1, 2, 3] = 1e6  # far outside: must be clipped
+    center, scale = rng.normal(size=7).astype(np.float32), rng.uniform(0.5, 20, 7).astype(
+        np.float32)
+    module = FeatureStandardiser(7, clip=4.0)
+    module.set_statistics(center, scale)
+    ours = module(torch.from_numpy(features)).numpy()
+    np.testing.assert_allclose(ours, standardise(features, center, scale, clip=4.0), rtol=1e-6)
+    assert ours[0, 1, 2] == 0.0 and ours[1, 2, 3] == 4.0
+
+
+def test_standardiser_refuses_bad_statistics():
+    module = FeatureStandardiser(3)
+    with pytest.raises(ValueError, match="3"):
+        module.set_statistics(np.zeros(4), np.ones(4))
+    with pytest.raises(ValueError, match="positive"):
+        module.set_statistics(np.zeros(3), np.array([1.0, 0.0, 1.0]))
+
+
+def test_standardisation_statistics_are_saved_with_the_weights():
+    model = create_model("lstm_ta", **AUDIO)
+    model.audio_standardiser.set_statistics(np.arange(7.0), np.full(7, 2.0))
+    clone = create_model("lstm_ta", **AUDIO)
+    clone.load_state_dict(model.state_dict())
+    torch.testing.assert_close(clone.audio_standardiser.center, torch.arange(7.0))
+
+
+def test_temporal_attention_weights_sum_to_one_and_uniform_is_the_identity():
+    torch.manual_seed(0)
+    attention = TemporalAttention(7, hidden=5)
+    sequence = torch.randn(2, 6, 7)
+    weighted, weights = attention(sequence)
+    torch.testing.assert_close(weights.sum(dim=1), torch.ones(2))
+    # The paper's A ⊙ S, rescaled by T: weights computed by hand from the MLP.
+    scores = attention.score[2](torch.tanh(attention.score[0](sequence))).squeeze(-1)
+    expected = torch.exp(scores) / torch.exp(scores).sum(dim=1, keepdim=True)
+    torch.testing.assert_close(weights, expected)
+    torch.testing.assert_close(weighted, sequence * expected.unsqueeze(-1) * 6)
+    torch.nn.init.zeros_(attention.score[2].weight)
+    weighted, weights = attention(sequence)
+    torch.testing.assert_close(weighted, sequence)
+
+
+def test_lstm_ta_with_uniform_attention_equals_lstm_with_the_same_weights():
+    torch.manual_seed(0)
+    with_attention = create_model("lstm_ta", **AUDIO).eval()
+    plain = create_model("lstm", **AUDIO).eval()
+    plain.load_state_dict(with_attention.state_dict(), strict=False)
+    torch.nn.init.zeros_(with_attention.attention_branch.score[2].weight)
+    audio = torch.randn(3, 5, 7)
+    torch.testing.assert_close(with_attention(audio)["prediction"], plain(audio)["prediction"])
+
+
+def test_audio_features_are_the_last_lstm_hidden_state():
+    model = create_model("lstm", **AUDIO).eval()
+    audio = torch.randn(2, 5, 7)
+    hidden, _ = model.lstm(model.audio_standardiser(audio))
+    out = model(audio)
+    torch.testing.assert_close(out["features"], hidden[:, -1])
+    torch.testing.assert_close(out["prediction"], model.output(hidden[:, -1]))
+
+
+TRUNK = {"trunk_channels": [4, 8, 8, 8], "fc_hidden": 8}
+
+
+def tiny_fusion(video=None, **extra):
+    torch.manual_seed(0)
+    video = video or {"encoder_channels": [4, 8], "decoder_channels": [8, 4], **TRUNK}
+    return create_model("av_sta", crop_size=16, clip_length=4, audio_features=7,
+                        audio={"hidden": 8, "layers": 2}, video=video, **extra).eval()
+
+
+def test_fusion_concatenates_both_branches_features():
+    model = tiny_fusion()
+    clip, audio = torch.rand(2, 3, 4, 16, 16), torch.randn(2, 4, 7)
+    out = model(clip=clip, audio=audio)
+    z = torch.cat([model.audio_branch(audio)["features"], model.video_branch(clip)["features"]],
+                  dim=1)
+    torch.testing.assert_close(out["prediction"], model.output(model.fusion(z)))
+    assert out["attention"].shape == (2, 4, 16, 16)
+    assert out["temporal_attention"].shape == (2, 4)
+    # Each input matters.
+    assert not torch.allclose(out["prediction"], model(clip=clip, audio=-audio)["prediction"])
+    assert not torch.allclose(out["prediction"],
+                              model(clip=clip.flip(-1), audio=audio)["prediction"])
+
+
+def test_fusion_over_a_cnn3d_branch_and_a_branch_without_a_trunk():
+    assert "attention" not in tiny_fusion(TRUNK, video_model="cnn3d")(
+        clip=torch.rand(1, 3, 4, 16, 16), audio=torch.randn(1, 4, 7))
+    with pytest.raises(AvstanError, match="no 3D-CNN trunk"):
+        create_model("av_sta", crop_size=16, clip_length=4, video_model="cnn2d")
