@@ -59,3 +59,27 @@ def test_steps_without_a_face_are_interpolated_from_their_neighbours():
     (result,) = predict_recordings(LastFrameMean(), [rec], ["valence", "arousal"], 4)
     expected = values / 255.0  # linear between steps 3 and 7, i.e. the true ramp
     np.testing.assert_allclose(result.prediction[:, 0], expected, rtol=1e-6)
+
+
+class LastFrameAttention(nn.Module):
+    """Attention of each clip frame = that frame's brightness, normalised per frame."""
+
+    def forward(self, clip):
+        brightness = clip.mean(dim=1) + 1e-3  # (B, T, S, S)
+        attention = brightness / brightness.sum(dim=(-2, -1), keepdim=True)
+        return {"prediction": clip[:, :1, -1, 0, 0], "attention": attention}
+
+
+def test_kept_attention_is_the_map_on_each_steps_own_frame():
+    n = 10
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (n, 6, 6, 3), dtype=np.uint8)
+    rec = Recording("r", frames, np.arange(n) / 4, np.ones(n, bool), np.zeros((n, 2), np.float32))
+    (result,) = predict_recordings(LastFrameAttention(), [rec], ["valence"], 4, batch_size=3,
+                                   step=2, keep_attention=True)
+    brightness = frames.astype(np.float64).mean(-1) / 255 + 1e-3
+    expected = brightness / brightness.sum(axis=(1, 2), keepdims=True)
+    assert result.attention.shape == (5, 6, 6)
+    np.testing.assert_allclose(result.attention, expected[::2], rtol=1e-5)
+    (plain,) = predict_recordings(LastFrameAttention(), [rec], ["valence"], 4)
+    assert plain.attention is None  # only on request

@@ -23,6 +23,7 @@ from avstan.data.store import LABEL_NAMES, Recording
 from avstan.errors import AvstanError
 from avstan.evaluation.metrics import attention_in_mask_ratio
 from avstan.evaluation.postprocess import interpolate_missing
+from avstan.models.sliding import iter_window_outputs, window_indices
 
 
 @dataclass
@@ -35,14 +36,20 @@ class RecordingPrediction:
     times: np.ndarray  # (N,)
     face_found: np.ndarray  # (N,)
     attention_in_mask: float | None = None  # mean per-frame ratio, when masks are known
+    attention: np.ndarray | None = None  # (N, S, S) map of each step's frame, on request
 
 
 @torch.inference_mode()
 def predict_recordings(model: nn.Module, recordings: Sequence[Recording],
                        targets: Sequence[str], clip_length: int, batch_size: int = 32,
                        device: str | torch.device = "cpu", step: int = 1,
-                       progress: bool = False) -> list[RecordingPrediction]:
+                       progress: bool = False, keep_attention: bool = False
+                       ) -> list[RecordingPrediction]:
     """Predict every ``step``-th step of each recording (``step=1``: every step).
+
+    Face-only models go through ``models.sliding``, which encodes each frame once for all
+    the clips that hold it. With ``keep_attention`` (and a model with attention), each
+    result also holds the map the clip ending at a step puts on that step's frame.
 
     When the recordings carry salient masks and the model returns attention, the in-mask
     attention ratio (1.0 = uniform) is averaged over every frame of every clip.
@@ -64,20 +71,36 @@ def predict_recordings(model: nn.Module, recordings: Sequence[Recording],
         for recording in tqdm(recordings, desc="predicting", unit="rec", disable=not progress,
                               leave=False):
             with_masks = recording.salient_mask is not None and sees_face
-            dataset = ClipDataset([recording], clip_length, stride=1, targets=targets,
-                                  **{**flags, "with_masks": with_masks or flags["with_masks"]})
-            if step > 1:
-                dataset.index = dataset.index[::step]
-            loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
-            predictions, ratios = [], []
-            for batch in loader:
-                out = model(**{name: batch[name].to(device) for name in input_names})
-                predictions.append(out["prediction"].float().cpu())
-                if with_masks and "attention" in out:
-                    ratio = attention_in_mask_ratio(out["attention"].float().cpu().numpy(),
-                                                    batch["mask"].numpy(), reduction="none")
-                    ratios.append(np.asarray(ratio).ravel())
-            steps = dataset.index[:, 1]
+            predictions, ratios, maps = [], [], []
+            if input_names == ("clip",):
+                steps = np.arange(0, recording.num_steps, step)
+                for ends, out in iter_window_outputs(model, recording.frames, steps,
+                                                     clip_length, batch_size, device):
+                    predictions.append(out["prediction"].float().cpu())
+                    if with_masks and "attention" in out:
+                        masks = recording.salient_mask[window_indices(ends, clip_length)]
+                        ratio = attention_in_mask_ratio(out["attention"].float().cpu().numpy(),
+                                                        masks, reduction="none")
+                        ratios.append(np.asarray(ratio).ravel())
+                    if keep_attention and "attention" in out:
+                        maps.append(out["attention"][:, -1].float().cpu())
+            else:
+                dataset = ClipDataset([recording], clip_length, stride=1, targets=targets,
+                                      **{**flags,
+                                         "with_masks": with_masks or flags["with_masks"]})
+                if step > 1:
+                    dataset.index = dataset.index[::step]
+                loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+                for batch in loader:
+                    out = model(**{name: batch[name].to(device) for name in input_names})
+                    predictions.append(out["prediction"].float().cpu())
+                    if with_masks and "attention" in out:
+                        ratio = attention_in_mask_ratio(out["attention"].float().cpu().numpy(),
+                                                        batch["mask"].numpy(), reduction="none")
+                        ratios.append(np.asarray(ratio).ravel())
+                    if keep_attention and "attention" in out:
+                        maps.append(out["attention"][:, -1].float().cpu())
+                steps = dataset.index[:, 1]
             gold = np.stack([recording.labels[steps, LABEL_NAMES.index(t)]
                              for t in targets], axis=1)
             ratio = float(np.nanmean(np.concatenate(ratios))) if ratios else None
@@ -88,7 +111,8 @@ def predict_recordings(model: nn.Module, recordings: Sequence[Recording],
                                        for column in prediction.T], axis=1)
             results.append(RecordingPrediction(
                 name=recording.name, prediction=prediction, gold=gold,
-                times=recording.times[steps], face_found=found, attention_in_mask=ratio))
+                times=recording.times[steps], face_found=found, attention_in_mask=ratio,
+                attention=torch.cat(maps).numpy() if maps else None))
     finally:
         model.train(was_training)
     return results
