@@ -78,41 +78,61 @@ def sample_video(path: str | Path, step_rate: float = 4.0) -> Iterator[SampledFr
     path = Path(path)
     if not path.is_file():
         raise AvstanError(f"{path}: file not found")
+    with open_media(str(path), path) as container:
+        yield from sample_container(container, path, step_rate)
+
+
+def open_media(file, where, input_format: str | None = None,
+               options: dict[str, str] | None = None) -> av.container.InputContainer:
+    """Open a media file, pipe (a file-like object) or device (``input_format``, e.g. v4l2,
+    with FFmpeg ``options``); AvstanError naming ``where`` if FFmpeg cannot."""
     try:
-        container = av.open(str(path))
+        return av.open(file, format=input_format, options=options or {})
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise AvstanError(f"{path}: not a readable media file ({_reason(exc, path)}); "
+        raise AvstanError(f"{where}: not a readable media file ({_reason(exc, where)}); "
                           "check the file or re-encode it") from None
-    with container:
-        if not container.streams.video:
-            raise AvstanError(f"{path}: has no video stream; a face model needs video "
-                              "(audio-only files are for audio models)")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        rate = float(stream.average_rate) if stream.average_rate else None
 
-        def decoded() -> Iterator[tuple[float, av.VideoFrame]]:
-            index = 0
-            try:
-                for frame in container.decode(stream):
-                    time = _frame_time(frame, index, rate)
-                    if time is not None:
-                        yield time, frame
-                    index += 1
-            except av.error.FFmpegError as exc:
-                if index == 0:
-                    raise AvstanError(f"{path}: cannot decode any frame "
-                                      f"({_reason(exc, path)}); "
-                                      "the file is corrupt or truncated") from None
-                # A truncated tail: keep the frames decoded so far.
 
-        any_frame = False
-        for step, tick, time, frame in sample_ticks(decoded(), step_rate):
-            any_frame = True
-            yield SampledFrame(step, tick, time, frame.to_ndarray(format="rgb24"))
-        if not any_frame:
-            raise AvstanError(f"{path}: no video frame could be decoded; the file is "
-                              "corrupt, truncated or empty")
+def decoded_frames(container: av.container.InputContainer, where, thread_type: str = "AUTO"
+                   ) -> Iterator[tuple[float, av.VideoFrame]]:
+    """(time in seconds, frame) of every frame of the first video stream, as decoded.
+
+    A file that yields no frame at all raises AvstanError; a truncated tail ends the
+    frames early. ``thread_type="AUTO"`` decodes several frames in parallel (faster, but
+    each frame comes out a few frames late); a live stream uses "SLICE".
+    """
+    if not container.streams.video:
+        raise AvstanError(f"{where}: has no video stream; a face model needs video "
+                          "(audio-only files are for audio models)")
+    stream = container.streams.video[0]
+    stream.thread_type = thread_type
+    rate = float(stream.average_rate) if stream.average_rate else None
+    index = 0
+    try:
+        for frame in container.decode(stream):
+            time = _frame_time(frame, index, rate)
+            if time is not None:
+                yield time, frame
+            index += 1
+    except av.error.FFmpegError as exc:
+        if index == 0:
+            raise AvstanError(f"{where}: cannot decode any frame "
+                              f"({_reason(exc, where)}); "
+                              "the file is corrupt or truncated") from None
+        # A truncated tail: keep the frames decoded so far.
+
+
+def sample_container(container: av.container.InputContainer, where, step_rate: float,
+                     thread_type: str = "AUTO") -> Iterator[SampledFrame]:
+    """One frame per step from an open container (see :func:`sample_ticks`)."""
+    any_frame = False
+    for step, tick, time, frame in sample_ticks(decoded_frames(container, where, thread_type),
+                                                step_rate):
+        any_frame = True
+        yield SampledFrame(step, tick, time, frame.to_ndarray(format="rgb24"))
+    if not any_frame:
+        raise AvstanError(f"{where}: no video frame could be decoded; the file is "
+                          "corrupt, truncated or empty")
 
 
 def sample_image_folder(folder: str | Path, frame_rate: float, step_rate: float = 4.0
