@@ -3,14 +3,17 @@
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
 
+from avstan.data.store import RecordingStore
 from avstan.data.synthetic import PRESETS, generate_corpus
 
 TINY_CROP = 16
 TINY_CLIP = 4
+AV_FEATURES = 6
 
 
 @pytest.fixture(autouse=True)
@@ -29,6 +32,31 @@ def tiny_store(tmp_path_factory) -> Path:
     config = replace(PRESETS["default"], crop_size=TINY_CROP, steps_per_recording=40,
                      num_train=2, num_devel=1, num_test=1)
     generate_corpus(root, config, progress=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_av_store(tiny_store, tmp_path_factory):
+    """The tiny store with audio features that follow the labels (plus noise, in different
+    units per feature): the first train recording has no audio, and an extra audio-only
+    recording is in train and in test."""
+    root = tmp_path_factory.mktemp("av_store")
+    source = RecordingStore.open(tiny_store)
+    store = RecordingStore.create(root, corpus="tiny-av")
+    rng = np.random.default_rng(0)
+    units = np.array([1.0, 10.0, 0.1, 100.0, 1.0, 5.0], dtype=np.float32)
+    first_train = source.names("train")[0]
+    for recording in source:
+        labels = np.nan_to_num(recording.labels)
+        features = np.concatenate([labels, labels ** 2, rng.normal(size=(len(labels), 2))],
+                                  axis=1).astype(np.float32) * units
+        features += rng.normal(0, 0.1, features.shape).astype(np.float32) * units
+        no_audio = recording.name == first_train
+        store.add(replace(recording, audio_features=None if no_audio else features))
+        if recording.partition in ("train", "test") and not no_audio:
+            store.add(replace(recording, name=f"{recording.name}-audio-only", frames=None,
+                              salient_mask=None, landmarks=None, audio_features=features * 1.1,
+                              face_found=np.zeros(recording.num_steps, bool)))
     return root
 
 

@@ -90,6 +90,19 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--accelerator", default=None, help="cpu, gpu, auto")
     _add_overrides(train)
 
+    baseline = commands.add_parser(
+        "baseline", help="the AVEC 2017 audio baseline (SVR on eGeMAPS) on a recording store",
+        description="Standardise the eGeMAPS features on train, fit a linear SVR per target "
+                    "with its complexity chosen on devel CCC, and score a partition raw and "
+                    "after the AVEC post-processing chain, written like `avstan evaluate`.")
+    baseline.add_argument("store", help="recording store folder with audio features")
+    baseline.add_argument("output", help="folder for metrics, predictions, plots, report")
+    baseline.add_argument("--partition", default="test", help="train, devel or test")
+    baseline.add_argument("--complexities", type=float, nargs="+", default=None, metavar="C",
+                          help="SVR complexity grid (default 1e-5 ... 1)")
+    baseline.add_argument("--time-shift", action="store_true",
+                          help="add the time-shift step to the post-processing chain")
+
     evaluate = commands.add_parser(
         "evaluate", help="score a trained model on a partition of a recording store",
         description="Predict every step of a partition and report RMSE, CC and CCC "
@@ -222,6 +235,18 @@ def run(args: argparse.Namespace) -> int:
         evaluation = evaluate_model_file(args.model, args.store, args.partition, args.output,
                                          args.device, postprocess=not args.no_postprocess,
                                          shifts=DEFAULT_SHIFTS if args.time_shift else None)
+        print(metrics_markdown(evaluation))
+    elif args.command == "baseline":
+        from avstan.evaluation.baseline import COMPLEXITIES, run_baseline
+        from avstan.evaluation.evaluate import metrics_markdown
+        from avstan.evaluation.postprocess import DEFAULT_SHIFTS
+
+        evaluation, fitted = run_baseline(args.store, args.output, args.partition,
+                                          complexities=args.complexities or COMPLEXITIES,
+                                          shifts=DEFAULT_SHIFTS if args.time_shift else None)
+        print("complexity chosen on devel: " + ", ".join(
+            f"{t} C={c:g} (devel CCC {fitted.devel_ccc[t][c]:.3f})"
+            for t, c in fitted.complexity.items()))
         print(metrics_markdown(evaluation))
     elif args.command == "predict":
         from avstan.predict import predict_videos

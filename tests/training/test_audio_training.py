@@ -2,7 +2,6 @@
 recordings with and without audio, and audio-only ones."""
 
 import warnings
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -15,36 +14,11 @@ from avstan.evaluation.evaluate import evaluate_model_file
 from avstan.training.config import config_from_dict
 from avstan.training.fit import train_experiment
 from avstan.training.model_file import load_model_file
+from tests.conftest import AV_FEATURES as FEATURES
 from tests.conftest import tiny_config_dict
 
-FEATURES = 6
 AUDIO_OPTIONS = {"audio_features": FEATURES, "hidden": 8, "layers": 2}
 VIDEO_OPTIONS = {"crop_size": 16, "trunk_channels": [4, 8, 8, 8], "fc_hidden": 8}
-
-
-@pytest.fixture(scope="module")
-def av_store(tiny_store, tmp_path_factory):
-    """The tiny store with audio features that follow the labels (plus noise, in different
-    units per feature): the first train recording has no audio, and an extra audio-only
-    recording is in train and in test."""
-    root = tmp_path_factory.mktemp("av_store")
-    source = RecordingStore.open(tiny_store)
-    store = RecordingStore.create(root, corpus="tiny-av")
-    rng = np.random.default_rng(0)
-    units = np.array([1.0, 10.0, 0.1, 100.0, 1.0, 5.0], dtype=np.float32)
-    first_train = source.names("train")[0]
-    for recording in source:
-        labels = np.nan_to_num(recording.labels)
-        features = np.concatenate([labels, labels ** 2, rng.normal(size=(len(labels), 2))],
-                                  axis=1).astype(np.float32) * units
-        features += rng.normal(0, 0.1, features.shape).astype(np.float32) * units
-        no_audio = recording.name == first_train
-        store.add(replace(recording, audio_features=None if no_audio else features))
-        if recording.partition in ("train", "test") and not no_audio:
-            store.add(replace(recording, name=f"{recording.name}-audio-only", frames=None,
-                              salient_mask=None, landmarks=None, audio_features=features * 1.1,
-                              face_found=np.zeros(recording.num_steps, bool)))
-    return root
 
 
 def config_for(store, output, model, options, **training):
@@ -54,13 +28,13 @@ def config_for(store, output, model, options, **training):
 
 
 def test_audio_model_skips_recordings_without_audio_and_fits_standardisation_on_train(
-        av_store, tmp_path):
-    config = config_for(av_store, tmp_path / "lstm_ta", "lstm_ta", AUDIO_OPTIONS)
+        tiny_av_store, tmp_path):
+    config = config_for(tiny_av_store, tmp_path / "lstm_ta", "lstm_ta", AUDIO_OPTIONS)
     with pytest.warns(UserWarning, match=r"train_000: skipped.*no audio features"):
         result = train_experiment(config, progress=False)
     model, info = load_model_file(result.model_path)
     assert any("no audio features" in r for r in info["metadata"]["skipped_recordings"])
-    store = RecordingStore.open(av_store)
+    store = RecordingStore.open(tiny_av_store)
     train = [r.audio_features for r in store.load_partition("train")
              if r.audio_features is not None]
     assert len(train) == 2  # one with a face and the audio-only one
@@ -68,7 +42,7 @@ def test_audio_model_skips_recordings_without_audio_and_fits_standardisation_on_
     torch.testing.assert_close(model.audio_standardiser.center, torch.from_numpy(center))
     torch.testing.assert_close(model.audio_standardiser.scale, torch.from_numpy(scale))
     # Audio-only test recordings are scored too, and nothing is interpolated as "no face".
-    evaluation = evaluate_model_file(result.model_path, av_store, "test", postprocess=False,
+    evaluation = evaluate_model_file(result.model_path, tiny_av_store, "test", postprocess=False,
                                      progress=False)
     names = {r.name for r in evaluation.recordings}
     assert any(n.endswith("-audio-only") for n in names) and len(names) == 2
@@ -76,8 +50,8 @@ def test_audio_model_skips_recordings_without_audio_and_fits_standardisation_on_
         assert np.isfinite(recording.prediction).all()
 
 
-def test_video_model_skips_audio_only_recordings_by_name(av_store, tmp_path):
-    config = config_for(av_store, tmp_path / "cnn3d", "cnn3d", VIDEO_OPTIONS)
+def test_video_model_skips_audio_only_recordings_by_name(tiny_av_store, tmp_path):
+    config = config_for(tiny_av_store, tmp_path / "cnn3d", "cnn3d", VIDEO_OPTIONS)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         train_experiment(config, progress=False)
@@ -85,15 +59,15 @@ def test_video_model_skips_audio_only_recordings_by_name(av_store, tmp_path):
     assert skipped and all("-audio-only" in s and "face frames" in s for s in skipped)
 
 
-def test_fusion_starts_from_trained_branches_and_can_keep_them_frozen(av_store, tmp_path):
-    audio = train_experiment(config_for(av_store, tmp_path / "a", "lstm_ta", AUDIO_OPTIONS),
+def test_fusion_starts_from_trained_branches_and_can_keep_them_frozen(tiny_av_store, tmp_path):
+    audio = train_experiment(config_for(tiny_av_store, tmp_path / "a", "lstm_ta", AUDIO_OPTIONS),
                              progress=False)
-    video = train_experiment(config_for(av_store, tmp_path / "v", "cnn3d", VIDEO_OPTIONS),
+    video = train_experiment(config_for(tiny_av_store, tmp_path / "v", "cnn3d", VIDEO_OPTIONS),
                              progress=False)
     options = {"crop_size": 16, "audio_features": FEATURES, "video_model": "cnn3d",
                "audio": {"hidden": 8, "layers": 2},
                "video": {k: v for k, v in VIDEO_OPTIONS.items() if k != "crop_size"}}
-    config = config_for(av_store, tmp_path / "av", "av_sta", options,
+    config = config_for(tiny_av_store, tmp_path / "av", "av_sta", options,
                         init_branches={"audio": str(audio.model_path),
                                        "video": str(video.model_path)},
                         freeze_branches=True)
@@ -106,28 +80,28 @@ def test_fusion_starts_from_trained_branches_and_can_keep_them_frozen(av_store, 
     assert fused.output.weight.abs().sum() > 0
 
 
-def test_branch_files_that_do_not_fit_are_one_clear_error(av_store, tmp_path):
-    audio = train_experiment(config_for(av_store, tmp_path / "a", "lstm_ta", AUDIO_OPTIONS),
+def test_branch_files_that_do_not_fit_are_one_clear_error(tiny_av_store, tmp_path):
+    audio = train_experiment(config_for(tiny_av_store, tmp_path / "a", "lstm_ta", AUDIO_OPTIONS),
                              progress=False)
     options = {"crop_size": 16, "audio_features": FEATURES, "video_model": "cnn3d",
                "audio": {"hidden": 16, "layers": 2},
                "video": {k: v for k, v in VIDEO_OPTIONS.items() if k != "crop_size"}}
-    wrong_size = config_for(av_store, tmp_path / "av", "av_sta", options,
+    wrong_size = config_for(tiny_av_store, tmp_path / "av", "av_sta", options,
                             init_branches={"audio": str(audio.model_path)})
     with pytest.raises(AvstanError, match="does not fit the audio branch"):
         train_experiment(wrong_size, progress=False)
-    wrong_kind = config_for(av_store, tmp_path / "av2", "av_sta", options,
+    wrong_kind = config_for(tiny_av_store, tmp_path / "av2", "av_sta", options,
                             init_branches={"video": str(audio.model_path)})
     with pytest.raises(AvstanError, match="a lstm_ta model, but the video branch is cnn3d"):
         train_experiment(wrong_kind, progress=False)
-    not_fusion = config_for(av_store, tmp_path / "x", "lstm_ta", AUDIO_OPTIONS,
+    not_fusion = config_for(tiny_av_store, tmp_path / "x", "lstm_ta", AUDIO_OPTIONS,
                             init_branches={"audio": str(audio.model_path)})
     with pytest.raises(AvstanError, match="has no branch"):
         train_experiment(not_fusion, progress=False)
 
 
-def test_audio_feature_count_must_match_the_model(av_store, tmp_path):
-    config = config_for(av_store, tmp_path / "bad", "lstm",
+def test_audio_feature_count_must_match_the_model(tiny_av_store, tmp_path):
+    config = config_for(tiny_av_store, tmp_path / "bad", "lstm",
                         {**AUDIO_OPTIONS, "audio_features": FEATURES + 1})
     with pytest.raises(AvstanError, match=f"have {FEATURES} values per step.*audio_features="):
         train_experiment(config, progress=False)

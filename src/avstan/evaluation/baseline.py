@@ -1,0 +1,147 @@
+"""The AVEC 2017 audio baseline on any prepared corpus (`avstan baseline`).
+
+As the challenge's reference system (Ringeval et al. 2017): eGeMAPS functionals per step,
+standardised with statistics of the training partition, and a linear support-vector
+regression per target (liblinear's L2-regularised, L2-loss SVR, scikit-learn's
+``LinearSVR(loss="squared_epsilon_insensitive")``) whose complexity C is chosen on the
+devel CCC from a grid. Its predictions then go through the same scoring and AVEC
+post-processing chain as every avstan model, so an audio model's numbers can be read next
+to the challenge's own reference on the same data.
+
+Left out, as in our models: the challenge's annotation-delay compensation (the time shift
+of the post-processing chain can be switched on instead) and the concatenation of
+features over several window lengths.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from avstan.data.audio import fit_standardisation, standardise
+from avstan.data.clips import usable_recordings
+from avstan.data.store import LABEL_NAMES, Recording, RecordingStore
+from avstan.errors import AvstanError
+from avstan.evaluation._files import write_report_file
+from avstan.evaluation.evaluate import Evaluation, _score, write_evaluation
+from avstan.evaluation.inference import RecordingPrediction
+from avstan.evaluation.metrics import concordance_cc
+from avstan.evaluation.postprocess import fit_postprocessing
+
+COMPLEXITIES = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+MODEL_NAME = "SVR on eGeMAPS (AVEC 2017 baseline)"
+
+
+@dataclass
+class Baseline:
+    """The fitted baseline: standardisation, one SVR per target and the devel grid."""
+
+    center: np.ndarray
+    scale: np.ndarray
+    regressors: dict[str, object]
+    complexity: dict[str, float]
+    devel_ccc: dict[str, dict[float, float]]  # target -> C -> devel CCC
+
+    def predict(self, recording: Recording) -> np.ndarray:
+        """(N, K) predictions on the recording's step timeline, K = number of targets."""
+        features = standardise(recording.audio_features, self.center, self.scale)
+        return np.stack([self.regressors[t].predict(features) for t in self.regressors],
+                        axis=1).astype(np.float32)
+
+
+def _rows(recordings: Sequence[Recording], column: int, features: list[np.ndarray]
+          ) -> tuple[np.ndarray, np.ndarray]:
+    x = np.concatenate(features)
+    y = np.concatenate([r.labels[:, column] for r in recordings])
+    known = np.isfinite(y)
+    return x[known], y[known]
+
+
+def fit_baseline(train: Sequence[Recording], devel: Sequence[Recording],
+                 targets: Sequence[str] = LABEL_NAMES,
+                 complexities: Sequence[float] = COMPLEXITIES, seed: int = 0) -> Baseline:
+    """Standardise on ``train``, fit an SVR per C and target, keep the C with the best
+    devel CCC (on the concatenated devel steps), refit nothing on devel."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.svm import LinearSVR
+
+    center, scale = fit_standardisation(np.concatenate([r.audio_features for r in train]))
+    train_x = [standardise(r.audio_features, center, scale) for r in train]
+    devel_x = [standardise(r.audio_features, center, scale) for r in devel]
+    regressors, chosen, grid = {}, {}, {}
+    for target in targets:
+        column = LABEL_NAMES.index(target)
+        x, y = _rows(train, column, train_x)
+        dx, dy = _rows(devel, column, devel_x)
+        if len(y) < 2 or len(dy) < 2:
+            raise AvstanError(f"the baseline needs {target} labels in train and devel")
+        grid[target], best = {}, None
+        for c in complexities:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                svr = LinearSVR(C=c, loss="squared_epsilon_insensitive", epsilon=0.0,
+                                dual=True, max_iter=20000, random_state=seed).fit(x, y)
+            score = float(concordance_cc(svr.predict(dx), dy))
+            grid[target][float(c)] = score
+            if best is None or score > best[0]:
+                best = (score, float(c), svr)
+        chosen[target], regressors[target] = best[1], best[2]
+    return Baseline(center, scale, regressors, chosen, grid)
+
+
+def _predictions(baseline: Baseline, recordings: Sequence[Recording],
+                 targets: Sequence[str]) -> list[RecordingPrediction]:
+    columns = [LABEL_NAMES.index(t) for t in targets]
+    # Audio does not depend on the face: every step counts as seen (nothing shaded).
+    return [RecordingPrediction(r.name, baseline.predict(r), r.labels[:, columns], r.times,
+                                np.ones(r.num_steps, bool)) for r in recordings]
+
+
+def run_baseline(store_root: str | Path, output: str | Path | None = None,
+                 partition: str = "test", targets: Sequence[str] = LABEL_NAMES,
+                 complexities: Sequence[float] = COMPLEXITIES,
+                 shifts: Sequence[int] | None = None) -> tuple[Evaluation, Baseline]:
+    """Fit the baseline on train (C on devel), score ``partition`` raw and after the AVEC
+    chain fitted on devel; with ``output``, write the same files as `avstan evaluate`
+    plus ``baseline.json`` (the chosen C and the devel grid)."""
+    store = RecordingStore.open(store_root)
+    loaded = {}
+    skipped: list[str] = []
+    for name in ("train", "devel", partition):
+        if name not in loaded:
+            loaded[name], reasons = usable_recordings(store.load_partition(name, load_frames=False),
+                                                      ("audio",))
+            skipped += reasons
+    for reason in skipped:
+        warnings.warn(f"{store_root}: {reason}", stacklevel=2)
+    for name, recordings in loaded.items():
+        if not recordings:
+            raise AvstanError(f"{store_root}: no recordings with audio features in the {name} "
+                              "partition; prepare the corpus with audio (avstan prepare)")
+    baseline = fit_baseline(loaded["train"], loaded["devel"], targets, complexities)
+    devel = _predictions(baseline, loaded["devel"], targets)
+    scored = _predictions(baseline, loaded[partition], targets)
+    chains = {t: fit_postprocessing([p.prediction[:, k] for p in devel],
+                                    [p.gold[:, k] for p in devel], shifts=shifts)
+              for k, t in enumerate(targets)}
+    processed = [np.stack([chains[t].apply([p.prediction[:, k]])[0]
+                           for k, t in enumerate(targets)], axis=1) for p in scored]
+    evaluation = Evaluation(MODEL_NAME, partition, tuple(targets),
+                            _score(scored, [p.prediction for p in scored], targets, partition),
+                            None, scored, chains, _score(scored, processed, targets, partition),
+                            processed, skipped)
+    if output is not None:
+        output = Path(output)
+        write_evaluation(evaluation, output)
+        summary = {"complexity": baseline.complexity,
+                   "devel_ccc_by_complexity": {t: {str(c): v for c, v in grid.items()}
+                                               for t, grid in baseline.devel_ccc.items()},
+                   "train_recordings": [r.name for r in loaded["train"]],
+                   "devel_recordings": [r.name for r in loaded["devel"]]}
+        write_report_file(output / "baseline.json", json.dumps(summary, indent=1).encode())
+    return evaluation, baseline

@@ -1,0 +1,80 @@
+"""The AVEC 2017 audio baseline: complexity chosen on devel only, outputs like evaluate."""
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.svm import LinearSVR
+
+from avstan.cli import main
+from avstan.data.audio import fit_standardisation, standardise
+from avstan.data.store import RecordingStore
+from avstan.errors import AvstanError
+from avstan.evaluation.baseline import fit_baseline, run_baseline
+from avstan.evaluation.metrics import concordance_cc
+
+
+def audio_recordings(store, partition):
+    return [r for r in RecordingStore.open(store).load_partition(partition, load_frames=False)
+            if r.audio_features is not None]
+
+
+def test_complexity_is_the_best_on_devel_and_the_fit_is_sklearns(tiny_av_store):
+    train, devel = audio_recordings(tiny_av_store, "train"), audio_recordings(tiny_av_store,
+                                                                              "devel")
+    grid = (1e-4, 1e-2, 1.0)
+    baseline = fit_baseline(train, devel, ["arousal"], grid)
+    scores = baseline.devel_ccc["arousal"]
+    assert set(scores) == set(grid)
+    assert baseline.complexity["arousal"] == max(scores, key=scores.get)
+    # Independently: standardise with the train statistics, fit liblinear's L2-loss SVR.
+    center, scale = fit_standardisation(np.concatenate([r.audio_features for r in train]))
+    x = np.concatenate([standardise(r.audio_features, center, scale) for r in train])
+    y = np.concatenate([r.labels[:, 1] for r in train])
+    known = np.isfinite(y)
+    svr = LinearSVR(C=baseline.complexity["arousal"], loss="squared_epsilon_insensitive",
+                    epsilon=0.0, dual=True, max_iter=20000, random_state=0).fit(x[known], y[known])
+    dx = standardise(devel[0].audio_features, center, scale)
+    np.testing.assert_allclose(baseline.predict(devel[0])[:, 0], svr.predict(dx), rtol=1e-5,
+                               atol=1e-6)
+    gold = devel[0].labels[:, 1]
+    assert concordance_cc(svr.predict(dx)[np.isfinite(gold)],
+                          gold[np.isfinite(gold)]) == pytest.approx(scores[
+                              baseline.complexity["arousal"]], abs=1e-6)
+
+
+def test_test_labels_cannot_change_the_fit(tiny_av_store, tmp_path):
+    first, _ = run_baseline(tiny_av_store, partition="test")
+    # Same store with scrambled test labels: the predictions must not move.
+    store = RecordingStore.open(tiny_av_store)
+    copy = RecordingStore.create(tmp_path / "copy", corpus="copy")
+    rng = np.random.default_rng(1)
+    for recording in store:
+        if recording.partition == "test":
+            recording.labels = rng.uniform(-1, 1, recording.labels.shape).astype(np.float32)
+        copy.add(recording)
+    second, _ = run_baseline(tmp_path / "copy", partition="test")
+    for a, b in zip(first.recordings, second.recordings, strict=True):
+        np.testing.assert_array_equal(a.prediction, b.prediction)
+
+
+def test_baseline_command_writes_the_evaluation_files(tiny_av_store, tmp_path, capsys):
+    with pytest.warns(UserWarning, match="train_000: skipped.*no audio features"):
+        assert main(["baseline", str(tiny_av_store), str(tmp_path / "out")]) == 0
+    out = capsys.readouterr()
+    assert "complexity chosen on devel" in out.out and "Valence CCC" in out.out
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    # The features follow the labels in this store, so the baseline must find them.
+    assert metrics["scores"]["arousal"]["concatenated"]["ccc"] > 0.8
+    chosen = json.loads((tmp_path / "out" / "baseline.json").read_text())["complexity"]
+    assert set(chosen) == {"valence", "arousal"}
+    assert (tmp_path / "out" / "report.html").is_file()
+
+
+def test_a_store_without_audio_is_one_clear_error(tiny_store, tmp_path, capsys):
+    assert main(["baseline", str(tiny_store), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "no recordings with audio features in the train partition" in err
+    assert [line for line in err.splitlines() if "error" in line] == [err.strip()]
+    with pytest.raises(AvstanError):
+        run_baseline(tiny_store)
