@@ -92,6 +92,17 @@ def packaged_config(name: str) -> Path:
     return Path(str(resources.files("avstan") / "configs" / f"{name}.yaml"))
 
 
+def overrides_for_model(overrides: list[str] | tuple[str, ...], model: str) -> list[str]:
+    """Drop ``model.options.<key>=…`` overrides that ``model`` has no option for, so one set
+    of overrides can shrink several models at once (e.g. crop_size for video models only,
+    audio_features for audio ones)."""
+    from avstan.models import model_arguments
+
+    accepted = model_arguments(model)
+    return [o for o in overrides if not o.startswith("model.options.")
+            or o.split("=", 1)[0].split(".")[2] in accepted]
+
+
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
     """Read a YAML experiment file and apply ``key.path=value`` overrides."""
     path = Path(path)
