@@ -13,17 +13,30 @@ from avstan.models import create_model
 from avstan.training.model_file import load_model_file, save_model_file
 
 
-@pytest.fixture(scope="module", params=["sta3d", "cnn2d"])
+OPTIONS = {"sta3d": {"crop_size": 16}, "cnn2d": {"crop_size": 16},
+           "lstm_ta": {"audio_features": 6, "hidden": 8, "layers": 2},
+           "av_sta": {"crop_size": 16, "audio_features": 6, "audio": {"hidden": 8}}}
+
+
+@pytest.fixture(scope="module", params=list(OPTIONS))
 def model_path(request, tmp_path_factory):
     torch.manual_seed(0)
-    model = create_model(request.param, crop_size=16, clip_length=4)
+    model = create_model(request.param, clip_length=4, **OPTIONS[request.param])
+    if hasattr(model, "audio_standardiser"):  # statistics fitted on train travel inside
+        model.audio_standardiser.set_statistics(np.arange(6.0), np.linspace(0.5, 30, 6))
     path = tmp_path_factory.mktemp(request.param) / "model.pt"
     save_model_file(path, model, ["valence", "arousal"], 4.0)
     return path
 
 
-def clips(seed=1):
-    return torch.rand(5, 3, 4, 16, 16, generator=torch.Generator().manual_seed(seed))
+def clips(model, seed=1):
+    """Inputs the model reads, by name: face clips and raw (unstandardised) audio."""
+    generator = torch.Generator().manual_seed(seed)
+    shapes = {"clip": (5, 3, 4, 16, 16), "audio": (5, 4, 6)}
+    inputs = {n: torch.rand(shapes[n], generator=generator) for n in model.input_names}
+    if "audio" in inputs:
+        inputs["audio"] = inputs["audio"] * 60 - 10
+    return inputs
 
 
 def test_onnx_matches_pytorch_within_1e_4(model_path, capsys):
@@ -31,13 +44,15 @@ def test_onnx_matches_pytorch_within_1e_4(model_path, capsys):
     exported = model_path.with_suffix(".onnx")
     session = onnxruntime.InferenceSession(str(exported), providers=["CPUExecutionProvider"])
     model, _ = load_model_file(model_path)
-    x = clips()
-    outputs = session.run(None, {"clip": x.numpy()})  # another batch size than the export's
+    x = clips(model)
+    # Another batch size than the export's.
+    outputs = session.run(None, {n: v.numpy() for n, v in x.items()})
     with torch.no_grad():
-        reference = model(x)
-    np.testing.assert_allclose(outputs[0], reference["prediction"].numpy(), atol=1e-4)
-    if "attention" in reference:
-        np.testing.assert_allclose(outputs[1], reference["attention"].numpy(), atol=1e-4)
+        reference = model(**x)
+    names = [o.name for o in session.get_outputs()]
+    assert names[0] == "prediction" and set(names) <= set(reference)
+    for name, output in zip(names, outputs, strict=True):
+        np.testing.assert_allclose(output, reference[name].numpy(), atol=1e-4)
     metadata = {p.key: p.value for p in onnx.load(str(exported)).metadata_props}
     info = json.loads(metadata["avstan"])
     assert info["targets"] == ["valence", "arousal"] and info["clip_length"] == 4
@@ -50,11 +65,13 @@ def test_torchscript_matches_pytorch(model_path, tmp_path):
     extra = {"avstan.json": ""}
     loaded = torch.jit.load(str(output), _extra_files=extra)
     model, _ = load_model_file(model_path)
-    x = clips(2)
+    x = clips(model, 2)
     with torch.no_grad():
-        np.testing.assert_allclose(loaded(x)[0].numpy(), model(x)["prediction"].numpy(),
-                                   atol=1e-4)
-    assert json.loads(extra["avstan.json"])["crop_size"] == 16
+        np.testing.assert_allclose(loaded(*x.values())[0].numpy(),
+                                   model(**x)["prediction"].numpy(), atol=1e-4)
+    info = json.loads(extra["avstan.json"])
+    assert info["crop_size"] == (16 if "clip" in model.input_names else None)
+    assert len(info["inputs"]) == len(model.input_names)
 
 
 def test_export_errors_are_one_line(tmp_path, capsys):

@@ -1,9 +1,12 @@
 """Export a trained model to ONNX or TorchScript, so it can ship without avstan.
 
-The exported graph takes ``clip`` (B, 3, T, S, S) float32 RGB in [0, 1] and returns
-``prediction`` (B, K) and, for attention models, ``attention`` (B, T, S, S). Everything
-else a user needs to feed it and read it — targets, crop size, clip length, step rate,
-alignment template, the post-processing chain — travels inside the file as JSON: ONNX
+The exported graph takes the model's inputs, in its ``input_names`` order: ``clip``
+(B, 3, T, S, S) float32 RGB in [0, 1] for video models, ``audio`` (B, T, D) float32 raw
+eGeMAPS functionals for audio models (the standardisation fitted on train is inside the
+graph), both for the fusion. It returns ``prediction`` (B, K) and, where the model has
+them, ``attention`` (B, T, S, S) and ``temporal_attention`` (B, T). Everything else a user
+needs to feed it and read it — targets, crop size, clip length, step rate, alignment
+template, the post-processing chain — travels inside the file as JSON: ONNX
 ``metadata_props["avstan"]``, TorchScript extra file ``avstan.json``.
 
 Each export is checked before it is kept: the exported model is run (onnxruntime /
@@ -28,25 +31,51 @@ from avstan.training.model_file import load_model_file
 FORMATS = ("onnx", "torchscript")
 
 
-class ExportWrapper(nn.Module):
-    """A model's dict output as a tuple: (prediction,) or (prediction, attention)."""
+OUTPUTS = ("prediction", "attention", "temporal_attention")
+INPUT_DOCS = {"clip": "clip (B, 3, T, S, S) float32 RGB in [0, 1]",
+              "audio": "audio (B, T, D) float32 eGeMAPS functionals, not standardised"}
 
-    def __init__(self, model: nn.Module) -> None:
+
+class ExportWrapper(nn.Module):
+    """A model with positional inputs (its ``input_names`` order) and a tuple of outputs:
+    prediction, then attention and temporal_attention where it has them (``output_names``)."""
+
+    def __init__(self, model: nn.Module, output_names: tuple[str, ...]) -> None:
         super().__init__()
         self.model = model
+        self.input_names = tuple(model.input_names)
+        self.output_names = output_names
 
-    def forward(self, clip: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        out = self.model(clip)
-        if "attention" in out:
-            return out["prediction"], out["attention"]
-        return (out["prediction"],)
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.model(**dict(zip(self.input_names, inputs, strict=True)))
+        return tuple(out[name] for name in self.output_names)
 
 
-def export_metadata(info: dict[str, Any], model: nn.Module) -> dict[str, Any]:
+def example_inputs(model: nn.Module, count: int) -> tuple[torch.Tensor, ...]:
+    """Random inputs for every entry the model reads; audio spread like raw features."""
+    examples = []
+    for name in model.input_names:
+        if name == "clip":
+            examples.append(torch.rand(count, 3, model.clip_length, model.crop_size,
+                                       model.crop_size))
+        elif name == "audio":
+            standardiser = model.audio_standardiser
+            z = torch.randn(count, model.clip_length, standardiser.center.shape[0])
+            examples.append(standardiser.center + 2 * z * standardiser.scale)
+        else:
+            raise AvstanError(f"cannot export a model that reads {name!r} (a measurement "
+                              "bound, not a deployable model)")
+    return tuple(examples)
+
+
+def export_metadata(info: dict[str, Any], model: nn.Module,
+                    output_names: tuple[str, ...]) -> dict[str, Any]:
     return {"format": "avstan-export", "model_name": info["model_name"],
-            "targets": info["targets"], "crop_size": model.crop_size,
+            "targets": info["targets"], "crop_size": getattr(model, "crop_size", None),
             "clip_length": model.clip_length, "step_rate": info["step_rate"],
-            "input": "clip (B, 3, T, S, S) float32 RGB in [0, 1]",
+            "inputs": [INPUT_DOCS[n] for n in model.input_names],
+            "outputs": list(output_names),
+            "audio_window_seconds": info.get("metadata", {}).get("audio_window_seconds"),
             "alignment_template": info.get("metadata", {}).get("alignment_template"),
             "postprocessing": info.get("postprocessing")}
 
@@ -60,20 +89,22 @@ def export_model(model_path: str | Path, output: str | Path, fmt: str = "onnx",
     if not output.parent.is_dir():
         raise AvstanError(f"{output.parent}: no such folder for the exported model")
     model, info = load_model_file(model_path)
-    wrapper = ExportWrapper(model).eval()
     torch.manual_seed(0)
-    example = torch.rand(check_clips, 3, model.clip_length, model.crop_size, model.crop_size)
+    example = example_inputs(model, check_clips)
     with torch.no_grad():
-        reference = [t.numpy() for t in wrapper(example)]
-    metadata = json.dumps(export_metadata(info, model))
+        produced = model(**dict(zip(model.input_names, example, strict=True)))
+    output_names = tuple(name for name in OUTPUTS if name in produced)
+    wrapper = ExportWrapper(model, output_names).eval()
+    with torch.no_grad():
+        reference = [t.numpy() for t in wrapper(*example)]
+    metadata = json.dumps(export_metadata(info, model, output_names))
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "model"
         if fmt == "onnx":
             outputs = _export_onnx(wrapper, example, path, metadata)
         else:
             outputs = _export_torchscript(wrapper, example, path, metadata)
-        for name, got, want in zip(("prediction", "attention"), outputs, reference,
-                                   strict=False):
+        for name, got, want in zip(output_names, outputs, reference, strict=True):
             error = float(np.abs(got - want).max())
             if error > tolerance:
                 raise AvstanError(f"{model_path}: the {fmt} export differs from PyTorch by "
@@ -85,7 +116,7 @@ def export_model(model_path: str | Path, output: str | Path, fmt: str = "onnx",
     return output
 
 
-def _export_onnx(wrapper: nn.Module, example: torch.Tensor, path: Path,
+def _export_onnx(wrapper: ExportWrapper, example: tuple[torch.Tensor, ...], path: Path,
                  metadata: str) -> list[np.ndarray]:
     try:
         import onnx
@@ -93,23 +124,24 @@ def _export_onnx(wrapper: nn.Module, example: torch.Tensor, path: Path,
     except ImportError:
         raise AvstanError("ONNX export needs the onnx and onnxruntime packages: "
                           "pip install 'avstan[export]'") from None
-    names = ["prediction", "attention"][:len(wrapper(example[:1]))]
-    torch.onnx.export(wrapper, (example,), str(path), dynamo=False, input_names=["clip"],
-                      output_names=names, dynamic_axes={"clip": {0: "batch"},
-                                                        **{n: {0: "batch"} for n in names}})
+    names = list(wrapper.output_names)
+    inputs = list(wrapper.input_names)
+    torch.onnx.export(wrapper, example, str(path), dynamo=False, input_names=inputs,
+                      output_names=names,
+                      dynamic_axes={n: {0: "batch"} for n in inputs + names})
     graph = onnx.load(str(path))
     entry = graph.metadata_props.add()
     entry.key, entry.value = "avstan", metadata
     onnx.save(graph, str(path))
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return session.run(None, {"clip": example.numpy()})
+    return session.run(None, {n: t.numpy() for n, t in zip(inputs, example, strict=True)})
 
 
-def _export_torchscript(wrapper: nn.Module, example: torch.Tensor, path: Path,
+def _export_torchscript(wrapper: ExportWrapper, example: tuple[torch.Tensor, ...], path: Path,
                         metadata: str) -> list[np.ndarray]:
     with torch.no_grad():
-        traced = torch.jit.trace(wrapper, (example,), check_trace=False)
+        traced = torch.jit.trace(wrapper, example, check_trace=False)
     torch.jit.save(traced, str(path), _extra_files={"avstan.json": metadata})
     loaded = torch.jit.load(str(path))
     with torch.no_grad():
-        return [t.numpy() for t in loaded(example)]
+        return [t.numpy() for t in loaded(*example)]
