@@ -27,7 +27,7 @@ import yaml
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from avstan.data.store import atomic_write_bytes, ensure_writable_folder
+from avstan.data.store import RecordingStore, atomic_write_bytes, ensure_writable_folder
 from avstan.errors import AvstanError
 from avstan.training.config import ExperimentConfig
 from avstan.training.model_file import load_model_file, save_model_file
@@ -209,6 +209,10 @@ def train_experiment(config: ExperimentConfig, restart: bool = False, progress: 
     metadata = {"config": config.to_dict(), "best_val_ccc": best_score,
                 "epochs": trainer.current_epoch, "store": config.data.store,
                 "skipped_recordings": datamodule.skipped,
+                # predict computes audio features with the window the store was made with
+                "audio_window_seconds": (RecordingStore.open(config.data.store).attrs
+                                         .get("audio_window")
+                                         if "audio" in module.model.input_names else None),
                 # predict aligns new videos exactly as the training crops were aligned
                 "alignment_template": datamodule.train_dataset.recordings[0].alignment_template}
     save_model_file(output / "model.pt", module.model, list(config.data.targets),
