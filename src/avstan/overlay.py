@@ -157,6 +157,7 @@ def _encode(source, sink, where: Path, times, values, targets, face_found, atten
         nonlocal pending, samples_written
         while pending is not None and (until is None or (pending.time or 0.0) <= until):
             for chunk in resampler.resample(pending):
+                chunk.pts = None  # the output counts its own samples
                 fifo.write(chunk)
             pending = next(audio, None)
             while fifo.samples >= audio_out.codec_context.frame_size:
@@ -164,6 +165,7 @@ def _encode(source, sink, where: Path, times, values, targets, face_found, atten
                     audio_out.codec_context.frame_size), samples_written)
         if until is None:
             for chunk in resampler.resample(None):
+                chunk.pts = None
                 fifo.write(chunk)
             if fifo.samples:
                 samples_written = _write_audio(sink, audio_out, fifo.read(), samples_written)
