@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Sample each video at the step rate, detect, track and align the face "
                     "(dlib HOG + 68 landmarks; eyes and nose to a fixed template), resample "
                     "the labels onto the same timeline and write the recording store. "
+                    "Audio (the video's own track, a separate audio file, or audio files on "
+                    "their own) becomes eGeMAPS features over a window ending at each step. "
                     "Resumable: a rerun skips recordings already prepared.")
     prepare.add_argument("corpus", help="corpus folder")
     prepare.add_argument("output", help="recording store folder to write")
@@ -65,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--preview", action="store_true",
                          help="also write a contact sheet of crops with landmarks per "
                               "recording to OUTPUT/preview/")
+    prepare.add_argument("--audio-window", type=float, default=4.0, metavar="SECONDS",
+                         help="eGeMAPS window ending at each step (default 4; AVEC 2017 used "
+                              "4 for arousal, 6 for valence)")
+    prepare.add_argument("--no-audio", action="store_true",
+                         help="no audio features (video only; faster)")
 
     synth = commands.add_parser(
         "synthesize", help="write a synthetic corpus into a recording store",
@@ -179,13 +186,18 @@ def run(args: argparse.Namespace) -> int:
 
         layout, sources = find_corpus(args.corpus, args.layout)
         print(f"{args.corpus}: {layout} layout, {len(sources)} recordings")
-        config = PrepareConfig(crop_size=args.crop_size, step_rate=args.step_rate)
+        if not args.no_audio and not args.audio_window >= 0.5:
+            raise AvstanError(f"--audio-window {args.audio_window}: use at least 0.5 seconds")
+        config = PrepareConfig(crop_size=args.crop_size, step_rate=args.step_rate,
+                               audio_window=None if args.no_audio else args.audio_window)
         summary = prepare_corpus(sources, args.output, config, corpus=layout,
                                  workers=args.workers)
         if args.preview:
             store = RecordingStore.open(args.output)
             for name in store.names():
-                write_contact_sheet(store.load(name), f"{args.output}/preview/{name}.png")
+                recording = store.load(name)
+                if recording.has_video:  # audio-only recordings have no crops to show
+                    write_contact_sheet(recording, f"{args.output}/preview/{name}.png")
         for line in summary.lines():
             print(line)
         return EXIT_PARTIAL_FAILURE if summary.failed else 0

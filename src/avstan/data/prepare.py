@@ -1,10 +1,19 @@
-"""Prepare a corpus: video → aligned face crops at the step rate + labels → recording store.
+"""Prepare a corpus: video → aligned face crops at the step rate + labels (+ eGeMAPS audio
+features) → recording store.
 
 Per recording (:func:`prepare_recording`): sample the video at the step rate, detect,
 track and align the face in every sampled frame, and resample the labels onto the same
 step timeline. A step without a face is kept with ``face_found = False`` and the nearest
 found crop as its frame (so clips stay well formed); a recording where no face is ever
 found is reported, never stored as if it were fine.
+
+Audio (on unless ``audio_window`` is None): eGeMAPS functionals over a window ending at
+each step (:mod:`avstan.data.audio`), from the separate audio file a corpus reader found
+(``extra["audio"]``) or else the video's own track. A video whose audio is missing, silent,
+unusable or shorter than one window is still prepared for video models, without
+``audio_features``, and named in the summary as "no audio". An audio file on its own
+(e.g. a generic folder of wavs with ``<name>.csv`` labels) becomes an audio-only recording:
+no frames, ``face_found`` all False, steps ``k / step_rate`` over the audio's duration.
 
 Over a corpus (:func:`prepare_corpus`): a process pool over recordings, one progress bar,
 a summary (prepared, skipped because already complete, failed with the reason). Each
@@ -24,7 +33,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from avstan.data.corpora.base import RecordingSource, resample_labels
+from avstan.data.audio import SAMPLE_RATE, NoAudioError, egemaps_functionals, load_audio
+from avstan.data.corpora.base import AUDIO_SUFFIXES, RecordingSource, resample_labels
 from avstan.data.faces import DEFAULT_TEMPLATE, FaceAligner
 from avstan.data.store import (
     MANIFEST_NAME,
@@ -44,6 +54,7 @@ class PrepareConfig:
     step_rate: float = 4.0
     detect_width: int = 320  # detection runs on a copy this wide (pixels)
     template: tuple = DEFAULT_TEMPLATE
+    audio_window: float | None = 4.0  # eGeMAPS window in seconds; None: no audio features
 
 
 @dataclass
@@ -51,10 +62,15 @@ class PrepareSummary:
     prepared: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (name, reason)
+    no_audio: list[tuple[str, str]] = field(default_factory=list)  # prepared, video only
 
     def lines(self) -> list[str]:
-        out = [f"prepared {len(self.prepared)}, skipped {len(self.skipped)} (already "
-               f"complete), failed {len(self.failed)}"]
+        out = [f"no audio {name}: {reason}" for name, reason in self.no_audio]
+        count = (f"prepared {len(self.prepared)}, skipped {len(self.skipped)} (already "
+                 f"complete), failed {len(self.failed)}")
+        if self.no_audio:
+            count += f"; {len(self.no_audio)} of them without audio"
+        out.append(count)
         out += [f"failed {name}: {reason}" for name, reason in self.failed]
         return out
 
@@ -111,6 +127,63 @@ def prepare_recording(source: RecordingSource, config: PrepareConfig, corpus: st
         alignment_template=template, alignment_matrices=np.stack(matrices))
 
 
+def is_audio_only(source: RecordingSource) -> bool:
+    """An audio file on its own (no video, no image folder)."""
+    return source.media is not None and source.media.suffix.lower() in AUDIO_SUFFIXES
+
+
+def audio_features(source: RecordingSource, times: np.ndarray, config: PrepareConfig
+                   ) -> np.ndarray:
+    """eGeMAPS functionals ``(N, 88)`` of a recording's audio on its step ``times (N,)``:
+    from ``extra["audio"]`` when the reader found a separate file, else the media file's own
+    track. NoAudioError when there is no audio (no track, silent, an image folder);
+    AvstanError naming the file when it is unusable or shorter than one window."""
+    path = source.extra.get("audio") or source.media
+    if path is None:
+        raise NoAudioError(f"{source.frames_dir}: an image folder has no audio track; audio "
+                           "models skip this recording (video models still use it)")
+    signal = load_audio(path)
+    return egemaps_functionals(signal, SAMPLE_RATE, times, config.audio_window, source=str(path))
+
+
+def prepare_audio_recording(source: RecordingSource, config: PrepareConfig, corpus: str = ""
+                            ) -> Recording:
+    """An audio-only recording: steps ``k / step_rate`` until the end of the audio (a final
+    step less than half a step after it included, as for video), eGeMAPS features and
+    labels on them, no frames, ``face_found`` all False."""
+    if config.audio_window is None:
+        raise AvstanError(f"{source.media}: an audio file, but audio features are turned off "
+                          "(--no-audio); prepare without --no-audio or remove the file")
+    signal = load_audio(source.media)
+    steps = int(np.ceil(signal.size / SAMPLE_RATE * config.step_rate + 0.5))
+    times = np.arange(steps) / config.step_rate
+    features = egemaps_functionals(signal, SAMPLE_RATE, times, config.audio_window,
+                                   source=str(source.media))
+    track = source.labels()
+    labels = (np.full((steps, 2), np.nan, np.float32) if track is None
+              else resample_labels(track, times))
+    return Recording(
+        name=source.name, frames=None, times=times, face_found=np.zeros(steps, dtype=bool),
+        labels=labels, step_rate=config.step_rate, partition=source.partition, corpus=corpus,
+        source=str(source.media), audio_features=features)
+
+
+def _add_audio(recording: Recording, source: RecordingSource, config: PrepareConfig
+               ) -> tuple[str, str]:
+    """Attach audio features to a prepared video recording: (why it has none, a note)."""
+    if config.audio_window is None:
+        return "", ""
+    try:
+        recording.audio_features = audio_features(source, recording.times, config)
+    except AvstanError as error:  # NoAudioError included: the video is still usable
+        return str(error), ""
+    without = int(np.isnan(recording.audio_features).any(axis=1).sum())
+    if without:
+        return "", f"the audio ends early: no audio features in {without} of " \
+                   f"{recording.num_steps} steps"
+    return "", ""
+
+
 # One aligner per worker process: loading dlib's predictor takes a moment.
 _WORKER_ALIGNER: FaceAligner | None = None
 
@@ -121,21 +194,31 @@ def _init_worker(config: PrepareConfig) -> None:
 
 
 def _prepare_one(source: RecordingSource, config: PrepareConfig, corpus: str,
-                 root: Path) -> tuple[str, str, int, str]:
-    """Worker job: (name, status, steps, message); writes the recording file itself."""
+                 root: Path) -> tuple[str, str, int, str, str]:
+    """Worker job: (name, status, steps, message, why it has no audio); writes the
+    recording file itself."""
+    no_audio, audio_note = "", ""
     try:
-        recording = prepare_recording(source, config, corpus, _WORKER_ALIGNER)
+        if is_audio_only(source):
+            recording = prepare_audio_recording(source, config, corpus)
+        else:
+            recording = prepare_recording(source, config, corpus, _WORKER_ALIGNER)
+            no_audio, audio_note = _add_audio(recording, source, config)
         write_recording(root / f"{source.name}.h5", recording)
     except AvstanError as error:
         status = "no_face" if "no face found" in str(error) else "failed"
-        return source.name, status, 0, str(error)
+        return source.name, status, 0, str(error), ""
     except OSError as error:
-        return source.name, "failed", 0, f"{root}: cannot write ({error.strerror})"
+        return source.name, "failed", 0, f"{root}: cannot write ({error.strerror})", ""
     missing = int((~recording.face_found).sum())
-    note = f"no face in {missing} of {recording.num_steps} steps" if missing else ""
+    notes = [f"no face in {missing} of {recording.num_steps} steps"
+             if missing and recording.has_video else ""]
     if not np.isfinite(recording.labels).any() and source.read_labels is not None:
-        note = (note + "; " if note else "") + "labels do not overlap the video"
-    return source.name, "complete", recording.num_steps, note
+        notes.append("labels do not overlap the " + ("video" if recording.has_video
+                                                      else "audio"))
+    notes += [f"no audio: {no_audio}" if no_audio else "", audio_note]
+    return (source.name, "complete", recording.num_steps, "; ".join(n for n in notes if n),
+            no_audio)
 
 
 def is_prepared(store: RecordingStore, name: str) -> bool:
@@ -163,8 +246,13 @@ def prepare_corpus(sources: Sequence[RecordingSource], output: str | Path,
         if existing.names() and stored != (config.crop_size, config.step_rate):
             raise AvstanError(f"{output}: holds crops of {stored[0]} px at {stored[1]} "
                               "steps/s; prepare into another folder for other settings")
+        window = existing.attrs.get("audio_window", config.audio_window)
+        if existing.names() and window != config.audio_window:
+            held = "no audio features" if window is None else f"{window:g} s audio windows"
+            raise AvstanError(f"{output}: holds {held}; prepare into another folder for other "
+                              "audio settings")
     store = RecordingStore.create(output, corpus=corpus, crop_size=config.crop_size,
-                                  step_rate=config.step_rate)
+                                  step_rate=config.step_rate, audio_window=config.audio_window)
     for stale in Path(output).glob(".*.tmp"):  # leftovers of a run that was killed
         stale.unlink(missing_ok=True)
     summary = PrepareSummary()
@@ -179,11 +267,14 @@ def prepare_corpus(sources: Sequence[RecordingSource], output: str | Path,
                disable=not progress)
     root = Path(output)
 
-    def record(name: str, status: str, steps: int, message: str, partition: str) -> None:
+    def record(name: str, status: str, steps: int, message: str, no_audio: str,
+               partition: str) -> None:
         if status == "complete":
             store.entries[name] = ManifestEntry(name, f"{name}.h5", partition, status, steps,
                                                 message)
             summary.prepared.append(name)
+            if no_audio:
+                summary.no_audio.append((name, no_audio))
         else:
             store.entries[name] = ManifestEntry(name, "", partition, status, 0, message)
             summary.failed.append((name, message))
@@ -201,8 +292,8 @@ def prepare_corpus(sources: Sequence[RecordingSource], output: str | Path,
                                      initargs=(config,)) as pool:
                 futures = [pool.submit(_prepare_one, s, config, corpus, root) for s in todo]
                 for future in as_completed(futures):
-                    name, status, steps, message = future.result()
-                    record(name, status, steps, message, partitions[name])
+                    name, status, steps, message, no_audio = future.result()
+                    record(name, status, steps, message, no_audio, partitions[name])
     finally:
         bar.close()
     return summary
