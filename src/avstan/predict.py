@@ -8,11 +8,15 @@ predictions on a new video are made exactly as the model was scored.
 
 Per input video, into the output folder:
 
-    <name>.csv   time, valence, arousal, face_found (one row per step)
-    <name>.png   valence and arousal over time, steps without a face shaded
+    <name>.csv          time, valence, arousal, face_found (one row per step)
+    <name>.png          valence and arousal over time, steps without a face shaded
+    <name>.overlay.mp4  with ``overlay``: the video with the attention map over the face (for
+                        models with attention) and the current values drawn (``avstan.overlay``)
+    <name>.html         with ``html``: a self-contained page playing the video (the overlay
+                        if made) beside the curves, in sync (``avstan.prediction_page``)
 
 Outputs that exist are refused unless ``overwrite``; each file is written atomically, and
-a video that fails leaves nothing behind.
+a video that fails leaves nothing behind (files already written for it are removed).
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from avstan.errors import AvstanError
 from avstan.evaluation.inference import predict_recordings
 from avstan.evaluation.plots import plot_emotion_curves
 from avstan.evaluation.postprocess import PostProcessing
+from avstan.overlay import write_overlay_video
+from avstan.prediction_page import browser_ready_video, write_prediction_page
 from avstan.training.model_file import load_model_file
 
 
@@ -45,6 +51,14 @@ class VideoPrediction:
     targets: tuple[str, ...]
     csv_path: Path
     plot_path: Path
+    overlay_path: Path | None = None
+    html_path: Path | None = None
+
+
+def output_suffixes(overlay: bool = False, html: bool = False) -> tuple[str, ...]:
+    """The files ``predict`` writes per video, as suffixes of the video's stem."""
+    return (".csv", ".png") + ((".overlay.mp4",) if overlay else ()) + ((".html",) if html
+                                                                        else ())
 
 
 def find_videos(path: str | Path) -> list[Path]:
@@ -79,9 +93,13 @@ def predictions_csv(times: np.ndarray, values: np.ndarray, found: np.ndarray,
 
 def predict_videos(model_path: str | Path, inputs: str | Path, output: str | Path,
                    device: str = "cpu", hop: int = 1, overwrite: bool = False,
-                   postprocess: bool = True, progress: bool = True, log=print
+                   postprocess: bool = True, progress: bool = True, log=print,
+                   overlay: bool = False, html: bool = False
                    ) -> tuple[list[VideoPrediction], list[tuple[Path, str]]]:
-    """Predict every video of ``inputs``; returns (predictions, [(video, reason) failed])."""
+    """Predict every video of ``inputs``; returns (predictions, [(video, reason) failed]).
+
+    ``overlay`` adds ``<name>.overlay.mp4``, ``html`` adds ``<name>.html`` (module docstring).
+    """
     if hop < 1:
         raise AvstanError(f"--hop must be at least 1, got {hop}")
     model, info = load_model_file(model_path, device)
@@ -95,7 +113,8 @@ def predict_videos(model_path: str | Path, inputs: str | Path, output: str | Pat
         raise AvstanError(f"{inputs}: several videos are named {clashes[0]!r}; their outputs "
                           "would collide, predict them separately")
     if not overwrite:
-        existing = [output / f"{v.stem}{suffix}" for v in videos for suffix in (".csv", ".png")
+        existing = [output / f"{v.stem}{suffix}" for v in videos
+                    for suffix in output_suffixes(overlay, html)
                     if (output / f"{v.stem}{suffix}").exists()]
         if existing:
             raise AvstanError(f"{existing[0]}: exists; pass --overwrite or choose another "
@@ -113,7 +132,7 @@ def predict_videos(model_path: str | Path, inputs: str | Path, output: str | Pat
     for video in videos:
         try:
             done.append(_predict_one(model, video, output, config, aligner, targets, chains,
-                                     hop, device, progress))
+                                     hop, device, progress, overlay, html))
             log(f"{video}: {len(done[-1].times)} steps -> {done[-1].csv_path}")
         except AvstanError as error:
             failed.append((video, str(error)))
@@ -124,7 +143,8 @@ def predict_videos(model_path: str | Path, inputs: str | Path, output: str | Pat
 def _predict_one(model, video: Path, output: Path, config: PrepareConfig,
                  aligner: FaceAligner, targets: tuple[str, ...],
                  chains: dict[str, PostProcessing] | None, hop: int, device: str,
-                 progress: bool) -> VideoPrediction:
+                 progress: bool, overlay: bool = False, html: bool = False
+                 ) -> VideoPrediction:
     recording = prepare_recording(RecordingSource(video.stem, "test", media=video), config,
                                   aligner=aligner)
     if recording.num_steps < model.clip_length:
@@ -132,7 +152,8 @@ def _predict_one(model, video: Path, output: Path, config: PrepareConfig,
         raise AvstanError(f"{video}: shorter than one clip ({recording.num_steps} steps, the "
                           f"model needs {model.clip_length} = {seconds:g} s); use a longer video")
     (prediction,) = predict_recordings(model, [recording], targets, model.clip_length,
-                                       device=device, step=hop, progress=progress)
+                                       device=device, step=hop, progress=progress,
+                                       keep_attention=overlay)
     steps = np.arange(0, recording.num_steps, hop)
     values = interpolate_steps(steps, prediction.prediction, recording.num_steps) \
         if hop > 1 else prediction.prediction
@@ -141,9 +162,33 @@ def _predict_one(model, video: Path, output: Path, config: PrepareConfig,
                           axis=1)
     values = np.clip(values, -1.0, 1.0)
     csv_path, plot_path = output / f"{video.stem}.csv", output / f"{video.stem}.png"
-    plot_emotion_curves(recording.times, {t: values[:, k] for k, t in enumerate(targets)},
-                        plot_path, title=video.name, missing=~recording.face_found)
-    atomic_write_bytes(csv_path, predictions_csv(recording.times, values,
-                                                 recording.face_found, targets))
+    overlay_path = output / f"{video.stem}.overlay.mp4" if overlay else None
+    html_path = output / f"{video.stem}.html" if html else None
+    written: list[Path] = []
+    try:
+        if overlay_path is not None:
+            # Each step's map is the one of the last step predicted at or before it (--hop).
+            attention = (None if prediction.attention is None
+                         else prediction.attention[np.arange(recording.num_steps) // hop])
+            written.append(write_overlay_video(
+                video, overlay_path, recording.times, values, targets, recording.face_found,
+                attention, recording.alignment_matrices))
+        if html_path is not None:
+            movie = (overlay_path.read_bytes() if overlay_path is not None
+                     else browser_ready_video(video, output))
+            written.append(write_prediction_page(
+                html_path, video.name, movie, recording.times, values, targets,
+                recording.face_found, recording.times[-1] + 1.0 / config.step_rate,
+                note=f"{' and '.join(targets)} per step of {1 / config.step_rate:g} s; shaded: "
+                     "no face found (values interpolated)."))
+        plot_emotion_curves(recording.times, {t: values[:, k] for k, t in enumerate(targets)},
+                            plot_path, title=video.name, missing=~recording.face_found)
+        written.append(plot_path)
+        atomic_write_bytes(csv_path, predictions_csv(recording.times, values,
+                                                     recording.face_found, targets))
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
     return VideoPrediction(video.stem, recording.times, values, recording.face_found, targets,
-                           csv_path, plot_path)
+                           csv_path, plot_path, overlay_path, html_path)
