@@ -132,9 +132,29 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a trained model on a video (or every video of a folder): the same "
                     "face sampling and alignment as prepare, sliding-window prediction, the "
                     "post-processing chain stored in the model. Writes <name>.csv (time, "
-                    "valence, arousal, face_found) and <name>.png per video.")
+                    "valence, arousal, face_found) and <name>.png per video; on request an "
+                    "attention overlay MP4 and an HTML page. With --stream, reads frames as "
+                    "they come and prints one CSV line per step instead.")
     predict.add_argument("model", help="model.pt written by avstan train")
-    predict.add_argument("input", help="a video file or a folder of videos")
+    predict.add_argument("input", nargs="?", help="a video file or a folder of videos")
+    predict.add_argument("--overlay", action="store_true",
+                         help="also write <name>.overlay.mp4: the video with the attention map "
+                              "over the face and the current values drawn")
+    predict.add_argument("--html", action="store_true",
+                         help="also write <name>.html: a self-contained page playing the video "
+                              "(the overlay if made) beside the curves, in sync")
+    predict.add_argument("--stream", metavar="SOURCE",
+                         help="predict frames as they come from SOURCE: '-' (a pipe on "
+                              "standard input), a file still being written, or a device / "
+                              "FFmpeg input with --input-format; one CSV line per step on "
+                              "standard output (median smoothing is not applied: not causal)")
+    predict.add_argument("--input-format", metavar="FORMAT",
+                         help="FFmpeg input format of --stream, e.g. v4l2 for a camera")
+    predict.add_argument("--input-option", action="append", default=[], metavar="KEY=VALUE",
+                         help="FFmpeg option for --stream, e.g. video_size=640x480 (repeatable)")
+    predict.add_argument("--idle-timeout", type=float, default=5.0, metavar="SECONDS",
+                         help="--stream of a file: end when it has not grown for this long "
+                              "(default 5)")
     predict.add_argument("--output", default="predictions", help="output folder")
     predict.add_argument("--hop", type=int, default=1,
                          help="predict every k-th step and interpolate between (default 1)")
@@ -260,11 +280,26 @@ def run(args: argparse.Namespace) -> int:
             f"{t} C={c:g} (devel CCC {fitted.devel_ccc[t][c]:.3f})"
             for t, c in fitted.complexity.items()))
         print(metrics_markdown(evaluation))
+    elif args.command == "predict" and args.stream is not None:
+        from avstan.stream import stream_predict
+
+        if args.input or args.overlay or args.html or args.hop != 1:
+            raise AvstanError("--stream takes no INPUT, --overlay, --html or --hop; it prints "
+                              "one CSV line per step")
+        options = dict(option.partition("=")[::2] for option in args.input_option)
+        if any(not key or not value for key, value in options.items()):
+            raise AvstanError(f"--input-option {args.input_option}: write KEY=VALUE")
+        stream_predict(args.model, args.stream, input_format=args.input_format,
+                       options=options, device=args.device,
+                       postprocess=not args.no_postprocess, idle_timeout=args.idle_timeout)
     elif args.command == "predict":
         from avstan.predict import predict_videos
 
+        if args.input is None:
+            raise AvstanError("predict needs a video file or folder (or --stream SOURCE)")
         done, failed = predict_videos(args.model, args.input, args.output, args.device,
-                                      args.hop, args.overwrite, not args.no_postprocess)
+                                      args.hop, args.overwrite, not args.no_postprocess,
+                                      overlay=args.overlay, html=args.html)
         print(f"predicted {len(done)}, failed {len(failed)}")
         return EXIT_PARTIAL_FAILURE if failed else 0
     elif args.command == "export":

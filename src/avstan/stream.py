@@ -1,0 +1,217 @@
+"""Streaming prediction: ``avstan predict MODEL --stream SOURCE``, one CSV line per step.
+
+Frames are read as they come — from a pipe (``-`` is standard input), a file that is still
+being written (followed until it stops growing for ``idle_timeout`` seconds), or a device
+or any other FFmpeg input (``input_format``, e.g. ``v4l2`` for a camera, with FFmpeg
+``options`` such as ``video_size``). A pipe needs a streamable container (Matroska,
+MPEG-TS, fragmented MP4, raw H.264, MJPEG…); an MP4 whose index sits at its end cannot be
+read from a pipe, and FFmpeg says so.
+
+Per step, the same code as offline ``predict``: the step's frame is chosen by
+``data.video.sample_ticks``, the face found and aligned by ``data.faces.FaceAligner``, and
+the clip ending at this step — past frames only, the first frame repeated before the
+start, as offline — goes through ``models.sliding.iter_window_outputs``. A step's line is
+written (and flushed) as soon as the first frame after its tick has arrived and the step is
+computed: the latency is at most one frame interval plus the face search and one clip's
+forward pass (a few tens of milliseconds for the demo model at S = 64 on 2 cores, well
+under a step of 0.25 s, so the stream does not fall behind).
+
+What differs from offline, because the future is unknown:
+
+* a step without a face repeats the values of the last step with one (offline
+  interpolates between both neighbours); before the first face the values are empty;
+* inside a clip, a step without a face holds the last face crop (offline takes the
+  nearest, which may be a later one) — so such clips can differ from offline;
+* post-processing: centring, scaling and the time shift (a delay) are applied as fitted;
+  median smoothing is centred, needs future steps, and is **not** applied (a note on
+  standard error says so when the model's chain has it).
+
+Elsewhere the lines equal the offline predictions for the same steps (tested).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import stat
+import sys
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from avstan.data.faces import DEFAULT_TEMPLATE, FaceAligner
+from avstan.data.video import SampledFrame, open_media, prefetched, sample_container
+from avstan.errors import AvstanError
+from avstan.evaluation.postprocess import PostProcessing
+from avstan.models.sliding import iter_window_outputs
+from avstan.training.model_file import load_model_file
+
+
+@dataclass
+class StreamRow:
+    time: float  # the step's tick, seconds from the first frame
+    values: np.ndarray | None  # (K,), None before the first face
+    face_found: bool
+
+
+class FollowedFile(io.RawIOBase):
+    """A file read while it is being written: at its current end, wait for more data, and
+    end only when it has not grown for ``idle_timeout`` seconds."""
+
+    def __init__(self, path: str | Path, idle_timeout: float = 5.0, poll: float = 0.05) -> None:
+        super().__init__()
+        self._handle = open(path, "rb")  # noqa: SIM115 - closed in close()
+        self.idle_timeout, self.poll = idle_timeout, poll
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        waited = 0.0
+        while True:
+            count = self._handle.readinto(buffer)
+            if count:
+                return count
+            if waited >= self.idle_timeout:
+                return 0
+            time.sleep(self.poll)
+            waited += self.poll
+
+    def close(self) -> None:
+        self._handle.close()
+        super().close()
+
+
+def open_stream(source: str, input_format: str | None = None,
+                options: dict[str, str] | None = None, idle_timeout: float = 5.0):
+    """An open PyAV container and the name to use in messages for ``source``."""
+    if source == "-":
+        return open_media(sys.stdin.buffer, "standard input", input_format, options), \
+            "standard input"
+    path = Path(source)
+    if input_format is None and path.exists() and stat.S_ISREG(os.stat(path).st_mode):
+        return open_media(FollowedFile(path, idle_timeout), path, None, options), path
+    if input_format is None and not path.exists():
+        raise AvstanError(f"{source}: no such file, pipe or device; for a camera or network "
+                          "input name FFmpeg's input format with --input-format (e.g. v4l2)")
+    return open_media(source, source, input_format, options), source
+
+
+class CausalClips:
+    """The clip ending at the newest step, from past steps only (see the module docstring).
+
+    ``push`` the step's crop (None without a face); ``clip()`` is then (T, S, S, 3) uint8,
+    or None while no face has been seen.
+    """
+
+    def __init__(self, clip_length: int) -> None:
+        self.clip_length = clip_length
+        self.recent: deque = deque(maxlen=clip_length)  # crop, or the last found, or None
+        self.first = self.last = None
+
+    def push(self, crop: np.ndarray | None) -> None:
+        if crop is not None:
+            self.last = crop
+            if self.first is None:
+                self.first = crop
+        self.recent.append(crop if crop is not None else self.last)
+
+    def clip(self) -> np.ndarray | None:
+        if self.first is None:
+            return None
+        frames = [self.first if c is None else c for c in self.recent]
+        return np.stack([self.first] * (self.clip_length - len(frames)) + frames)
+
+
+class CausalPostProcessing:
+    """The causal steps of a fitted chain, one value at a time: centring, scaling, delay."""
+
+    def __init__(self, chain: PostProcessing) -> None:
+        self.chain = chain
+        self.history: deque = deque(maxlen=chain.shift_steps + 1)
+
+    def __call__(self, value: float) -> float:
+        chain = self.chain
+        value = value + chain.centre_offset
+        value = chain.scale_reference + (value - chain.scale_reference) * chain.scale_factor
+        self.history.append(value)
+        # Delay by shift_steps; until then the first value repeats (as offline).
+        return self.history[0]
+
+
+def stream_rows(samples: Iterable[SampledFrame], model, aligner: FaceAligner,
+                chains: Sequence[CausalPostProcessing] | None = None,
+                device: str = "cpu") -> Iterator[StreamRow]:
+    """One row per sampled frame, computed when that frame arrives (nothing read ahead)."""
+    clips = CausalClips(model.clip_length)
+    held = None  # the raw prediction of the last step with a face
+    for sample in samples:
+        face = aligner(sample.image)
+        clips.push(None if face is None else face.crop)
+        if face is not None:
+            ((_, out),) = iter_window_outputs(model, clips.clip(), [model.clip_length - 1],
+                                              model.clip_length, batch_size=1, device=device)
+            held = out["prediction"][0].float().cpu().numpy().astype(np.float64)
+        values = held
+        if held is not None and chains is not None:
+            # A step without a face feeds the held value on, so the delay line moves as it
+            # does offline after interpolation.
+            values = np.array([chain(v) for chain, v in zip(chains, held, strict=True)])
+        yield StreamRow(sample.tick, None if values is None else np.clip(values, -1.0, 1.0),
+                        face is not None)
+
+
+def stream_predict(model_path: str | Path, source: str, out: TextIO | None = None,
+                   input_format: str | None = None, options: dict[str, str] | None = None,
+                   device: str = "cpu", postprocess: bool = True, idle_timeout: float = 5.0,
+                   log: TextIO | None = None) -> int:
+    """Predict ``source`` as it comes; writes a CSV header and one flushed line per step to
+    ``out`` (standard output). Returns the number of steps."""
+    out = out or sys.stdout
+    log = log or sys.stderr
+    model, info = load_model_file(model_path, device)
+    if tuple(getattr(model, "input_names", ("clip",))) != ("clip",):
+        raise AvstanError(f"{model_path}: --stream runs face models only; this model reads "
+                          f"{', '.join(model.input_names)}")
+    targets = tuple(info["targets"])
+    metadata = info.get("metadata", {})
+    crop_size = int(info["model_options"].get("crop_size", 96))
+    template = tuple(map(tuple, metadata.get("alignment_template") or DEFAULT_TEMPLATE))
+    chains = None
+    if postprocess and info.get("postprocessing"):
+        fitted = {t: PostProcessing.from_dict(c) for t, c in info["postprocessing"].items()}
+        chains = [CausalPostProcessing(fitted[t]) for t in targets]
+        smoothed = [t for t in targets if fitted[t].median_window > 1]
+        if smoothed:
+            print(f"avstan: note: median smoothing ({', '.join(smoothed)}) needs future steps "
+                  "and is not applied to a stream; centring, scaling and shift are",
+                  file=log, flush=True)
+    aligner = FaceAligner(crop_size, template)
+    container, where = open_stream(source, input_format, options, idle_timeout)
+    writer = csv.writer(out, lineterminator="\n")
+    steps = 0
+    with container:
+        samples = prefetched(sample_container(container, where, float(info["step_rate"]),
+                                              thread_type="SLICE"))
+        try:
+            for row in stream_rows(samples, model, aligner, chains, device):
+                values = ([""] * len(targets) if row.values is None
+                          else [f"{v:.5f}" for v in row.values])
+                if steps == 0:  # the header with the first line: nothing for a dead source
+                    writer.writerow(["time", *targets, "face_found"])
+                writer.writerow([f"{row.time:.3f}", *values, int(row.face_found)])
+                out.flush()
+                steps += 1
+        except AvstanError as error:
+            if steps or source != "-":
+                raise
+            raise AvstanError(f"{error}; a pipe needs a streamable container (Matroska, "
+                              "MPEG-TS, fragmented MP4), not an MP4 indexed at its end") from None
+    print(f"avstan: {where}: the stream ended after {steps} steps", file=log, flush=True)
+    return steps
