@@ -1,6 +1,7 @@
 """The recording store: round trips, atomic writes, validation, manifest."""
 
 import json
+from dataclasses import replace
 
 import h5py
 import numpy as np
@@ -84,6 +85,60 @@ def test_failed_write_leaves_the_previous_file_and_no_temporary(tmp_path, monkey
         write_recording(path, make_recording(n=30))
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["r.h5"]
+
+
+def with_gold_track(rec, m=130):
+    """``rec`` with a 40 ms gold track: M rows, arousal unknown on the first ten."""
+    times = np.arange(m) * 0.04
+    values = np.stack([np.sin(times), np.cos(times) / 2], axis=1)  # float64 in, float32 kept
+    values[:10, 1] = np.nan
+    return replace(rec, gold_times=times, gold_labels=values)
+
+
+def test_gold_track_round_trips_at_full_precision_and_is_optional(tmp_path):
+    rec = with_gold_track(make_recording())
+    write_recording(tmp_path / "g.h5", rec)
+    for load_frames in (True, False):
+        back = read_recording(tmp_path / "g.h5", load_frames=load_frames)
+        assert back.has_gold_track
+        assert back.gold_times.dtype == np.float64 and back.gold_labels.dtype == np.float32
+        np.testing.assert_array_equal(back.gold_times, rec.gold_times)
+        np.testing.assert_array_equal(back.gold_labels, rec.gold_labels)  # NaN where NaN
+    write_recording(tmp_path / "plain.h5", make_recording())
+    plain = read_recording(tmp_path / "plain.h5")
+    assert not plain.has_gold_track and plain.gold_labels is None
+    with h5py.File(tmp_path / "plain.h5") as h5:
+        assert "gold_times" not in h5 and "gold_labels" not in h5
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda r: setattr(r, "gold_labels", None), "come together"),
+    (lambda r: setattr(r, "gold_times", None), "come together"),
+    (lambda r: setattr(r, "gold_labels", r.gold_labels[:-1]), r"gold_labels must be \(130, 2\)"),
+    (lambda r: setattr(r, "gold_labels", r.gold_labels[:, :1]), r"gold_labels must be"),
+    (lambda r: setattr(r, "gold_times", r.gold_times[::-1].copy()),
+     "gold_times must be finite and strictly increasing"),
+    (lambda r: r.gold_times.__setitem__(3, np.nan), "gold_times must be finite"),
+    (lambda r: setattr(r, "gold_labels", r.gold_labels * 2), r"gold_labels must lie in \[-1, 1\]"),
+    (lambda r: setattr(r, "gold_times", np.zeros(0)), r"gold_times must be \(M,\) with M"),
+])
+def test_gold_track_validation_names_the_problem(change, message):
+    rec = with_gold_track(make_recording())
+    rec.validate()
+    change(rec)
+    with pytest.raises(AvstanError, match=message):
+        rec.validate()
+
+
+def test_reader_rejects_a_damaged_gold_track_with_frames_or_without(tmp_path):
+    path = tmp_path / "bad_gold.h5"
+    write_recording(path, with_gold_track(make_recording()))
+    with h5py.File(path, "a") as h5:
+        del h5["gold_labels"]
+        h5["gold_labels"] = np.zeros((7, 2), np.float32)
+    for load_frames in (True, False):
+        with pytest.raises(AvstanError, match=r"bad_gold\.h5: gold_labels must be \(130, 2\)"):
+            read_recording(path, load_frames=load_frames)
 
 
 @pytest.mark.parametrize("change, message", [

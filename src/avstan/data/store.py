@@ -14,6 +14,15 @@ downstream reads it. Per recording, on the model's step timeline (4 steps/s by d
     alignment_matrices (N, 2, 3) float32  optional, the similarity transform from source-frame
                                           pixels (x, y, 1) to crop pixels (NaN: no face)
 
+and, optionally, the corpus's own gold standard on its own timeline (what AVEC scores on;
+absent for the synthetic corpus, whose step labels are the truth):
+
+    gold_times      (M,)         float64  seconds, the corpus's label times (RECOLA: 40 ms)
+    gold_labels     (M, 2)       float32  valence, arousal at those times; NaN where a target
+                                          has no value there (one target not annotated, or
+                                          the targets annotated at different times: M is
+                                          then the union of their times)
+
 and attributes ``step_rate`` (steps per second), ``source``, ``corpus``, ``partition``,
 ``crop_size``, ``store_version`` and, for aligned crops, ``alignment_template`` (JSON: the
 eye-centre and nose-tip positions in units of the crop size).
@@ -62,6 +71,8 @@ class Recording:
     frame_times: np.ndarray | None = None  # (N,) float64
     alignment_template: list | None = None  # [[x, y] × 3] in units of S
     alignment_matrices: np.ndarray | None = None  # (N, 2, 3) float32, source px → crop px
+    gold_times: np.ndarray | None = None  # (M,) float64, the corpus's own label times
+    gold_labels: np.ndarray | None = None  # (M, 2) float32 at gold_times, NaN where unknown
 
     def __post_init__(self) -> None:
         if self.frames is not None:
@@ -79,6 +90,10 @@ class Recording:
             self.landmarks = np.asarray(self.landmarks, dtype=np.float32)
         if self.frame_times is not None:
             self.frame_times = np.asarray(self.frame_times, dtype=np.float64)
+        if self.gold_times is not None:
+            self.gold_times = np.asarray(self.gold_times, dtype=np.float64)
+        if self.gold_labels is not None:
+            self.gold_labels = np.asarray(self.gold_labels, dtype=np.float32)
 
     @property
     def num_steps(self) -> int:
@@ -96,6 +111,11 @@ class Recording:
     @property
     def has_audio(self) -> bool:
         return self.audio_features is not None
+
+    @property
+    def has_gold_track(self) -> bool:
+        """True when the corpus's own gold standard (``gold_times``, ``gold_labels``) is kept."""
+        return self.gold_times is not None
 
     def validate(self, where: str = "") -> None:
         """Raise AvstanError naming ``where`` (a file, or the recording) if shapes disagree."""
@@ -122,6 +142,7 @@ class Recording:
                             f"got {self.frame_times.shape}")
         if not np.isfinite(self.times).all() or np.any(np.diff(self.times) <= 0):
             problems.append("times must be finite and strictly increasing")
+        problems += _gold_problems(self.gold_times, self.gold_labels)
         if not (self.step_rate > 0):
             problems.append(f"step_rate must be positive, got {self.step_rate}")
         if self.partition not in PARTITIONS:
@@ -161,6 +182,28 @@ def _shape_problems(frames, frames_dtype, times, face_found, labels, audio, mask
         problems.append(f"audio_features must be ({n}, D), got {tuple(audio)}")
     if mask is not None and tuple(mask) != (n, frames[1], frames[2]):
         problems.append(f"salient_mask must be ({n}, {frames[1]}, {frames[2]}), got {tuple(mask)}")
+    return problems
+
+
+def _gold_problems(gold_times: np.ndarray | None, gold_labels: np.ndarray | None
+                   ) -> list[str]:
+    """What is wrong with an optional gold track (both arrays or neither)."""
+    if gold_times is None and gold_labels is None:
+        return []
+    if gold_times is None or gold_labels is None:
+        return ["gold_times and gold_labels come together (one is missing)"]
+    problems = []
+    m = gold_times.shape[0] if gold_times.ndim == 1 else -1
+    if m < 1:
+        problems.append(f"gold_times must be (M,) with M ≥ 1, got {gold_times.shape}")
+    elif not np.isfinite(gold_times).all() or np.any(np.diff(gold_times) <= 0):
+        problems.append("gold_times must be finite and strictly increasing")
+    if gold_labels.shape != (max(m, 0), len(LABEL_NAMES)):
+        problems.append(f"gold_labels must be ({max(m, 0)}, {len(LABEL_NAMES)}), "
+                        f"got {gold_labels.shape}")
+    finite = gold_labels[np.isfinite(gold_labels)]
+    if finite.size and (finite.min() < -1.0 - 1e-6 or finite.max() > 1.0 + 1e-6):
+        problems.append("gold_labels must lie in [-1, 1] (NaN where unknown)")
     return problems
 
 
@@ -214,7 +257,8 @@ def write_recording(path: Path, recording: Recording) -> None:
             if recording.salient_mask is not None:
                 h5.create_dataset("salient_mask", data=recording.salient_mask,
                                   compression="gzip", compression_opts=1)
-            for optional in ("landmarks", "frame_times", "alignment_matrices"):
+            for optional in ("landmarks", "frame_times", "alignment_matrices", "gold_times",
+                             "gold_labels"):
                 if getattr(recording, optional) is not None:
                     h5.create_dataset(optional, data=getattr(recording, optional))
             if recording.alignment_template is not None:
@@ -278,6 +322,8 @@ def read_recording(path: Path, load_frames: bool = True) -> Recording:
                 frame_times=h5["frame_times"][()] if "frame_times" in h5 else None,
                 alignment_matrices=(h5["alignment_matrices"][()]
                                     if "alignment_matrices" in h5 else None),
+                gold_times=h5["gold_times"][()] if "gold_times" in h5 else None,
+                gold_labels=h5["gold_labels"][()] if "gold_labels" in h5 else None,
                 alignment_template=(json.loads(h5.attrs["alignment_template"])
                                     if "alignment_template" in h5.attrs else None),
             )
@@ -294,6 +340,7 @@ def read_recording(path: Path, load_frames: bool = True) -> Recording:
                                    rec.face_found.shape, rec.labels.shape,
                                    None if rec.audio_features is None else rec.audio_features.shape,
                                    None)
+        problems += _gold_problems(rec.gold_times, rec.gold_labels)
         if problems:
             raise AvstanError(f"{path}: " + "; ".join(problems) + "; re-create it with avstan")
     return rec
