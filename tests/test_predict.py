@@ -81,3 +81,86 @@ def test_bad_model_file_and_missing_input(videos, tmp_path, capsys):
     fake.write_bytes(b"nope")
     assert main(["predict", str(fake), str(videos)]) == EXIT_USER_ERROR
     assert "model.pt: not a readable avstan model file" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def untrained(tmp_path_factory):
+    """Untrained 4-step models (the outputs' form is under test, not their accuracy)."""
+    import torch
+
+    from avstan.models import create_model
+    from avstan.training.model_file import save_model_file
+
+    folder = tmp_path_factory.mktemp("untrained")
+    for name in ("sta3d", "cnn3d"):
+        torch.manual_seed(0)
+        save_model_file(folder / f"{name}.pt", create_model(name, crop_size=16, clip_length=4),
+                        ["valence", "arousal"], 4.0)
+    return folder
+
+
+def test_overlay_and_html_outputs(untrained, tmp_path):
+    import base64
+    import re
+
+    import av
+
+    video = MEDIA / "single_face.mp4"
+    for name in ("sta3d", "cnn3d"):  # with attention, and values only
+        out = tmp_path / name
+        assert main(["predict", str(untrained / f"{name}.pt"), str(video), "--output", str(out),
+                     "--overlay", "--html"]) == 0
+        assert sorted(p.name for p in out.iterdir()) == [
+            "single_face.csv", "single_face.html", "single_face.overlay.mp4", "single_face.png"]
+        with av.open(str(out / "single_face.overlay.mp4")) as container:
+            assert container.streams.video[0].codec_context.name == "h264"
+            assert sum(1 for _ in container.decode(video=0)) == 72
+        page = (out / "single_face.html").read_text()
+        embedded = re.search(r"src='data:video/mp4;base64,([^']+)'", page).group(1)
+        assert base64.b64decode(embedded) == (out / "single_face.overlay.mp4").read_bytes()
+        assert len(read_rows(out / "single_face.csv")) == 10
+    # Without --overlay, the page embeds the original (already H.264 in MP4).
+    out = tmp_path / "page_only"
+    assert main(["predict", str(untrained / "cnn3d.pt"), str(video), "--output", str(out),
+                 "--html"]) == 0
+    page = (out / "single_face.html").read_text()
+    embedded = re.search(r"src='data:video/mp4;base64,([^']+)'", page).group(1)
+    assert base64.b64decode(embedded) == video.read_bytes()
+
+
+@pytest.mark.parametrize("existing", ["single_face.overlay.mp4", "single_face.html"])
+def test_existing_overlay_or_page_is_refused(untrained, tmp_path, capsys, existing):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / existing).write_bytes(b"keep me")
+    assert main(["predict", str(untrained / "sta3d.pt"), str(MEDIA / "single_face.mp4"),
+                 "--output", str(out), "--overlay", "--html"]) == EXIT_USER_ERROR
+    assert f"{existing}: exists; pass --overwrite" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == [existing]
+    assert (out / existing).read_bytes() == b"keep me"
+    assert main(["predict", str(untrained / "sta3d.pt"), str(MEDIA / "single_face.mp4"),
+                 "--output", str(out), "--overlay", "--html", "--overwrite"]) == 0
+    assert (out / existing).read_bytes() != b"keep me"
+
+
+def test_unwritable_output_and_a_failure_midway_leave_nothing(untrained, tmp_path, capsys,
+                                                              monkeypatch):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    assert main(["predict", str(untrained / "sta3d.pt"), str(MEDIA / "single_face.mp4"),
+                 "--output", str(blocker / "out"), "--overlay"]) == EXIT_USER_ERROR
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "cannot write the predictions here" in lines[0]
+
+    import avstan.predict
+    from avstan.errors import AvstanError
+
+    def broken_page(*args, **kwargs):
+        raise AvstanError("the page could not be written")
+
+    monkeypatch.setattr(avstan.predict, "write_prediction_page", broken_page)
+    out = tmp_path / "out"
+    assert main(["predict", str(untrained / "sta3d.pt"), str(MEDIA / "single_face.mp4"),
+                 "--output", str(out), "--overlay", "--html"]) == EXIT_PARTIAL_FAILURE
+    assert "the page could not be written" in capsys.readouterr().out
+    assert list(out.iterdir()) == []  # the overlay written before it was removed
