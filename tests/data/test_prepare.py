@@ -51,6 +51,9 @@ def test_prepare_a_generic_folder(corpus, tmp_path, capsys):
     labelled = np.isfinite(leaves.labels[:, 0])
     assert labelled[leaves.times <= 3.0].all() and not labelled[leaves.times > 3.0].any()
     assert np.isnan(leaves.labels[:, 1]).all()  # no arousal column
+    np.testing.assert_array_equal(leaves.gold_times, [0.0, 3.0])  # the CSV's own rows
+    np.testing.assert_array_equal(leaves.gold_labels[:, 0], np.float32([0.1, 0.4]))
+    assert np.isnan(leaves.gold_labels[:, 1]).all()
     assert "no face in" in store.entries["face_noface"].message
     assert (out / "preview" / "single_face.png").stat().st_size > 0
 

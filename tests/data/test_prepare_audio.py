@@ -88,9 +88,11 @@ def test_audio_files_on_their_own_become_audio_only_recordings(audio_folder, tmp
     assert np.isfinite(talk.audio_features).all()
     np.testing.assert_allclose(talk.labels[:, 0], -0.5 + talk.times / 20, atol=1e-6)
     np.testing.assert_allclose(talk.labels[:, 1], talk.times / 20, atol=1e-6)
+    np.testing.assert_array_equal(talk.gold_times, [0.0, 20.0])  # the CSV's rows, as read
+    np.testing.assert_array_equal(talk.gold_labels, [[-0.5, 0.0], [0.5, 1.0]])
     stereo = store.load("stereo8k")
     assert stereo.audio_features.shape == (stereo.num_steps, 88)
-    assert np.isnan(stereo.labels).all()
+    assert np.isnan(stereo.labels).all() and not stereo.has_gold_track
 
 
 def test_no_audio_turns_audio_off_and_audio_only_files_fail_clearly(audio_folder, tmp_path,

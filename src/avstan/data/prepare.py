@@ -3,7 +3,12 @@ features) → recording store.
 
 Per recording (:func:`prepare_recording`): sample the video at the step rate, detect,
 track and align the face in every sampled frame, and resample the labels onto the same
-step timeline. A step without a face is kept with ``face_found = False`` and the nearest
+step timeline. The reader's label track is also kept as it is (``gold_times``,
+``gold_labels``: the corpus's own label times, e.g. RECOLA's 40 ms), because AVEC scores on
+that timeline, not on the steps. A reader returns one track with one ``times`` array and
+NaN where a target has no value, so targets annotated at different times arrive as the
+union of their times (RECOLA's reader refuses valence and arousal files whose times
+differ). A step without a face is kept with ``face_found = False`` and the nearest
 found crop as its frame (so clips stay well formed); a recording where no face is ever
 found is reported, never stored as if it were fine.
 
@@ -34,7 +39,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from avstan.data.audio import SAMPLE_RATE, NoAudioError, egemaps_functionals, load_audio
-from avstan.data.corpora.base import AUDIO_SUFFIXES, RecordingSource, resample_labels
+from avstan.data.corpora.base import (
+    AUDIO_SUFFIXES,
+    LabelTrack,
+    RecordingSource,
+    resample_labels,
+)
 from avstan.data.faces import DEFAULT_TEMPLATE, FaceAligner
 from avstan.data.store import (
     MANIFEST_NAME,
@@ -124,7 +134,17 @@ def prepare_recording(source: RecordingSource, config: PrepareConfig, corpus: st
         name=source.name, frames=fill_missing_frames(crops), times=ticks, face_found=found,
         labels=labels, step_rate=config.step_rate, partition=source.partition, corpus=corpus,
         source=str(where), landmarks=np.stack(landmarks), frame_times=np.asarray(frame_times),
-        alignment_template=template, alignment_matrices=np.stack(matrices))
+        alignment_template=template, alignment_matrices=np.stack(matrices),
+        **gold_track(track))
+
+
+def gold_track(track: LabelTrack | None) -> dict[str, np.ndarray | None]:
+    """``gold_times`` (M,) and ``gold_labels`` (M, 2) of a recording: the reader's track as
+    read (None without labels)."""
+    if track is None:
+        return {"gold_times": None, "gold_labels": None}
+    return {"gold_times": np.asarray(track.times, dtype=np.float64),
+            "gold_labels": np.asarray(track.values, dtype=np.float32)}
 
 
 def is_audio_only(source: RecordingSource) -> bool:
@@ -165,7 +185,7 @@ def prepare_audio_recording(source: RecordingSource, config: PrepareConfig, corp
     return Recording(
         name=source.name, frames=None, times=times, face_found=np.zeros(steps, dtype=bool),
         labels=labels, step_rate=config.step_rate, partition=source.partition, corpus=corpus,
-        source=str(source.media), audio_features=features)
+        source=str(source.media), audio_features=features, **gold_track(track))
 
 
 def _add_audio(recording: Recording, source: RecordingSource, config: PrepareConfig

@@ -1,6 +1,7 @@
 """RECOLA (AVEC 2015/2016 layout): videos, gold-standard ARFF files, partitions."""
 
 import pickle
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -125,3 +126,34 @@ def test_video_that_is_not_a_recola_name(tmp_path):
 def test_empty_folder(tmp_path):
     message = error_message(find_corpus, tmp_path, "recola")
     assert str(tmp_path) in message and "no recola recordings" in message
+
+
+def test_prepared_recording_keeps_the_40_ms_gold_standard(tmp_path):
+    """End to end: a real clip in the RECOLA layout, prepared into a store, keeps the ARFF
+    gold standard on its own 40 ms timeline next to the step labels resampled from it."""
+    from avstan.data.prepare import PrepareConfig, prepare_corpus
+    from avstan.data.store import RecordingStore
+
+    media = Path(__file__).parents[1] / "media" / "single_face.mp4"  # 2.4 s
+    (tmp_path / "recordings_video").mkdir()
+    shutil.copy(media, tmp_path / "recordings_video" / "train_1.mp4")
+    times = np.arange(60) * 0.04
+    valence = np.round(0.5 * np.sin(2 * np.pi * 1.3 * times), 4)  # faster than 4 steps/s shows
+    arousal = np.round(0.3 + 0.2 * np.cos(2 * np.pi * 0.4 * times), 4)
+    gold(tmp_path, "valence", "train_1", valence)
+    gold(tmp_path, "arousal", "train_1", arousal)
+    summary = prepare_corpus(recola.find_recordings(tmp_path), tmp_path / "store",
+                             PrepareConfig(crop_size=32, audio_window=None), corpus="recola",
+                             workers=1, progress=False)
+    assert summary.prepared == ["train_1"], summary.lines()
+    recording = RecordingStore.open(tmp_path / "store").load("train_1", load_frames=False)
+    assert recording.has_gold_track
+    np.testing.assert_allclose(recording.gold_times, times, atol=1e-9)
+    np.testing.assert_array_equal(recording.gold_labels,
+                                  np.stack([valence, arousal], 1).astype(np.float32))
+    # The step labels are the same track resampled at 4 steps/s, so they are fewer.
+    assert recording.num_steps < 60 / 5
+    inside = recording.times <= times[-1]
+    np.testing.assert_allclose(recording.labels[inside, 0],
+                               np.interp(recording.times[inside], times, valence), atol=1e-6)
+    assert np.isnan(recording.labels[~inside]).all()
