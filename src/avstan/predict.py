@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from avstan.data.corpora.base import VIDEO_SUFFIXES, RecordingSource
 from avstan.data.faces import DEFAULT_TEMPLATE, FaceAligner
@@ -102,6 +103,7 @@ def predict_videos(model_path: str | Path, inputs: str | Path, output: str | Pat
     """
     if hop < 1:
         raise AvstanError(f"--hop must be at least 1, got {hop}")
+    torch.set_flush_denormal(True)  # the recurrent path can crawl on denormals (DESIGN.md)
     model, info = load_model_file(model_path, device)
     videos = find_videos(inputs)
     output = ensure_writable_folder(Path(output), "the predictions")
@@ -123,7 +125,11 @@ def predict_videos(model_path: str | Path, inputs: str | Path, output: str | Pat
     config = PrepareConfig(crop_size=int(info["model_options"].get("crop_size", 96)),
                            step_rate=float(info["step_rate"]),
                            template=tuple(map(tuple, metadata.get("alignment_template")
-                                              or DEFAULT_TEMPLATE)))
+                                              or DEFAULT_TEMPLATE)),
+                           # eGeMAPS only for models that read audio, with the window of
+                           # their training store (recorded in the model file)
+                           audio_window=(metadata.get("audio_window_seconds") or 4.0)
+                           if "audio" in getattr(model, "input_names", ()) else None)
     chains = ({t: PostProcessing.from_dict(c) for t, c in info["postprocessing"].items()}
               if postprocess and info.get("postprocessing") else None)
     aligner = FaceAligner(config.crop_size, config.template, config.detect_width)

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import TextIO
 
 import numpy as np
+import torch
 
 from avstan.data.faces import DEFAULT_TEMPLATE, FaceAligner
 from avstan.data.video import SampledFrame, open_media, prefetched, sample_container
@@ -175,6 +176,7 @@ def stream_predict(model_path: str | Path, source: str, out: TextIO | None = Non
     ``out`` (standard output). Returns the number of steps."""
     out = out or sys.stdout
     log = log or sys.stderr
+    torch.set_flush_denormal(True)  # as offline predict
     model, info = load_model_file(model_path, device)
     if tuple(getattr(model, "input_names", ("clip",))) != ("clip",):
         raise AvstanError(f"{model_path}: --stream runs face models only; this model reads "
