@@ -100,6 +100,28 @@ def test_unknown_preset(tmp_path, capsys):
     assert "unknown preset" in run_error(["synthesize", str(tmp_path), "--preset", "x"], capsys)
 
 
+def test_synthesize_writes_the_store_with_audio_features_and_the_wavs(tmp_path, monkeypatch,
+                                                                     capsys):
+    from dataclasses import replace
+
+    from avstan.data import synthetic
+    from avstan.data.store import RecordingStore
+
+    tiny = replace(synthetic.PRESETS["easy"], crop_size=16, steps_per_recording=20,
+                   num_train=1, num_devel=1, num_test=0)
+    monkeypatch.setitem(synthetic.PRESETS, "easy", tiny)
+    assert main(["synthesize", str(tmp_path / "voiced"), "--preset", "easy", "--wav"]) == 0
+    assert "2 recordings (train 1, devel 1, test 0)" in capsys.readouterr().out
+    store = RecordingStore.open(tmp_path / "voiced")
+    assert store.load("train_000").audio_features.shape == (20, 88)
+    wavs = sorted(p.name for p in (tmp_path / "voiced" / "audio").iterdir())
+    assert wavs == ["devel_000.wav", "train_000.wav"]
+    assert main(["synthesize", str(tmp_path / "silent"), "--preset", "easy", "--no-audio"]) == 0
+    silent = RecordingStore.open(tmp_path / "silent").load("train_000")
+    assert silent.audio_features is None
+    np.testing.assert_array_equal(silent.frames, store.load("train_000").frames)
+
+
 def test_train_then_evaluate_from_the_command_line(tiny_config_file, tiny_store, tmp_path,
                                                    capsys):
     config = tiny_config_file(model="cnn2d", max_epochs=1)

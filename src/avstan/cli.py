@@ -80,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--preset", default="default", help="default or hard")
     synth.add_argument("--crop-size", type=int, default=None, help="frame size S (pixels)")
     synth.add_argument("--seed", type=int, default=None, help="corpus seed")
+    synth.add_argument("--wav", action="store_true",
+                       help="also write each recording's voice to OUTPUT/audio/NAME.wav "
+                            "(16 kHz, 16-bit mono)")
+    synth.add_argument("--no-audio", action="store_true",
+                       help="no voice and no audio features (faster; video models only)")
 
     train = commands.add_parser(
         "train", help="train a model from a YAML experiment config",
@@ -233,7 +238,10 @@ def run(args: argparse.Namespace) -> int:
             config = replace(config, crop_size=args.crop_size)
         if args.seed is not None:
             config = replace(config, seed=args.seed)
-        store = generate_corpus(args.output, config)
+        if args.no_audio:
+            config = replace(config, audio=False)
+        store = generate_corpus(args.output, config,
+                                wav_folder=f"{args.output}/audio" if args.wav else None)
         print(f"{args.output}: {len(store.names())} recordings "
               f"({', '.join(f'{p} {len(store.names(p))}' for p in ('train', 'devel', 'test'))})")
     elif args.command == "train":

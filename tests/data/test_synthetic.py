@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from avstan.data.audio import EGEMAPS_NAMES, egemaps_functionals
 from avstan.data.store import RecordingStore
 from avstan.data.synthetic import (
     PRESETS,
@@ -15,10 +16,13 @@ from avstan.data.synthetic import (
     generate_recording,
     recording_seed,
     render_float,
+    render_voice,
     salient_mask,
     sample_processes,
     signal_variance_fraction,
+    step_times,
 )
+from avstan.data.synthetic_voice import SAMPLE_RATE, read_wav
 from avstan.errors import AvstanError
 
 SMALL = SyntheticConfig.preset("default", crop_size=24, steps_per_recording=40)
@@ -42,8 +46,19 @@ def test_same_seed_same_recording_different_seed_different():
     np.testing.assert_array_equal(a.frames, b.frames)
     np.testing.assert_array_equal(a.labels, b.labels)
     np.testing.assert_array_equal(a.salient_mask, b.salient_mask)
+    np.testing.assert_array_equal(a.audio_features, b.audio_features)
     assert not np.array_equal(a.frames, c.frames)
     assert not np.array_equal(a.labels, c.labels)
+    assert not np.array_equal(a.audio_features, c.audio_features)
+
+
+def test_the_voice_stream_leaves_the_face_streams_as_before():
+    # The voice's seed is a tenth child of the recording's SeedSequence; the nine streams
+    # drawn before it existed (spawn(9)) must be the same, so corpora stay as they were.
+    p = sample_processes(SMALL, 5)
+    nine = np.random.SeedSequence(5).spawn(9)
+    assert p.noise_seed == int(nine[8].generate_state(1, dtype=np.uint32)[0])
+    assert p.voice_seed not in (p.noise_seed, 5)
 
 
 def test_recording_fields():
@@ -52,6 +67,8 @@ def test_recording_fields():
     assert rec.frames.shape == (n, s, s, 3) and rec.frames.dtype == np.uint8
     assert rec.salient_mask.shape == (n, s, s) and rec.salient_mask.dtype == bool
     assert rec.labels.shape == (n, 2) and rec.labels.dtype == np.float32
+    assert rec.audio_features.shape == (n, len(EGEMAPS_NAMES))
+    assert rec.audio_features.dtype == np.float32 and np.isfinite(rec.audio_features).all()
     np.testing.assert_allclose(rec.times, np.arange(n) / SMALL.step_rate)
     assert rec.face_found.all()
     assert (rec.partition, rec.corpus, rec.name) == ("devel", "synthetic", "devel_002")
@@ -168,10 +185,10 @@ def test_emotion_is_a_small_part_of_pixel_variance_and_smaller_when_hard():
 
 
 def test_generate_corpus_writes_partitions_and_resumes(tmp_path):
-    config = SyntheticConfig.preset("default", crop_size=24, steps_per_recording=12,
+    config = SyntheticConfig.preset("default", crop_size=24, steps_per_recording=20,
                                     num_train=2, num_devel=1, num_test=1)
     root = tmp_path / "corpus"
-    generate_corpus(root, config, progress=False)
+    generate_corpus(root, config, progress=False, wav_folder=tmp_path / "wav")
     store = RecordingStore.open(root)
     assert store.corpus == "synthetic"
     assert store.attrs["synthetic_config"] == dataclasses.asdict(config)
@@ -179,23 +196,63 @@ def test_generate_corpus_writes_partitions_and_resumes(tmp_path):
     assert store.names("devel") == ["devel_000"]
     assert store.names("test") == ["test_000"]
     rec = store.load("train_001")
-    assert rec.salient_mask.shape == (12, 24, 24)
+    assert rec.salient_mask.shape == (20, 24, 24)
     expected = generate_recording(config, "train_001", "train",
                                   recording_seed(config, "train", 1))
     np.testing.assert_array_equal(rec.frames, expected.frames)
     np.testing.assert_array_equal(rec.labels, expected.labels)
+    np.testing.assert_array_equal(rec.audio_features, expected.audio_features)
+    # The stored features are those of the voice in the wav, on the step timeline.
+    voice = render_voice(config, sample_processes(config, recording_seed(config, "train", 1)))
+    assert voice.shape == (5 * SAMPLE_RATE,)
+    np.testing.assert_array_equal(rec.audio_features,
+                                  egemaps_functionals(voice, SAMPLE_RATE, step_times(config)))
+    wav, rate = read_wav(tmp_path / "wav" / "train_001.wav")
+    assert rate == SAMPLE_RATE
+    np.testing.assert_allclose(wav, voice, atol=1 / 32767)
+    assert sorted(p.name for p in (tmp_path / "wav").iterdir()) == [
+        "devel_000.wav", "test_000.wav", "train_000.wav", "train_001.wav"]
 
     files = sorted(root.glob("*.h5"))
     assert len(files) == 4
     stamps = {f.name: f.stat().st_mtime_ns for f in files}
     (root / "devel_000.h5").unlink()  # an interrupted run lost this one
-    generate_corpus(root, config, progress=False)
+    (tmp_path / "wav" / "test_000.wav").unlink()  # and this wav
+    generate_corpus(root, config, progress=False, wav_folder=tmp_path / "wav")
     again = {f.name: f.stat().st_mtime_ns for f in root.glob("*.h5")}
     assert set(again) == set(stamps)
     assert all(again[name] == stamps[name] for name in stamps if name != "devel_000.h5")
+    test_voice = render_voice(config, sample_processes(config, recording_seed(config, "test", 0)))
+    np.testing.assert_allclose(read_wav(tmp_path / "wav" / "test_000.wav")[0], test_voice,
+                               atol=1 / 32767)
 
     with pytest.raises(AvstanError, match="different configuration"):
         generate_corpus(root, dataclasses.replace(config, seed=1), progress=False)
+
+
+def test_without_audio_no_features_and_the_same_frames():
+    silent = dataclasses.replace(SMALL, audio=False)
+    a = generate_recording(silent, "r", "train", 5)
+    b = generate_recording(SMALL, "r", "train", 5)
+    assert a.audio_features is None
+    np.testing.assert_array_equal(a.frames, b.frames)
+    np.testing.assert_array_equal(a.labels, b.labels)
+
+
+def test_voice_follows_the_recordings_labels_and_its_own_seed():
+    config = SyntheticConfig.preset("default", steps_per_recording=40)
+    p = sample_processes(config, 3)
+    voice = render_voice(config, p)
+    neutral = render_voice(config, dataclasses.replace(p, labels=np.zeros_like(p.labels)))
+    other_speaker = render_voice(config, dataclasses.replace(p, voice_seed=p.voice_seed + 1))
+    assert not np.array_equal(voice, neutral)
+    assert not np.array_equal(voice, other_speaker)
+    np.testing.assert_array_equal(voice, render_voice(config, p))
+    # Without label cues the labels leave no trace in the voice.
+    no_cues = dataclasses.replace(config, voice_arousal_cue=0.0, voice_valence_cue=0.0)
+    np.testing.assert_array_equal(
+        render_voice(no_cues, p),
+        render_voice(no_cues, dataclasses.replace(p, labels=np.zeros_like(p.labels))))
 
 
 # ---------------------------------------------------------------------------- config
@@ -211,6 +268,9 @@ def test_presets_and_from_dict():
     assert config.face_scale == hard.face_scale and config.noise_std == 0.1
     assert config.crop_size == 64 and isinstance(config.crop_size, int)
     assert SyntheticConfig.from_dict({}) == SyntheticConfig()
+    quiet = SyntheticConfig.from_dict({"audio": False, "steps_per_recording": 12})
+    assert quiet.audio is False and quiet.steps_per_recording == 12
+    assert SyntheticConfig().audio and SyntheticConfig().audio_window_seconds == 4.0
     assert SyntheticConfig.preset("hard") == hard
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.seed = 3  # type: ignore[misc]
@@ -225,6 +285,11 @@ def test_presets_and_from_dict():
     ({"steps_per_recording": 2.5}, "steps_per_recording"),
     ({"face_scale": 5.0}, "face_scale"),
     ({"flicker": -0.1}, "flicker"),
+    ({"audio": "yes"}, "audio"),
+    ({"audio": 1}, "audio"),
+    ({"voice_noise": -1.0}, "voice_noise"),
+    ({"steps_per_recording": 12}, "audio_window_seconds"),
+    ({"audio_window_seconds": 0.0}, "audio_window_seconds"),
 ])
 def test_bad_config_raises_avstan_error_naming_the_key(data, word):
     with pytest.raises(AvstanError, match=word):

@@ -37,6 +37,13 @@ differs from the real rendering nowhere outside the mask (see
 :func:`signal_variance_fraction`, which reports how small the emotional part of the pixel
 variance is).
 
+The recording also speaks: :mod:`avstan.data.synthetic_voice` renders a voice-like 16 kHz
+track whose pitch, loudness and speaking rate follow arousal and whose formants and
+spectral tilt follow valence (weaker), with a random speaker and background noise per
+recording; its eGeMAPS functionals (88 per step, a window ending at each step) are stored
+as ``audio_features``. Audio alone is informative about arousal but not sufficient, and
+weaker about valence (see that module).
+
 The generator is two-stage so that such counterfactual renderings are possible:
 :func:`sample_processes` draws every random process of a recording (labels and
 distractors, each from its own child of the recording's ``SeedSequence``), and
@@ -60,7 +67,10 @@ from typing import Any
 
 import numpy as np
 
+from avstan.data.audio import egemaps_functionals
 from avstan.data.store import PARTITIONS, Recording, RecordingStore
+from avstan.data.synthetic_voice import SAMPLE_RATE as VOICE_SAMPLE_RATE
+from avstan.data.synthetic_voice import synthesize_voice, write_wav
 from avstan.errors import AvstanError
 
 __all__ = [
@@ -73,9 +83,11 @@ __all__ = [
     "recording_seed",
     "render",
     "render_float",
+    "render_voice",
     "salient_mask",
     "sample_processes",
     "signal_variance_fraction",
+    "step_times",
 ]
 
 _CHUNK = 128  # frames rendered at once (bounds memory for long recordings / large crops)
@@ -137,6 +149,16 @@ class SyntheticConfig:
         blink_rate: blinks per second (each lasts one or two steps).
         gaze_rate: gaze shifts (saccades) per second.
 
+    Audio (the voice of :mod:`avstan.data.synthetic_voice`):
+        audio: render the voice and store its eGeMAPS functionals as ``audio_features``
+            (N, 88); False leaves the recording without audio (and much faster to make).
+        audio_window_seconds: length of the eGeMAPS window that ends at each step. A
+            recording must be at least this long (plus 50 ms) when ``audio`` is on.
+        voice_noise: background-noise amplitude relative to each recording's own level
+            (drawn per recording, 8–25 dB below the speech; 0 = clean).
+        voice_arousal_cue, voice_valence_cue: scale every effect of arousal / valence on
+            the voice (1 = the documented strengths, 0 = none).
+
     name: a label for the configuration, recorded in each recording's ``source``.
     """
 
@@ -165,6 +187,11 @@ class SyntheticConfig:
     noise_std: float = 0.03
     blink_rate: float = 0.3
     gaze_rate: float = 0.5
+    audio: bool = True
+    audio_window_seconds: float = 4.0
+    voice_noise: float = 1.0
+    voice_arousal_cue: float = 1.0
+    voice_valence_cue: float = 1.0
 
     def __post_init__(self) -> None:
         problems = []
@@ -182,6 +209,16 @@ class SyntheticConfig:
             problems.append(f"face_scale must be in [0.2, 1.3], got {self.face_scale}")
         if not 0 < self.decoy_size <= 0.3:
             problems.append(f"decoy_size must be in (0, 0.3], got {self.decoy_size}")
+        if not self.audio_window_seconds >= 0.1:
+            problems.append(f"audio_window_seconds must be at least 0.1, got "
+                            f"{self.audio_window_seconds}")
+        elif self.audio and (self.steps_per_recording / self.step_rate
+                             < self.audio_window_seconds + 0.05):
+            problems.append(f"with audio, a recording ({self.steps_per_recording} steps = "
+                            f"{self.steps_per_recording / self.step_rate:g} s) must last at "
+                            f"least audio_window_seconds + 0.05 s "
+                            f"({self.audio_window_seconds + 0.05:g} s); set more steps, a "
+                            "shorter window or audio: false")
         for f in fields(self):
             value = getattr(self, f.name)
             if f.type == "float" and not (math.isfinite(value) and value >= 0):
@@ -224,6 +261,10 @@ class SyntheticConfig:
 
 
 def _coerce(key: str, type_name: str, value: Any) -> Any:
+    if type_name == "bool":
+        if not isinstance(value, (bool, np.bool_)):
+            raise AvstanError(f"synthetic config: {key} must be true or false, got {value!r}")
+        return bool(value)
     if type_name == "str":
         if not isinstance(value, str):
             raise AvstanError(f"synthetic config: {key} must be a string, got {value!r}")
@@ -297,6 +338,7 @@ class Processes:
     decoy_color: np.ndarray  # (3,) decoy colour at full intensity
     identity: Identity
     noise_seed: int  # seeds the per-pixel sensor noise
+    voice_seed: int  # seeds the voice (speaker, phrasing, noise); see synthetic_voice
 
 
 def recording_seed(config: SyntheticConfig, partition: str, index: int) -> int:
@@ -416,8 +458,9 @@ def sample_processes(config: SyntheticConfig, seed: int | np.random.SeedSequence
     independent of the labels by construction (not merely uncorrelated on average).
     """
     ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    # The voice's stream is the last child: adding it left the nine before it unchanged.
     (s_labels, s_head, s_flicker, s_background, s_blink, s_gaze, s_decoy, s_identity,
-     s_noise) = ss.spawn(9)
+     s_noise, s_voice) = ss.spawn(10)
     n, size, rate = config.steps_per_recording, config.crop_size, config.step_rate
 
     rng = np.random.default_rng(s_labels)
@@ -463,6 +506,7 @@ def sample_processes(config: SyntheticConfig, seed: int | np.random.SeedSequence
         background_offset=background_offset, background_texture=texture, blink=blink,
         gaze=gaze, decoy=decoy, decoy_center=np.full(2, size / 2.0), decoy_color=decoy_color,
         identity=identity, noise_seed=int(s_noise.generate_state(1, dtype=np.uint32)[0]),
+        voice_seed=int(s_voice.generate_state(1, dtype=np.uint32)[0]),
     )
     center = _place_decoy(config, processes, rng)
     return replace(processes, decoy_center=center)
@@ -750,23 +794,51 @@ def render(config: SyntheticConfig, processes: Processes) -> tuple[np.ndarray, n
 # --------------------------------------------------------------------------- recordings
 
 
-def generate_recording(config: SyntheticConfig, name: str, partition: str,
-                       seed: int | np.random.SeedSequence) -> Recording:
-    """One synthetic recording (frames, labels, salient mask), deterministic in ``seed``."""
+def step_times(config: SyntheticConfig) -> np.ndarray:
+    """Times (N,) in seconds of a recording's steps: ``k / step_rate``."""
+    return np.arange(config.steps_per_recording) / config.step_rate
+
+
+def render_voice(config: SyntheticConfig, processes: Processes) -> np.ndarray:
+    """The recording's voice (L,) float32 at 16 kHz, covering its N / step_rate seconds."""
+    return synthesize_voice(processes.labels, step_times(config), processes.voice_seed,
+                            noise=config.voice_noise, arousal_cue=config.voice_arousal_cue,
+                            valence_cue=config.voice_valence_cue,
+                            duration=config.steps_per_recording / config.step_rate)
+
+
+def _make_recording(config: SyntheticConfig, name: str, partition: str,
+                    seed: int | np.random.SeedSequence,
+                    want_voice: bool = False) -> tuple[Recording, np.ndarray | None]:
     if partition not in PARTITIONS:
         raise AvstanError(f"partition must be one of {PARTITIONS}, got {partition!r}")
     processes = sample_processes(config, seed)
     frames, mask = render(config, processes)
     n = config.steps_per_recording
+    times = step_times(config)
+    voice, features = None, None
+    if config.audio or want_voice:
+        voice = render_voice(config, processes)
+    if config.audio:
+        features = egemaps_functionals(voice, VOICE_SAMPLE_RATE, times,
+                                       config.audio_window_seconds,
+                                       source=f"synthetic recording {name}")
     seed_text = seed if isinstance(seed, int) else f"entropy={seed.entropy}"
     rec = Recording(
-        name=name, frames=frames, times=np.arange(n) / config.step_rate,
-        face_found=np.ones(n, dtype=bool), labels=processes.labels,
-        step_rate=config.step_rate, partition=partition, corpus="synthetic",
-        source=f"synthetic:{config.name}:seed={seed_text}", salient_mask=mask,
+        name=name, frames=frames, times=times, face_found=np.ones(n, dtype=bool),
+        labels=processes.labels, step_rate=config.step_rate, partition=partition,
+        corpus="synthetic", source=f"synthetic:{config.name}:seed={seed_text}",
+        salient_mask=mask, audio_features=features,
     )
     rec.validate()
-    return rec
+    return rec, voice
+
+
+def generate_recording(config: SyntheticConfig, name: str, partition: str,
+                       seed: int | np.random.SeedSequence) -> Recording:
+    """One synthetic recording, deterministic in ``seed``: frames, labels, salient mask and,
+    with ``config.audio``, the voice's eGeMAPS functionals (N, 88) as ``audio_features``."""
+    return _make_recording(config, name, partition, seed)[0]
 
 
 def corpus_plan(config: SyntheticConfig) -> list[tuple[str, str, int]]:
@@ -777,12 +849,16 @@ def corpus_plan(config: SyntheticConfig) -> list[tuple[str, str, int]]:
 
 
 def generate_corpus(root: str | Path, config: SyntheticConfig | None = None,
-                    progress: bool = True) -> RecordingStore:
+                    progress: bool = True, wav_folder: str | Path | None = None,
+                    ) -> RecordingStore:
     """Write the corpus into a recording store at ``root`` and return the store.
 
     Resumable: recordings already complete in the store are skipped. A store made with a
     different configuration is refused (mixing two corpora in one folder would silently
     give wrong results).
+
+    ``wav_folder``: also write each recording's voice there as ``<name>.wav`` (16 kHz,
+    16-bit mono); a wav missing for a recording already in the store is rendered again.
     """
     from tqdm.auto import tqdm
 
@@ -804,8 +880,18 @@ def generate_corpus(root: str | Path, config: SyntheticConfig | None = None,
     with tqdm(total=len(plan), initial=len(plan) - len(todo), disable=not progress,
               desc="synthetic corpus", unit="rec") as bar:
         for name, partition, seed in todo:
-            store.add(generate_recording(config, name, partition, seed))
+            recording, voice = _make_recording(config, name, partition, seed,
+                                               want_voice=wav_folder is not None)
+            if wav_folder is not None:
+                write_wav(Path(wav_folder) / f"{name}.wav", voice, VOICE_SAMPLE_RATE)
+            store.add(recording)
             bar.update(1)
+    if wav_folder is not None:
+        for name, _, seed in plan:
+            path = Path(wav_folder) / f"{name}.wav"
+            if not path.exists():
+                write_wav(path, render_voice(config, sample_processes(config, seed)),
+                          VOICE_SAMPLE_RATE)
     return store
 
 
