@@ -1,6 +1,7 @@
 """The AVEC 2017 audio baseline: complexity chosen on devel only, outputs like evaluate."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from avstan.data.store import RecordingStore
 from avstan.errors import AvstanError
 from avstan.evaluation.baseline import fit_baseline, run_baseline
 from avstan.evaluation.metrics import concordance_cc
+from tests.evaluation.test_evaluate import assert_scores_equal, independent_scores
 
 
 def audio_recordings(store, partition):
@@ -64,6 +66,8 @@ def test_baseline_command_writes_the_evaluation_files(tiny_av_store, tmp_path, c
     out = capsys.readouterr()
     assert "complexity chosen on devel" in out.out and "Valence CCC" in out.out
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["timeline"] == "steps (250 ms)"  # the synthetic corpus has no gold track
+    assert "timeline: steps (250 ms)" in out.out
     # The features follow the labels in this store, so the baseline must find them.
     assert metrics["scores"]["arousal"]["concatenated"]["ccc"] > 0.8
     chosen = json.loads((tmp_path / "out" / "baseline.json").read_text())["complexity"]
@@ -78,3 +82,28 @@ def test_a_store_without_audio_is_one_clear_error(tiny_store, tmp_path, capsys):
     assert [line for line in err.splitlines() if "error" in line] == [err.strip()]
     with pytest.raises(AvstanError):
         run_baseline(tiny_store)
+
+
+def test_a_store_with_gold_tracks_is_scored_on_them(tiny_av_store, tmp_path):
+    """The baseline takes the same scoring path as evaluate: predictions interpolated onto
+    each recording's 40 ms gold track (which here has a 4 Hz ripple the steps never see)."""
+    copy = RecordingStore.create(tmp_path / "gold", corpus="gold")
+    for recording in RecordingStore.open(tiny_av_store):
+        times = np.arange(0, recording.times[-1] + 0.1, 0.04)
+        ripple = 0.2 * np.sin(2 * np.pi * 4 * (times - recording.times[0]) + 0.5)
+        gold = np.stack([np.interp(times, recording.times, recording.labels[:, k]) + ripple
+                         for k in range(2)], axis=1)
+        copy.add(replace(recording, gold_times=times, gold_labels=np.clip(gold, -1, 1)))
+    evaluation, _ = run_baseline(tmp_path / "gold", tmp_path / "out", partition="test")
+    assert evaluation.timeline == "gold (40 ms)"
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["timeline"] == \
+        "gold (40 ms)"
+    stored = {r.name: r for r in RecordingStore.open(tmp_path / "gold").load_partition("test")}
+    for column, target in enumerate(("valence", "arousal")):
+        golds = [stored[p.name].gold_labels[:, column] for p in evaluation.recordings]
+        for scores, steps in (
+                (evaluation.scores, [p.prediction for p in evaluation.recordings]),
+                (evaluation.postprocessed_scores, evaluation.postprocessed)):
+            on_gold = [np.interp(stored[p.name].gold_times, p.times, s[:, column])
+                       for p, s in zip(evaluation.recordings, steps, strict=True)]
+            assert_scores_equal(scores[target], independent_scores(on_gold, golds))

@@ -5,8 +5,10 @@ standardised with statistics of the training partition, and a linear support-vec
 regression per target (liblinear's L2-regularised, L2-loss SVR, scikit-learn's
 ``LinearSVR(loss="squared_epsilon_insensitive")``) whose complexity C is chosen on the
 devel CCC from a grid. Its predictions then go through the same scoring and AVEC
-post-processing chain as every avstan model, so an audio model's numbers can be read next
-to the challenge's own reference on the same data.
+post-processing chain as every avstan model — on the gold standard's own timeline when
+every scored recording keeps one (``evaluate.scored_series``) — so an audio model's
+numbers can be read next to the challenge's own reference on the same data. Training and
+the choice of C use the step labels (the features live on the steps).
 
 Left out, as in our models: the challenge's annotation-delay compensation (the time shift
 of the post-processing chain can be switched on instead) and the concatenation of
@@ -28,8 +30,8 @@ from avstan.data.clips import usable_recordings
 from avstan.data.store import LABEL_NAMES, Recording, RecordingStore
 from avstan.errors import AvstanError
 from avstan.evaluation._files import write_report_file
-from avstan.evaluation.evaluate import Evaluation, _score, write_evaluation
-from avstan.evaluation.inference import RecordingPrediction
+from avstan.evaluation.evaluate import Evaluation, _score, scoring_timeline, write_evaluation
+from avstan.evaluation.inference import RecordingPrediction, gold_track
 from avstan.evaluation.metrics import concordance_cc
 from avstan.evaluation.postprocess import fit_postprocessing
 
@@ -98,8 +100,13 @@ def _predictions(baseline: Baseline, recordings: Sequence[Recording],
                  targets: Sequence[str]) -> list[RecordingPrediction]:
     columns = [LABEL_NAMES.index(t) for t in targets]
     # Audio does not depend on the face: every step counts as seen (nothing shaded).
-    return [RecordingPrediction(r.name, baseline.predict(r), r.labels[:, columns], r.times,
-                                np.ones(r.num_steps, bool)) for r in recordings]
+    predictions = []
+    for r in recordings:
+        gold_times, gold_labels = gold_track(r, targets)
+        predictions.append(RecordingPrediction(
+            r.name, baseline.predict(r), r.labels[:, columns], r.times, np.ones(r.num_steps, bool),
+            gold_times=gold_times, gold_labels=gold_labels))
+    return predictions
 
 
 def run_baseline(store_root: str | Path, output: str | Path | None = None,
@@ -134,7 +141,7 @@ def run_baseline(store_root: str | Path, output: str | Path | None = None,
     evaluation = Evaluation(MODEL_NAME, partition, tuple(targets),
                             _score(scored, [p.prediction for p in scored], targets, partition),
                             None, scored, chains, _score(scored, processed, targets, partition),
-                            processed, skipped)
+                            processed, skipped, timeline=scoring_timeline(scored))
     if output is not None:
         output = Path(output)
         write_evaluation(evaluation, output)

@@ -5,6 +5,23 @@ with RMSE, Pearson CC and CCC per target, on the concatenation of the partition'
 recordings (the AVEC convention) and as the mean over recordings — both raw and after the
 AVEC post-processing chain (``postprocess.py``), which is fitted on the devel partition
 only and then applied unchanged to the partition being scored.
+
+**Which timeline is scored.** AVEC scores on the gold standard's own timeline (RECOLA
+40 ms, SEWA 100 ms), not on the model's steps. When every scored recording keeps its
+corpus's gold track (``gold_times``, ``gold_labels``: what ``avstan prepare`` stores from
+the reader), the per-step predictions — raw and post-processed, after missing faces were
+interpolated — are linearly interpolated from the step times onto the gold times (gold
+times before the first or after the last step take that step's value) and scored against
+the gold values there; NaN gold values are ignored as everywhere. Otherwise (the synthetic
+corpus, whose step labels are the truth, or a store where some recordings lack the track)
+the scores are on the step timeline against the step labels. Every :class:`Evaluation`
+says which in ``timeline`` (e.g. ``"gold (40 ms)"``, ``"steps (250 ms)"``), and so do
+metrics.json, metrics.md and report.html.
+
+The post-processing chain is fitted and applied on the step timeline: its median window
+and time shift are counted in steps, and its devel statistics come from the devel step
+labels (the gold track resampled onto the steps by ``prepare``). Only the chain's output is
+then moved onto the gold timeline for scoring.
 """
 
 from __future__ import annotations
@@ -55,6 +72,7 @@ class Evaluation:
     postprocessed_scores: dict[str, dict[str, Any]] | None = None
     postprocessed: list[np.ndarray] | None = field(repr=False, default=None)  # (N, K) each
     skipped: list[str] = field(default_factory=list)  # recordings left out, with the reason
+    timeline: str = "steps"  # what was scored: scoring_timeline(recordings)
 
     def table_row(self, convention: str = "concatenated",
                   postprocessed: bool = False) -> dict[str, Any]:
@@ -74,14 +92,17 @@ class Evaluation:
                 "postprocessed_scores": self.postprocessed_scores,
                 "postprocessing": None if self.postprocessing is None else
                 {t: chain.to_dict() for t, chain in self.postprocessing.items()},
-                "recordings": [r.name for r in self.recordings], "skipped": self.skipped}
+                "recordings": [r.name for r in self.recordings], "skipped": self.skipped,
+                "timeline": self.timeline}
 
 
 def fit_chains(model: nn.Module, devel: Sequence, targets: Sequence[str], clip_length: int,
                batch_size: int = 32, device: str | torch.device = "cpu",
                shifts: Sequence[int] | None = None, progress: bool = False
                ) -> dict[str, PostProcessing]:
-    """The AVEC chain per target, fitted on the model's predictions for ``devel``."""
+    """The AVEC chain per target, fitted on the model's predictions for ``devel`` on the
+    step timeline (against the devel step labels), where it is also applied; see the
+    module docstring."""
     predictions = predict_recordings(model, devel, targets, clip_length, batch_size, device,
                                      progress=progress)
     return {target: fit_postprocessing([p.prediction[:, k] for p in predictions],
@@ -124,7 +145,8 @@ def evaluate_model(model: nn.Module, recordings: Sequence, targets: Sequence[str
     scores = _score(predictions, [p.prediction for p in predictions], targets, partition)
     ratios = [p.attention_in_mask for p in predictions if p.attention_in_mask is not None]
     evaluation = Evaluation(name, partition, tuple(targets), scores,
-                            float(np.mean(ratios)) if ratios else None, predictions)
+                            float(np.mean(ratios)) if ratios else None, predictions,
+                            timeline=scoring_timeline(predictions))
     if chains is None and devel:
         chains = fit_chains(model, devel, targets, clip_length, batch_size, device, shifts,
                             progress)
@@ -137,13 +159,69 @@ def evaluate_model(model: nn.Module, recordings: Sequence, targets: Sequence[str
     return evaluation
 
 
+def on_gold_timeline(predictions: Sequence[RecordingPrediction]) -> bool:
+    """True when every recording has its corpus's gold track, so scores are taken there."""
+    return bool(predictions) and all(p.gold_times is not None and p.gold_labels is not None
+                                     for p in predictions)
+
+
+def onto_times(times: np.ndarray, values: np.ndarray, new_times: np.ndarray) -> np.ndarray:
+    """``values (N, K)`` at ``times (N,)``, linearly interpolated at ``new_times (M,)``:
+    ``(M, K)``; new times before the first or after the last of ``times`` take the nearest
+    value (``np.interp``'s ends)."""
+    times = np.asarray(times, dtype=np.float64)
+    values = np.asarray(values, dtype=np.float64).reshape(len(times), -1)
+    return np.stack([np.interp(new_times, times, column) for column in values.T], axis=1)
+
+
+def scored_series(predictions: Sequence[RecordingPrediction], values: Sequence[np.ndarray]
+                  ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """What is scored, per recording: ``(values, gold)``, each ``(M_i, K)``.
+
+    ``values`` are per-step predictions (raw or post-processed, ``(N_i, K)`` each). On the
+    gold timeline (:func:`on_gold_timeline`) they are interpolated onto each recording's
+    gold times and paired with its gold labels; otherwise they are paired with the step
+    labels as they are."""
+    if not on_gold_timeline(predictions):
+        return list(values), [p.gold for p in predictions]
+    return ([onto_times(p.times, v, p.gold_times) for p, v in zip(predictions, values,
+                                                                   strict=True)],
+            [p.gold_labels for p in predictions])
+
+
+def _milliseconds(series: Sequence[np.ndarray]) -> str:
+    """The typical spacing of ``series`` (times in s) as " (40 ms)", a range if recordings
+    differ, "" if no recording has two times."""
+    spacings = sorted({f"{1000 * float(np.median(np.diff(t))):.1f}".rstrip("0").rstrip(".")
+                       for t in series if len(t) > 1}, key=float)
+    if not spacings:
+        return ""
+    return f" ({spacings[0]} ms)" if len(spacings) == 1 else \
+        f" ({spacings[0]}–{spacings[-1]} ms)"
+
+
+def scoring_timeline(predictions: Sequence[RecordingPrediction]) -> str:
+    """Which timeline :func:`scored_series` scores on, in words: ``"gold (40 ms)"``, or
+    ``"steps (250 ms)"`` (naming how many recordings lack a gold track when some have one)."""
+    if on_gold_timeline(predictions):
+        return "gold" + _milliseconds([p.gold_times for p in predictions])
+    text = "steps" + _milliseconds([p.times for p in predictions])
+    lacking = sum(p.gold_times is None for p in predictions)
+    if 0 < lacking < len(predictions):
+        text += (f"; {lacking} of {len(predictions)} recordings have no gold track, so none "
+                 "is scored on it")
+    return text
+
+
 def _score(predictions: Sequence[RecordingPrediction], values: Sequence[np.ndarray],
            targets: Sequence[str], partition: str) -> dict[str, dict[str, Any]]:
+    """score_partition per target on the timeline of :func:`scored_series`."""
+    values, golds = scored_series(predictions, values)
     scores = {}
     for column, target in enumerate(targets):
         try:
             scores[target] = score_partition([v[:, column] for v in values],
-                                             [p.gold[:, column] for p in predictions])
+                                             [g[:, column] for g in golds])
         except AvstanError:
             raise AvstanError(f"the {partition} partition has no {target} labels to score") \
                 from None
@@ -165,6 +243,26 @@ def predictions_csv(evaluation: Evaluation) -> bytes:
                              *[f"{v:.5f}" for v in rec.prediction[i]],
                              *([f"{v:.5f}" for v in processed[number][i]] if processed else []),
                              *["" if np.isnan(v) else f"{v:.5f}" for v in rec.gold[i]]])
+    return buffer.getvalue().encode()
+
+
+def gold_timeline_csv(evaluation: Evaluation) -> bytes:
+    """What was scored on the gold timeline, one row per gold time: recording, time,
+    pred_* (and postprocessed_*) interpolated there, gold_*."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    processed = evaluation.postprocessed
+    writer.writerow(["recording", "time", *[f"pred_{t}" for t in evaluation.targets],
+                     *([f"postprocessed_{t}" for t in evaluation.targets] if processed else []),
+                     *[f"gold_{t}" for t in evaluation.targets]])
+    raw, golds = scored_series(evaluation.recordings,
+                               [r.prediction for r in evaluation.recordings])
+    after = scored_series(evaluation.recordings, processed)[0] if processed else None
+    for number, rec in enumerate(evaluation.recordings):
+        for i, time in enumerate(rec.gold_times):
+            writer.writerow([rec.name, f"{time:.3f}", *[f"{v:.5f}" for v in raw[number][i]],
+                             *([f"{v:.5f}" for v in after[number][i]] if after else []),
+                             *["" if np.isnan(v) else f"{v:.5f}" for v in golds[number][i]]])
     return buffer.getvalue().encode()
 
 
@@ -231,7 +329,7 @@ def metrics_markdown(evaluation: Evaluation) -> str:
     if evaluation.postprocessed_scores is not None:
         variants.append((True, "post-processed (chain fitted on devel)"))
     table = "\n\n".join(
-        f"**{label}, {kind}** ({evaluation.partition})\n\n"
+        f"**{label}, {kind}** ({evaluation.partition}, timeline: {evaluation.timeline})\n\n"
         + format_results_table([evaluation.table_row(convention, processed)])
         for processed, kind in variants
         for label, convention in (("Concatenated (AVEC)", "concatenated"),
@@ -245,12 +343,13 @@ def score_tables_html(evaluations: Sequence[Evaluation]) -> list[str]:
     variants = [(False, "raw")]
     if all(e.postprocessed_scores is not None for e in evaluations):
         variants.append((True, "after the AVEC post-processing chain fitted on devel"))
+    timeline = " / ".join(dict.fromkeys(e.timeline for e in evaluations))
     for processed, kind in variants:
         for label, convention in (("concatenated recordings (AVEC)", "concatenated"),
                                   ("mean over recordings", "per_recording_mean")):
             fragments.append(results_table_html(
                 [e.table_row(convention, processed) for e in evaluations],
-                f"{evaluations[0].partition} partition, {label}, {kind}"))
+                f"{evaluations[0].partition} partition, {label}, {kind}, timeline: {timeline}"))
     return fragments
 
 
@@ -265,11 +364,15 @@ def chain_html(evaluation: Evaluation) -> list[str]:
 
 
 def write_evaluation(evaluation: Evaluation, output: Path) -> None:
-    """metrics.json, metrics.md, predictions.csv, plots/<recording>_<target>.png and a
-    self-contained report.html under ``output``."""
+    """metrics.json, metrics.md, predictions.csv (per step), plots/<recording>_<target>.png
+    and a self-contained report.html under ``output``; when scored on the gold timeline also
+    predictions_gold_timeline.csv (exactly the pairs that were scored)."""
     write_report_file(output / "metrics.json", json.dumps(evaluation.to_dict(), indent=1).encode())
     write_report_file(output / "metrics.md", (metrics_markdown(evaluation) + "\n").encode())
     write_report_file(output / "predictions.csv", predictions_csv(evaluation))
+    if on_gold_timeline(evaluation.recordings):
+        write_report_file(output / "predictions_gold_timeline.csv",
+                          gold_timeline_csv(evaluation))
     for number, rec in enumerate(evaluation.recordings):
         for column, target in enumerate(evaluation.targets):
             lines = {evaluation.model: rec.prediction[:, column]}

@@ -5,6 +5,10 @@ Every step ``e`` of a recording gets the model's prediction for the clip ending 
 step timeline next to its labels. Steps where no face was found get the prediction
 interpolated from the nearest steps with a face, as the papers do (their clip holds the
 nearest found crop, which says nothing about that moment).
+
+Each result also carries the recording's gold track on the corpus's own timeline
+(``gold_times``, ``gold_labels``; None for corpora without one, such as the synthetic
+one), which evaluation scores on when every recording has it.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from avstan.models.sliding import iter_window_outputs, window_indices
 
 @dataclass
 class RecordingPrediction:
-    """A model's predictions for one recording: (N, K) on its step timeline."""
+    """A model's predictions for one recording: (N, K) on its step timeline, with the gold
+    values on the same steps and, when the corpus has one, its own gold track."""
 
     name: str
     prediction: np.ndarray  # (N, K)
@@ -37,6 +42,18 @@ class RecordingPrediction:
     face_found: np.ndarray  # (N,)
     attention_in_mask: float | None = None  # mean per-frame ratio, when masks are known
     attention: np.ndarray | None = None  # (N, S, S) map of each step's frame, on request
+    gold_times: np.ndarray | None = None  # (M,) the corpus's own label times
+    gold_labels: np.ndarray | None = None  # (M, K) the targets at gold_times, NaN: unknown
+
+
+def gold_track(recording: Recording, targets: Sequence[str]
+               ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The recording's gold track for ``targets``: ``(M,)`` times and ``(M, K)`` values,
+    or ``(None, None)`` when it has none."""
+    if recording.gold_times is None or recording.gold_labels is None:
+        return None, None
+    columns = [LABEL_NAMES.index(t) for t in targets]
+    return recording.gold_times, recording.gold_labels[:, columns]
 
 
 @torch.inference_mode()
@@ -106,13 +123,15 @@ def predict_recordings(model: nn.Module, recordings: Sequence[Recording],
             ratio = float(np.nanmean(np.concatenate(ratios))) if ratios else None
             found = recording.face_found[steps]
             prediction = torch.cat(predictions).numpy()
+            gold_times, gold_labels = gold_track(recording, targets)
             if sees_face:
                 prediction = np.stack([interpolate_missing(column, found)
                                        for column in prediction.T], axis=1)
             results.append(RecordingPrediction(
                 name=recording.name, prediction=prediction, gold=gold,
                 times=recording.times[steps], face_found=found, attention_in_mask=ratio,
-                attention=torch.cat(maps).numpy() if maps else None))
+                attention=torch.cat(maps).numpy() if maps else None,
+                gold_times=gold_times, gold_labels=gold_labels))
     finally:
         model.train(was_training)
     return results
