@@ -23,7 +23,16 @@ What the labels change (per unit of label, at cue strength 1):
   shorter, pitch accents larger, voice a little brighter (+1 dB/octave): the classic
   vocal-effort cues, and the ones eGeMAPS measures best;
 * **valence** — weaker: formants +4 % (lip spreading in a smile shortens the tract),
-  spectral tilt +1.5 dB/octave (brighter) and F0 +0.7 semitones.
+  spectral tilt +1.5 dB/octave (brighter) and F0 +0.7 semitones. openSMILE sees the
+  brightness (alpha ratio +1.7 to +4.9 dB) and the F0 reliably, the formant shift only
+  inconsistently (its LPC formant tracker moves more with F0 and tilt than with it).
+
+What openSMILE measured (tests/data/test_synthetic_voice.py): between arousal -0.8 and
++0.8, F0 rose by 4.4–5.0 semitones and voiced loudness by ×1.2–1.9 over 8 speakers; over
+60 s recordings with the corpus's label processes, 1 s averages of F0 correlate 0.74–0.81
+with arousal and of loudness 0.48–0.66. A ridge regression from the 88 functionals (4 s
+windows) of 16 recordings to 8 unseen ones reached test CCC 0.56–0.63 for arousal and
+-0.05–0.37 for valence over five corpus seeds.
 
 Everything else is per recording and independent of the labels: the speaker (base F0 in
 a low or a high range, vocal-tract scale, speaking rate, level at the microphone, voice
@@ -32,8 +41,10 @@ colour). These differ between recordings by more than the label effects do, so t
 is informative about arousal but not sufficient, and weaker about valence — a regression
 from its features has to generalise across speakers, as on real corpora.
 
-Deterministic in ``seed``; every random factor has its own stream. Vectorised: the only
-Python loop runs over phrases (a few per 10 s); a 60 s recording renders in about 0.1 s.
+Deterministic in ``seed``; every random factor has its own stream. Vectorised: syllable
+timing, pitch and levels live on a 1 kHz control timeline, the vocal tract works on STFT
+frames, and the only Python loop runs over phrases (a few per 10 s). A 60 s recording
+renders in 0.3–0.4 s of CPU; openSMILE's eGeMAPS on it takes about 1.3 s.
 """
 
 from __future__ import annotations
