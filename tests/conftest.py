@@ -36,6 +36,16 @@ def tiny_store(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_silent_store(tmp_path_factory) -> Path:
+    """The tiny synthetic store without the voice: no recording has audio features."""
+    root = tmp_path_factory.mktemp("tiny_silent_store")
+    config = replace(PRESETS["default"], crop_size=TINY_CROP, steps_per_recording=40,
+                     num_train=2, num_devel=1, num_test=1, audio=False)
+    generate_corpus(root, config, progress=False)
+    return root
+
+
+@pytest.fixture(scope="session")
 def tiny_av_store(tiny_store, tmp_path_factory):
     """The tiny store with audio features that follow the labels (plus noise, in different
     units per feature): the first train recording has no audio, and an extra audio-only

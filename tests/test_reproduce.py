@@ -51,9 +51,9 @@ def test_reduced_mm_table3_with_the_baseline_and_fusion_from_trained_branches(
                                             "video": str(out / "mm_sta3d" / "model.pt")}
 
 
-def test_audio_tables_on_a_store_without_audio_and_unknown_tables_say_so(tiny_store, tmp_path,
-                                                                        capsys):
-    assert main(["reproduce", "--table", "mm-table1", "--corpus", str(tiny_store),
+def test_audio_tables_on_a_store_without_audio_and_unknown_tables_say_so(
+        tiny_silent_store, tiny_store, tmp_path, capsys):
+    assert main(["reproduce", "--table", "mm-table1", "--corpus", str(tiny_silent_store),
                  "--output", str(tmp_path), *REDUCED]) == EXIT_USER_ERROR
     assert "no complete recordings with audio in the train partition" in \
         capsys.readouterr().err

@@ -75,13 +75,13 @@ def test_baseline_command_writes_the_evaluation_files(tiny_av_store, tmp_path, c
     assert (tmp_path / "out" / "report.html").is_file()
 
 
-def test_a_store_without_audio_is_one_clear_error(tiny_store, tmp_path, capsys):
-    assert main(["baseline", str(tiny_store), str(tmp_path / "out")]) == 2
+def test_a_store_without_audio_is_one_clear_error(tiny_silent_store, tmp_path, capsys):
+    assert main(["baseline", str(tiny_silent_store), str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert "no recordings with audio features in the train partition" in err
     assert [line for line in err.splitlines() if "error" in line] == [err.strip()]
     with pytest.raises(AvstanError):
-        run_baseline(tiny_store)
+        run_baseline(tiny_silent_store)
 
 
 def test_a_store_with_gold_tracks_is_scored_on_them(tiny_av_store, tmp_path):
