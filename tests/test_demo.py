@@ -1,6 +1,7 @@
 """The demo in a reduced form: every stage runs and every promised output is there."""
 
 import csv
+import re
 
 import pytest
 
@@ -27,7 +28,12 @@ def test_reduced_demo_writes_the_table_and_pictures(tmp_path):
     for name in ("results.md", "results_postprocessed.csv", "attention.png", "training_curves.png",
                  "predictions_test_000_valence.png", "predictions_test_001_arousal.png"):
         assert (out / name).stat().st_size > 0, name
-    assert "| sta3d |" in result.table and any("[3/3]" in line for line in lines)
+    for model in DEMO_MODELS:
+        assert re.search(rf"\| {model}\s+\|", result.table), model
+    assert any("[3/3]" in line for line in lines)
+    by_model = {r["model"]: r for r in rows}
+    assert by_model["lstm_ta"]["attention_in_mask"] == ""  # temporal attention only
+    assert float(by_model["av_sta"]["attention_in_mask"]) > 0  # its video branch's
     # A second run reuses everything: no training, same table.
     again = run_demo(out, overrides=["training.max_epochs=1", "model.options.crop_size=16",
                                      "data.clip_length=4", "data.train_stride=4",

@@ -1,4 +1,8 @@
-"""The demo: the ICASSP paper's ablation (2D-CNN, 3D-CNN, 3D-CNN + STA) on synthetic faces.
+"""The demo: the papers' ablations on synthetic faces with a synthetic voice.
+
+The rows are the ICASSP paper's Table 1 (2D-CNN, 3D-CNN, 3D-CNN + STA) and the MM paper's
+Table 3: audio (LSTM-RNN, LSTM-RNN + TA), video (3D-CNN, 3D-CNN + STA) and audio-visual
+(LSTM-RNN + TA + 3D-CNN + STA, started from the two trained branches).
 
 ``run_demo`` generates the synthetic corpus, trains each model from its packaged config
 (``avstan/configs/demo_<model>.yaml``), scores all of them on the test partition, and
@@ -39,13 +43,19 @@ from avstan.evaluation.evaluate import Evaluation, evaluate_model, score_tables_
 from avstan.evaluation.html_report import image_html, paragraph, write_html_report
 from avstan.evaluation.plots import plot_attention_rows, plot_predictions, plot_training_curves
 from avstan.evaluation.tables import format_results_table, write_csv_table
-from avstan.training.config import ExperimentConfig, load_config, packaged_config
+from avstan.training.config import (
+    ExperimentConfig,
+    load_config,
+    overrides_for_model,
+    packaged_config,
+)
 from avstan.training.diagnostics import attention_gradient_report
 from avstan.training.fit import train_experiment
 from avstan.training.losses import get_loss
 from avstan.training.model_file import load_model_file
 
-DEMO_MODELS = ("cnn2d", "cnn3d", "sta3d")
+# Order matters: av_sta starts from the trained lstm_ta and sta3d.
+DEMO_MODELS = ("cnn2d", "cnn3d", "sta3d", "lstm", "lstm_ta", "av_sta")
 # 16 training recordings, not the preset's 8: with 8 face identities the 3D-CNN memorises
 # identity instead of learning valence (devel valence CCC < 0 while train loss falls).
 DEMO_CORPUS = {"num_train": 16}
@@ -59,9 +69,15 @@ class DemoResult:
 
 
 def demo_config(model: str, output: Path, overrides: list[str]) -> ExperimentConfig:
-    config = load_config(packaged_config(f"demo_{model}"), overrides)
+    """The packaged demo config of ``model`` with ``overrides``; a ``model.options.<key>``
+    override skips models without that option (e.g. crop_size for the audio models)."""
+    config = load_config(packaged_config(f"demo_{model}"), overrides_for_model(overrides, model))
     config.output = str(output / "models" / model)
     config.data.store = str(output / "corpus")
+    # Branches named by model (e.g. {audio: lstm_ta}) are this demo's own trained runs.
+    config.training.init_branches = {
+        branch: value if value.endswith(".pt") else str(output / "models" / value / "model.pt")
+        for branch, value in config.training.init_branches.items()}
     return config
 
 
@@ -79,10 +95,18 @@ def run_demo(output: str | Path = "runs/demo", preset: str = "default",
         raise AvstanError(f"unknown synthetic preset {preset!r}; use one of {', '.join(PRESETS)}")
     overrides = list(overrides or [])
     configs = {m: demo_config(m, output, overrides) for m in models}
-    crop = {c.model.options.get("crop_size") for c in configs.values()}
-    if len(crop) != 1 or None in crop:
-        raise AvstanError("the demo configs must all set model.options.crop_size to one value")
-    corpus_config = replace(PRESETS[preset], crop_size=crop.pop(),
+    crop = {c.model.options["crop_size"] for c in configs.values()
+            if "crop_size" in c.model.options}
+    if len(crop) > 1:
+        raise AvstanError("the demo's video configs must all set model.options.crop_size to "
+                          "one value")
+    missing = sorted({Path(path).parent.name for c in configs.values()
+                      for path in c.training.init_branches.values()
+                      if Path(path).parent.name not in models and not Path(path).is_file()})
+    if missing:
+        raise AvstanError(f"av_sta starts from trained {', '.join(missing)}: add "
+                          f"{' and '.join(missing)} to --models (before av_sta)")
+    corpus_config = replace(PRESETS[preset], crop_size=crop.pop() if crop else 48,
                             **(DEMO_CORPUS if corpus is None else corpus))
     log(f"[1/3] synthetic corpus ({preset}) -> {output / 'corpus'}")
     generate_corpus(output / "corpus", corpus_config, progress=progress)
@@ -109,7 +133,8 @@ def write_demo_report(output: Path, evaluations: list[Evaluation],
                       configs: dict[str, ExperimentConfig], store: RecordingStore) -> str:
     rows = [e.table_row("concatenated") for e in evaluations]
     processed_rows = [e.table_row("concatenated", postprocessed=True) for e in evaluations]
-    table = ("Test partition, concatenated (AVEC convention), raw predictions. "
+    table = (f"Test partition, concatenated (AVEC convention), scored on the "
+             f"{evaluations[0].timeline} timeline, raw predictions. "
              "Attention in mask: 1.0 = uniform.\n\n" + format_results_table(rows)
              + "\n\nAfter the AVEC post-processing chain (median smoothing, centring, scaling; "
              "each kept only if it helps on devel; fitted on devel):\n\n"
@@ -156,8 +181,8 @@ def write_demo_html(output: Path, evaluations: list[Evaluation],
     if (output / "training_curves.png").is_file():
         sections.append(("Training", [image_html(output / "training_curves.png",
                                                  "train loss and devel CCC per epoch")]))
-    write_html_report(output / "report.html", "avstan demo: the ICASSP 2018 ablation on "
-                      "synthetic faces", sections)
+    write_html_report(output / "report.html", "avstan demo: the papers' ablations on "
+                      "synthetic faces and voices", sections)
 
 
 def write_attention_figure(output: Path, configs: dict[str, ExperimentConfig],
@@ -172,9 +197,13 @@ def write_attention_figure(output: Path, configs: dict[str, ExperimentConfig],
         steps = clip_indices(end, length)
         frames = recording.frames[steps]
         mask = recording.salient_mask[steps] if recording.salient_mask is not None else None
-        clip = torch.from_numpy(frames).permute(3, 0, 1, 2).float().div(255).unsqueeze(0)
+        if "clip" not in network.input_names:
+            continue
+        inputs = {"clip": torch.from_numpy(frames).permute(3, 0, 1, 2).float().div(255)[None]}
+        if "audio" in network.input_names:
+            inputs["audio"] = torch.from_numpy(recording.audio_features[steps])[None]
         with torch.inference_mode():
-            out = network(clip)
+            out = network(**inputs)
         if "attention" in out:
             rows[model] = out["attention"][0].numpy()
     if rows:
@@ -191,7 +220,8 @@ def attention_diagnostics(configs: dict[str, ExperimentConfig], store: Recording
     results = {}
     for model, config in configs.items():
         network, info = load_model_file(Path(config.output) / "model.pt")
-        if getattr(network, "attention_branch", None) is None:
+        if getattr(network, "attention_branch", None) is None or \
+                tuple(network.input_names) != ("clip",):
             continue
         dataset = ClipDataset(devel, network.clip_length, stride=1, targets=info["targets"],
                               labelled_only=True, with_masks=True)
