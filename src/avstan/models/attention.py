@@ -138,11 +138,16 @@ class SpatialSoftmaxAttention(nn.Module):
             nn.init.zeros_(self.logit.bias)
 
     def forward(self, states: Tensor) -> Tensor:
-        batch, steps = states.shape[:2]
+        batch, steps, channels, height, width = states.shape
+        # The 1×1 convolution as a product over channels: the same numbers, about twice as
+        # fast on CPU as the convolution path at the decoder's full resolution (measured).
+        weight, bias = self.logit.weight.view(1, channels), self.logit.bias
+        logits = torch.matmul(weight, states.flatten(3)).view(batch, steps, height, width) + bias
         if self.attention_from == "previous":
-            # H_{t-1}: shift the states one step later; step 0 sees the zero initial state.
-            states = torch.cat([torch.zeros_like(states[:, :1]), states[:, :-1]], dim=1)
-        logits = self.logit(states.flatten(0, 1)).view(batch, steps, *states.shape[-2:])
+            # H_{t-1}: shift by one step; step 0 sees the zero initial state, whose logit is
+            # the bias (shifting the one-channel logits, not the states, saves a copy).
+            logits = torch.cat([bias.view(1, 1, 1, 1).expand(batch, 1, height, width),
+                                logits[:, :-1]], dim=1)
         return spatial_softmax(logits, self.temperature)
 
 
