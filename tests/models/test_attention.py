@@ -35,3 +35,10 @@ def test_attention_equals_the_literal_definition(attention_from):
                                atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(maps.sum(dim=(-2, -1)), torch.ones(3, 4))
     assert maps.std() > 1e-2  # far from uniform
+
+
+def test_nearest_upsampling_equals_torch_upsample():
+    from avstan.models.attention import NearestUpsample2x
+
+    x = torch.randn(3, 4, 5, 7)
+    assert torch.equal(NearestUpsample2x()(x), F.interpolate(x, scale_factor=2, mode="nearest"))
