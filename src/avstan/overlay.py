@@ -23,6 +23,7 @@ complete, so a failure leaves nothing behind.
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -64,7 +65,8 @@ def warp_to_frame(crop_map: np.ndarray, matrix: np.ndarray, width: int, height: 
 
 def heat_layer(attention: np.ndarray, matrix: np.ndarray, width: int, height: int,
                colours: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
-    """(opacity (H, W, 1), colour (H, W, 3)) of one step's attention map over the frame."""
+    """(1 − opacity (H, W, 1), opacity · colour (H, W, 3)) of one step's attention map over
+    the frame: blending is then ``frame · first + second``."""
     peak = float(attention.max())
     scaled = attention / peak if peak > 0 else np.zeros_like(attention)
     value = warp_to_frame(scaled, matrix, width, height)
@@ -72,14 +74,15 @@ def heat_layer(attention: np.ndarray, matrix: np.ndarray, width: int, height: in
     level = np.clip(value / np.maximum(footprint, 1e-6), 0, 1)
     colour = colours[(level * 255).astype(np.uint8)]
     # Less attention, less tint: the face stays visible where the map is low.
-    return (alpha * footprint * (0.3 + 0.7 * level))[..., None], colour
+    opacity = (alpha * footprint * (0.3 + 0.7 * level))[..., None].astype(np.float32)
+    return 1.0 - opacity, opacity * colour
 
 
 def draw_values(image: Image.Image, time: float, values: Sequence[float],
                 targets: Sequence[str], face_found: bool) -> None:
     """The time, each target's value and a bar, and a no-face note, bottom left."""
     size = max(11, image.height // 30)
-    font = ImageFont.load_default(size=size)
+    font = _font(size)
     bar = 5 * size
     rows = [f"{time:6.2f} s" + ("" if face_found else "   no face")]
     rows += [f"{t:<8} {v:+.2f}" for t, v in zip(targets, values, strict=True)]
@@ -211,13 +214,18 @@ def _annotate(image, elapsed, times, values, targets, face_found, attention, mat
             layers.clear()  # steps come in order: one cached layer is enough
             layers[step] = heat_layer(attention[step], matrices[step], image.shape[1],
                                       image.shape[0], colours, alpha)
-        opacity, colour = layers[step]
-        image = (image * (1 - opacity) + colour * opacity).astype(np.uint8)
+        keep, tint = layers[step]
+        image = (image * keep + tint).astype(np.uint8)
     if values is not None:
         picture = Image.fromarray(image)
         draw_values(picture, elapsed, values[step], targets, found)
         image = np.asarray(picture)
     return image
+
+
+@functools.lru_cache(maxsize=4)
+def _font(size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.load_default(size=size)
 
 
 def _frame_rate(container) -> Fraction:
