@@ -198,3 +198,16 @@ def test_missing_source_and_misused_options(model_file, tmp_path, capsys):
     assert "--stream takes no INPUT, --overlay" in capsys.readouterr().err
     assert main(["predict", str(model_file)]) == EXIT_USER_ERROR
     assert "needs a video file or folder (or --stream SOURCE)" in capsys.readouterr().err
+
+
+def test_a_stream_that_breaks_off_keeps_whole_lines(model_file, streamable, monkeypatch,
+                                                    capsys):
+    data = streamable.read_bytes()
+    feed_pipe(data[:len(data) // 2], monkeypatch)
+    assert main(["predict", str(model_file), "--stream", "-"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.endswith("\n")
+    rows = parse(captured.out)
+    assert 2 <= len(rows) < 10
+    assert all(r["valence"] and r["arousal"] and r["face_found"] in "01" for r in rows)
+    assert f"the stream ended after {len(rows)} steps" in captured.err
