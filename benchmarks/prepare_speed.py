@@ -1,73 +1,169 @@
 """Preparation speed: seconds of video prepared per second of wall time.
 
-For one video (default: the 640×360 h264 clip of ../shared/data/videos), three passes
-measured in the same run:
+For one video (default: the 640×360 h264 clip of ../shared/data/videos), passes measured
+in the same run, interleaved (each round runs every pass once; the best round counts), so
+that other jobs on a shared machine slow them alike:
 
 * **decode only** — PyAV decoding and sampling at the step rate (the bound);
-* **avstan prepare** — decoding a few frames ahead in a background thread, face search
-  near the previous face (else on a reduced copy of the frame), landmarks at full
-  resolution, alignment (``prepare_recording``);
-* **naive** — the same with face search at full resolution on every sampled frame.
+* **avstan prepare** — ``prepare_recording`` as ``avstan prepare`` runs it: decoding a few
+  frames ahead in a background thread, a face search every ``--redetect-every`` steps
+  (near the previous face, else on a reduced copy of the frame) with the landmarks
+  followed in between, landmarks at full resolution, alignment;
+* **prepare, search every step** — the same with ``redetect_every = 1`` (the behaviour
+  before following);
+* **naive** — a search at full resolution on the whole frame at every step.
 
-The dlib models are loaded once before timing (about a second per process).
+Faces only: the eGeMAPS audio features that ``avstan prepare`` adds are a separate cost,
+timed once after the table (``--no-audio`` skips them). ``--profile`` also prints where
+the default pass spends its time per step. The dlib models are loaded before timing
+(about a second per process).
 
-    .venv/bin/python benchmarks/prepare_speed.py [VIDEO] [--repeats 3]
+    .venv/bin/python benchmarks/prepare_speed.py [VIDEO] [--repeats 5] [--profile]
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
+
+import avstan.data.faces as faces
+import avstan.data.prepare as prepare_module
 from avstan.data.corpora.base import RecordingSource
 from avstan.data.faces import FaceAligner
-from avstan.data.prepare import PrepareConfig, prepare_recording
+from avstan.data.prepare import PrepareConfig, audio_features, prepare_recording
+from avstan.data.store import write_recording
 from avstan.data.video import sample_video
+from avstan.errors import AvstanError
 
 DEFAULT_VIDEO = (Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
                  / "WolfgangLanger_Pexels.mp4")
 
 
-def best_seconds(run, repeats: int) -> float:
-    times = []
+def best_interleaved(passes: dict, repeats: int) -> dict[str, float]:
+    """Best wall time of each pass over ``repeats`` rounds of all passes in turn."""
+    best = dict.fromkeys(passes, float("inf"))
     for _ in range(repeats):
+        for name, run in passes.items():
+            start = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
+def profile(source: RecordingSource, config: PrepareConfig, aligner: FaceAligner) -> None:
+    """Per-step time of each stage of one prepare pass (the stages are timed where they
+    run, so the waits of the main thread for decoded frames show as their own line)."""
+    seconds: dict[str, float] = defaultdict(float)
+    calls: dict[str, int] = defaultdict(int)
+
+    def timed(name, function):
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                seconds[name] += time.perf_counter() - start
+                calls[name] += 1
+        return wrapper
+
+    originals = (faces.warp_crop, faces.thumbnail, prepare_module.prefetched)
+
+    def prefetched(items, size=8):
+        frames = originals[2](items, size)
+        while True:
+            start = time.perf_counter()
+            item = next(frames, None)
+            seconds["waiting for a decoded frame"] += time.perf_counter() - start
+            if item is None:
+                return
+            yield item
+
+    aligner.candidates_near = timed("face search near the last face", aligner.candidates_near)
+    aligner.detect = timed("face search, whole frame", aligner.detect)
+    aligner.landmarks = timed("68-landmark fit", aligner.landmarks)
+    faces.warp_crop = timed("alignment warp (crop)", faces.warp_crop)
+    faces.thumbnail = timed("crop thumbnail (follow check)", faces.thumbnail)
+    prepare_module.prefetched = prefetched
+    try:
         start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        recording = prepare_recording(source, config, aligner=aligner)
+        total = time.perf_counter() - start
+    finally:
+        faces.warp_crop, faces.thumbnail, prepare_module.prefetched = originals
+        for name in ("candidates_near", "detect", "landmarks"):
+            delattr(aligner, name)
+    with tempfile.TemporaryDirectory() as folder:
+        start = time.perf_counter()
+        write_recording(Path(folder) / "bench.h5", recording)
+        seconds["write the store file (after the pass)"] = time.perf_counter() - start
+        calls["write the store file (after the pass)"] = 1
+    steps = recording.num_steps
+    followed = steps - calls["face search near the last face"] - calls["face search, whole frame"]
+    print(f"\nWhere one prepare pass spends its time ({steps} steps, {total:.2f} s, "
+          f"{followed} steps followed without a search):\n")
+    print("| stage | calls | ms per step | share of the pass |")
+    print("|---|---:|---:|---:|")
+    for name in sorted(seconds, key=seconds.get, reverse=True):
+        print(f"| {name} | {calls.get(name, '')} | {seconds[name] / steps * 1e3:.2f} | "
+              f"{seconds[name] / total:.0%} |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("video", nargs="?", default=str(DEFAULT_VIDEO))
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--crop-size", type=int, default=96)
+    parser.add_argument("--redetect-every", type=int, default=PrepareConfig.redetect_every)
+    parser.add_argument("--profile", action="store_true",
+                        help="also print the time per stage of one prepare pass")
+    parser.add_argument("--no-audio", action="store_true", help="do not time audio features")
     args = parser.parse_args()
     video = Path(args.video)
     frames = list(sample_video(video))
     duration = frames[-1].tick + 0.25
     source = RecordingSource("bench", "train", media=video)
-    config = PrepareConfig(crop_size=args.crop_size)
-    fast = FaceAligner(args.crop_size, detect_width=config.detect_width)
+    config = PrepareConfig(crop_size=args.crop_size, redetect_every=args.redetect_every)
+    following = FaceAligner(args.crop_size, detect_width=config.detect_width,
+                            redetect_every=args.redetect_every)
+    every_step = FaceAligner(args.crop_size, detect_width=config.detect_width)
     naive = FaceAligner(args.crop_size, detect_width=10**6, search_near_previous=False)
 
     passes = {
         "decode only (bound)": lambda: sum(1 for _ in sample_video(video)),
-        "avstan prepare": lambda: prepare_recording(source, config, aligner=fast),
-        "naive (full-resolution search)": lambda: prepare_recording(source, config,
-                                                                    aligner=naive),
+        f"avstan prepare (search every {args.redetect_every} steps)":
+            lambda: prepare_recording(source, config, aligner=following),
+        "prepare, search every step": lambda: prepare_recording(source, config,
+                                                                aligner=every_step),
+        "naive (full-resolution search every step)":
+            lambda: prepare_recording(source, config, aligner=naive),
     }
     print(f"{video.name}: {duration:.1f} s of video, {len(frames)} steps at 4 steps/s, "
-          f"{frames[0].image.shape[1]}x{frames[0].image.shape[0]}; best of {args.repeats}\n")
+          f"{frames[0].image.shape[1]}x{frames[0].image.shape[0]}; best of {args.repeats} "
+          "interleaved rounds\n")
     print("| pass | seconds | × real time | / decode-only rate |")
     print("|---|---:|---:|---:|")
-    bound = None
-    for name, run in passes.items():
-        seconds = best_seconds(run, args.repeats)
-        bound = bound or seconds
-        print(f"| {name} | {seconds:.2f} | {duration / seconds:.1f} | {bound / seconds:.2f} |",
-              flush=True)
+    best = best_interleaved(passes, args.repeats)
+    bound = best["decode only (bound)"]
+    for name, seconds in best.items():
+        print(f"| {name} | {seconds:.2f} | {duration / seconds:.1f} | {bound / seconds:.2f} |")
+    if args.profile:
+        profile(source, config, following)
+    if not args.no_audio:
+        start = time.perf_counter()
+        try:
+            audio_features(source, np.array([frame.tick for frame in frames]), config)
+        except AvstanError as error:
+            print(f"\naudio features: none ({error})")
+        else:
+            seconds = time.perf_counter() - start
+            print(f"\naudio features (eGeMAPS, {config.audio_window:g} s windows; a separate "
+                  f"cost, not in the table): {seconds:.2f} s, {duration / seconds:.1f} × real "
+                  "time")
 
 
 if __name__ == "__main__":

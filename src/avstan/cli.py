@@ -72,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
                               "4 for arousal, 6 for valence)")
     prepare.add_argument("--no-audio", action="store_true",
                          help="no audio features (video only; faster)")
+    prepare.add_argument("--redetect-every", type=int, default=4, metavar="K",
+                         help="search for the face every K steps and follow its landmarks in "
+                              "between (again at once when the fit looks wrong; a face that "
+                              "disappears is reported at most K-1 steps late); 1: search "
+                              "every step (default 4, once a second at 4 steps/s)")
 
     synth = commands.add_parser(
         "synthesize", help="write a synthetic corpus into a recording store",
@@ -213,8 +218,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.corpus}: {layout} layout, {len(sources)} recordings")
         if not args.no_audio and not args.audio_window >= 0.5:
             raise AvstanError(f"--audio-window {args.audio_window}: use at least 0.5 seconds")
+        if args.redetect_every < 1:
+            raise AvstanError(f"--redetect-every {args.redetect_every}: use 1 (search every "
+                              "step) or more")
         config = PrepareConfig(crop_size=args.crop_size, step_rate=args.step_rate,
-                               audio_window=None if args.no_audio else args.audio_window)
+                               audio_window=None if args.no_audio else args.audio_window,
+                               redetect_every=args.redetect_every)
         summary = prepare_corpus(sources, args.output, config, corpus=layout,
                                  workers=args.workers)
         if args.preview:

@@ -133,3 +133,30 @@ def test_a_damaged_store_file_is_prepared_again(corpus, tmp_path, capsys):
     main(["prepare", str(corpus), str(out), "--crop-size", "48", "--workers", "1"])
     assert "prepared 1, skipped 1" in capsys.readouterr().out.splitlines()[-3]
     assert RecordingStore.open(out).load("single_face").face_found.any()
+
+
+def test_redetect_every_reaches_the_aligner_and_bad_values_are_refused(corpus, tmp_path,
+                                                                        capsys, monkeypatch):
+    import avstan.data.prepare as prepare
+
+    made = []
+    make_aligner = prepare.make_aligner
+    monkeypatch.setattr(prepare, "make_aligner",
+                        lambda config: made.append(make_aligner(config)) or made[-1])
+    for name in ("face_noface.mov", "no_face.mp4", "broken.mp4"):
+        (corpus / name).unlink()
+    code = main(["prepare", str(corpus), str(tmp_path / "once"), "--crop-size", "48",
+                 "--workers", "1", "--no-audio", "--redetect-every", "1"])
+    assert code == 0 and made[-1].redetect_every == 1
+    main(["prepare", str(corpus), str(tmp_path / "default"), "--crop-size", "48",
+          "--workers", "1", "--no-audio"])
+    assert made[-1].redetect_every == 4  # the default: a search once a second
+    # Following changed the crops a little but not which steps have a face.
+    once = RecordingStore.open(tmp_path / "once").load("single_face")
+    default = RecordingStore.open(tmp_path / "default").load("single_face")
+    np.testing.assert_array_equal(once.face_found, default.face_found)
+    assert not np.array_equal(once.landmarks, default.landmarks)
+    capsys.readouterr()
+    assert main(["prepare", str(corpus), str(tmp_path / "s"), "--redetect-every", "0"]) \
+        == EXIT_USER_ERROR
+    assert "--redetect-every 0" in capsys.readouterr().err

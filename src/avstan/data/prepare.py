@@ -63,6 +63,10 @@ class PrepareConfig:
     crop_size: int = 96
     step_rate: float = 4.0
     detect_width: int = 320  # detection runs on a copy this wide (pixels)
+    # Search for the face on every k-th step (and after a step without one, or when the
+    # fit looks wrong); in between, fit the landmarks where the last ones were. 1: search
+    # every step. A face that disappears is reported at most k - 1 steps late.
+    redetect_every: int = 4
     template: tuple = DEFAULT_TEMPLATE
     audio_window: float | None = 4.0  # eGeMAPS window in seconds; None: no audio features
 
@@ -85,6 +89,12 @@ class PrepareSummary:
         return out
 
 
+def make_aligner(config: PrepareConfig) -> FaceAligner:
+    """The face aligner ``config`` describes (loads dlib's models: about a second)."""
+    return FaceAligner(config.crop_size, config.template, config.detect_width,
+                       redetect_every=config.redetect_every)
+
+
 def fill_missing_frames(frames: list[np.ndarray | None]) -> np.ndarray:
     """Replace None entries by the nearest non-None frame (earlier on ties): (N, S, S, 3)."""
     found = np.array([f is not None for f in frames])
@@ -101,7 +111,7 @@ def prepare_recording(source: RecordingSource, config: PrepareConfig, corpus: st
     for faces (FFmpeg and dlib both release the GIL). Searching several frames for faces in
     parallel threads made a 2-core machine slower (measured), so corpora are parallelised
     over recordings instead."""
-    aligner = aligner or FaceAligner(config.crop_size, config.template, config.detect_width)
+    aligner = aligner or make_aligner(config)
     aligner.reset(source.extra.get("subject", "largest"))
     where = source.media or source.frames_dir
     if source.media is not None:
@@ -210,7 +220,7 @@ _WORKER_ALIGNER: FaceAligner | None = None
 
 def _init_worker(config: PrepareConfig) -> None:
     global _WORKER_ALIGNER
-    _WORKER_ALIGNER = FaceAligner(config.crop_size, config.template, config.detect_width)
+    _WORKER_ALIGNER = make_aligner(config)
 
 
 def _prepare_one(source: RecordingSource, config: PrepareConfig, corpus: str,
