@@ -138,6 +138,10 @@ def test_videos_take_audio_from_their_track_or_a_separate_file(tmp_path, capsys)
     # Another audio window into the same store is refused.
     assert main(["prepare", str(root), str(out), "--crop-size", "48"]) == EXIT_USER_ERROR
     assert "holds 2 s audio windows" in capsys.readouterr().err
+    # So is another face-search schedule (crops would be made two ways).
+    assert main(["prepare", str(root), str(out), "--crop-size", "48", "--audio-window", "2",
+                 "--redetect-every", "1"]) == EXIT_USER_ERROR
+    assert "was prepared with --redetect-every 4" in capsys.readouterr().err
 
 
 def test_a_video_whose_audio_is_too_short_or_ends_early(tmp_path, capsys):

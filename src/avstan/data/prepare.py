@@ -281,8 +281,13 @@ def prepare_corpus(sources: Sequence[RecordingSource], output: str | Path,
             held = "no audio features" if window is None else f"{window:g} s audio windows"
             raise AvstanError(f"{output}: holds {held}; prepare into another folder for other "
                               "audio settings")
+        every = existing.attrs.get("redetect_every", config.redetect_every)
+        if existing.names() and every != config.redetect_every:
+            raise AvstanError(f"{output}: was prepared with --redetect-every {every}; resume "
+                              "with the same value or prepare into another folder")
     store = RecordingStore.create(output, corpus=corpus, crop_size=config.crop_size,
-                                  step_rate=config.step_rate, audio_window=config.audio_window)
+                                  step_rate=config.step_rate, audio_window=config.audio_window,
+                                  redetect_every=config.redetect_every)
     for stale in Path(output).glob(".*.tmp"):  # leftovers of a run that was killed
         stale.unlink(missing_ok=True)
     summary = PrepareSummary()
