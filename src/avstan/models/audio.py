@@ -76,7 +76,9 @@ class TemporalAttention(nn.Module):
 
     def __init__(self, size: int, hidden: int = 64) -> None:
         super().__init__()
-        self.score = nn.Sequential(nn.Linear(size, hidden), nn.Tanh(), nn.Linear(hidden, 1))
+        # No bias on the last layer: a constant added to every λ_t leaves the softmax as is.
+        self.score = nn.Sequential(nn.Linear(size, hidden), nn.Tanh(),
+                                   nn.Linear(hidden, 1, bias=False))
 
     def forward(self, sequence: Tensor) -> tuple[Tensor, Tensor]:
         weights = torch.softmax(self.score(sequence).squeeze(-1), dim=1)
