@@ -164,3 +164,72 @@ def test_unwritable_output_and_a_failure_midway_leave_nothing(untrained, tmp_pat
                  "--output", str(out), "--overlay", "--html"]) == EXIT_PARTIAL_FAILURE
     assert "the page could not be written" in capsys.readouterr().out
     assert list(out.iterdir()) == []  # the overlay written before it was removed
+
+
+def audio_model_file(folder, name="lstm_ta", **options):
+    """An untrained audio (or fusion) model with realistic standardisation, recording the
+    1 s eGeMAPS window its (imaginary) training store used."""
+    import torch
+
+    from avstan.data.audio import egemaps_functionals, fit_standardisation, load_audio
+    from avstan.models import create_model
+    from avstan.training.model_file import save_model_file
+
+    torch.manual_seed(0)
+    model = create_model(name, clip_length=4, **options)
+    signal = load_audio(SPEECH / "20.wav")
+    features = egemaps_functionals(signal, 16000, np.arange(0.0, 4.0, 0.25), 1.0)
+    model.audio_standardiser.set_statistics(*fit_standardisation(features))
+    path = folder / f"{name}.pt"
+    save_model_file(path, model, ["valence", "arousal"], 4.0, {"audio_window_seconds": 1.0})
+    return path
+
+
+SPEECH = Path(__file__).parent / "data" / "speech"
+
+
+def test_audio_model_predicts_audio_files_and_a_videos_sound(tmp_path, capsys):
+    import torch
+
+    from avstan.data.audio import egemaps_functionals, load_audio
+    from avstan.data.clips import clip_indices
+    from avstan.training.model_file import load_model_file
+
+    path = audio_model_file(tmp_path, hidden=8, layers=2)
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    shutil.copy(SPEECH / "20.wav", inputs / "speech.wav")
+    shutil.copy(MEDIA / "single_face.mp4", inputs / "single_face.mp4")  # its mp3 track
+    assert main(["predict", str(path), str(inputs), "--output", str(tmp_path / "out"),
+                 "--no-postprocess"]) == 0
+    model, _ = load_model_file(path)
+    for name, media in (("speech", inputs / "speech.wav"),
+                        ("single_face", inputs / "single_face.mp4")):
+        rows = read_rows(tmp_path / "out" / f"{name}.csv")
+        times = np.array([float(r["time"]) for r in rows])
+        values = np.array([[float(r["valence"]), float(r["arousal"])] for r in rows])
+        signal = load_audio(media)
+        assert abs(times[-1] - signal.size / 16000) < 0.5 and np.isfinite(values).all()
+        # Independently: features on the same steps, one clip per step, the model.
+        features = torch.from_numpy(egemaps_functionals(signal, 16000, times, 1.0))
+        clips = torch.stack([features[clip_indices(e, 4)] for e in range(len(times))])
+        with torch.no_grad():
+            expected = model(audio=clips)["prediction"].clamp(-1, 1).numpy()
+        np.testing.assert_allclose(values, expected, atol=2e-5)
+        assert (tmp_path / "out" / f"{name}.png").is_file()
+
+
+def test_fusion_on_a_video_without_sound_and_overlays_of_audio_models_say_so(tmp_path,
+                                                                            capsys):
+    fusion = audio_model_file(tmp_path, "av_sta", crop_size=16, audio={"hidden": 8},
+                              video={"trunk_channels": [4, 8, 8, 8], "fc_hidden": 8},
+                              video_model="cnn3d")
+    assert main(["predict", str(fusion), str(MEDIA / "moving_face.mp4"), "--output",
+                 str(tmp_path / "out")]) == EXIT_PARTIAL_FAILURE
+    out = capsys.readouterr().out
+    assert "moving_face.mp4: has no audio track" in out and "av_sta reads audio" in out
+    assert not list((tmp_path / "out").iterdir())
+    audio = audio_model_file(tmp_path, hidden=8, layers=2)
+    assert main(["predict", str(audio), str(SPEECH / "20.wav"), "--output",
+                 str(tmp_path / "out"), "--overlay"]) == EXIT_PARTIAL_FAILURE
+    assert "an audio model reads only the sound" in capsys.readouterr().out

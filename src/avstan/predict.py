@@ -6,6 +6,10 @@ alignment template), sliding-window prediction with missing-face interpolation
 (``evaluation.inference``), and the post-processing chain stored in the model file — so
 predictions on a new video are made exactly as the model was scored.
 
+Audio models (``lstm``, ``lstm_ta``) read the sound of a video or of an audio file (eGeMAPS
+with the window of their training store, no face search); the fusion (``av_sta``) reads
+both, and a video without a usable audio track is reported and skipped for it.
+
 Per input video, into the output folder:
 
     <name>.csv          time, valence, arousal, face_found (one row per step)
@@ -30,10 +34,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avstan.data.corpora.base import VIDEO_SUFFIXES, RecordingSource
+from avstan.data.audio import NoAudioError
+from avstan.data.corpora.base import AUDIO_SUFFIXES, VIDEO_SUFFIXES, RecordingSource
 from avstan.data.faces import DEFAULT_TEMPLATE, FaceAligner
-from avstan.data.prepare import PrepareConfig, prepare_recording
-from avstan.data.store import atomic_write_bytes, ensure_writable_folder
+from avstan.data.prepare import (
+    PrepareConfig,
+    audio_features,
+    prepare_audio_recording,
+    prepare_recording,
+)
+from avstan.data.store import Recording, atomic_write_bytes, ensure_writable_folder
 from avstan.errors import AvstanError
 from avstan.evaluation.inference import predict_recordings
 from avstan.evaluation.plots import plot_emotion_curves
@@ -62,17 +72,18 @@ def output_suffixes(overlay: bool = False, html: bool = False) -> tuple[str, ...
                                                                         else ())
 
 
-def find_videos(path: str | Path) -> list[Path]:
-    """A video file, or the videos of a folder (recursively), sorted."""
+def find_videos(path: str | Path, suffixes: Sequence[str] = VIDEO_SUFFIXES) -> list[Path]:
+    """A media file, or the files of a folder (recursively) with one of ``suffixes``
+    (videos; audio models take audio files too), sorted."""
     path = Path(path)
     if path.is_file():
         return [path]
     if path.is_dir():
-        videos = sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES
+        videos = sorted(p for p in path.rglob("*") if p.suffix.lower() in suffixes
                         and not any(part.startswith(".") for part in p.parts))
         if videos:
             return videos
-        raise AvstanError(f"{path}: no video files ({', '.join(VIDEO_SUFFIXES)}) in this folder")
+        raise AvstanError(f"{path}: no media files ({', '.join(suffixes)}) in this folder")
     raise AvstanError(f"{path}: no such file or folder")
 
 
@@ -105,7 +116,9 @@ def predict_videos(model_path: str | Path, inputs: str | Path, output: str | Pat
         raise AvstanError(f"--hop must be at least 1, got {hop}")
     torch.set_flush_denormal(True)  # the recurrent path can crawl on denormals (DESIGN.md)
     model, info = load_model_file(model_path, device)
-    videos = find_videos(inputs)
+    reads = tuple(getattr(model, "input_names", ("clip",)))
+    videos = find_videos(inputs, VIDEO_SUFFIXES if "clip" in reads
+                         else VIDEO_SUFFIXES + AUDIO_SUFFIXES)
     output = ensure_writable_folder(Path(output), "the predictions")
     names = {}
     for video in videos:
@@ -122,7 +135,7 @@ def predict_videos(model_path: str | Path, inputs: str | Path, output: str | Pat
             raise AvstanError(f"{existing[0]}: exists; pass --overwrite or choose another "
                               "--output folder")
     metadata = info.get("metadata", {})
-    config = PrepareConfig(crop_size=int(info["model_options"].get("crop_size", 96)),
+    config = PrepareConfig(crop_size=int(info["model_options"].get("crop_size") or 96),
                            step_rate=float(info["step_rate"]),
                            template=tuple(map(tuple, metadata.get("alignment_template")
                                               or DEFAULT_TEMPLATE)),
@@ -132,7 +145,9 @@ def predict_videos(model_path: str | Path, inputs: str | Path, output: str | Pat
                            if "audio" in getattr(model, "input_names", ()) else None)
     chains = ({t: PostProcessing.from_dict(c) for t, c in info["postprocessing"].items()}
               if postprocess and info.get("postprocessing") else None)
-    aligner = FaceAligner(config.crop_size, config.template, config.detect_width)
+    # Audio models never look for a face (dlib is not even loaded for them).
+    aligner = (FaceAligner(config.crop_size, config.template, config.detect_width)
+               if "clip" in reads else None)
     targets = tuple(info["targets"])
     done, failed = [], []
     for video in videos:
@@ -146,13 +161,34 @@ def predict_videos(model_path: str | Path, inputs: str | Path, output: str | Pat
     return done, failed
 
 
+def prepare_media(model, media: Path, config: PrepareConfig, aligner: FaceAligner | None,
+                  info_name: str = "the model") -> Recording:
+    """What the model reads from ``media``, with the code of ``avstan prepare``: aligned
+    face crops for video models, eGeMAPS features (``config.audio_window``) for audio
+    models, both for the fusion; a missing input is one AvstanError naming the file."""
+    reads = tuple(getattr(model, "input_names", ("clip",)))
+    source = RecordingSource(media.stem, "test", media=media)
+    try:
+        if "clip" not in reads:
+            return prepare_audio_recording(source, config)
+        recording = prepare_recording(source, config, aligner=aligner)
+        if "audio" in reads:
+            recording.audio_features = audio_features(source, recording.times, config)
+    except NoAudioError as error:
+        raise AvstanError(f"{error} — {info_name} reads audio, so it cannot predict this "
+                          "file; use a video-only model for it") from None
+    return recording
+
+
 def _predict_one(model, video: Path, output: Path, config: PrepareConfig,
                  aligner: FaceAligner, targets: tuple[str, ...],
                  chains: dict[str, PostProcessing] | None, hop: int, device: str,
                  progress: bool, overlay: bool = False, html: bool = False
                  ) -> VideoPrediction:
-    recording = prepare_recording(RecordingSource(video.stem, "test", media=video), config,
-                                  aligner=aligner)
+    recording = prepare_media(model, video, config, aligner, info_name=model.model_name)
+    if recording.frames is None and (overlay or html):
+        raise AvstanError(f"{video}: --overlay and --html draw on the video, and an audio "
+                          "model reads only the sound; leave them out for audio models")
     if recording.num_steps < model.clip_length:
         seconds = model.clip_length / config.step_rate
         raise AvstanError(f"{video}: shorter than one clip ({recording.num_steps} steps, the "
@@ -187,8 +223,9 @@ def _predict_one(model, video: Path, output: Path, config: PrepareConfig,
                 recording.face_found, recording.times[-1] + 1.0 / config.step_rate,
                 note=f"{' and '.join(targets)} per step of {1 / config.step_rate:g} s; shaded: "
                      "no face found (values interpolated)."))
+        missing = ~recording.face_found if recording.frames is not None else None
         plot_emotion_curves(recording.times, {t: values[:, k] for k, t in enumerate(targets)},
-                            plot_path, title=video.name, missing=~recording.face_found)
+                            plot_path, title=video.name, missing=missing)
         written.append(plot_path)
         atomic_write_bytes(csv_path, predictions_csv(recording.times, values,
                                                      recording.face_found, targets))
