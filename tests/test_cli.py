@@ -11,7 +11,7 @@ from avstan.cli import EXIT_USER_ERROR, build_parser, main
 from avstan.training.model_file import load_model_file
 
 SUBCOMMANDS = ["demo", "prepare", "synthesize", "train", "evaluate", "predict", "export",
-               "reproduce", "models"]
+               "reproduce", "models", "baseline"]
 
 
 @pytest.mark.parametrize("command", SUBCOMMANDS)
