@@ -23,6 +23,7 @@ def test_reduced_icassp_table1(tiny_store, tmp_path, capsys):
         ours = [float(c) for c in cells[4:]]
         assert ours[0] > 0 and -1 <= ours[1] <= 1 and -1 <= ours[2] <= 1
     assert "Command: `" in report and "commit" in report
+    assert "scored on the steps (250 ms) timeline" in report
     assert (tmp_path / "icassp-table1" / "icassp_sta3d" / "model.pt").is_file()
 
 

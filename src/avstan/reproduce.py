@@ -114,12 +114,14 @@ def reproduce_table(table: str, store: str | Path, output: str | Path,
     spec = TABLES[table]
     output = Path(output)
     results = []
+    timelines: set[str] = set()
     for number, row in enumerate(spec.rows, start=1):
         if row.config == BASELINE:
             log(f"[{number}/{len(spec.rows)}] {row.label} -> {output / row.config}")
             evaluation, _ = run_baseline(store, output / row.config, partition,
                                          targets=[spec.target])
             results.append((row, evaluation.postprocessed_scores[spec.target]["concatenated"]))
+            timelines.add(evaluation.timeline)
             continue
         config = paper_config(row.config, overrides)
         config.data.store = str(store)
@@ -139,12 +141,14 @@ def reproduce_table(table: str, store: str | Path, output: str | Path,
         evaluation = evaluate_model_file(trained.model_path, store, partition, progress=progress)
         scores = evaluation.postprocessed_scores[spec.target]["concatenated"]
         results.append((row, scores))
+        timelines.add(evaluation.timeline)
     command = " ".join(["avstan", *sys.argv[1:]]) if sys.argv[0].endswith("avstan") else \
         f"avstan reproduce --table {table} --corpus {store} --output {output}"
     lines = [f"# {spec.title}", "",
              f"Ours: {partition} partition of `{store}`, {spec.target}, all recordings "
              "concatenated, after the AVEC chain (median smoothing, centring, scaling; no time "
-             "shift) fitted on devel. Papers: as published.", "",
+             f"shift) fitted on devel, scored on the {'; '.join(sorted(timelines))} timeline. "
+             "Papers: as published.", "",
              "| Row | Paper RMSE | Paper CC | Paper CCC | Ours RMSE | Ours CC | Ours CCC |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     for row, scores in results:
