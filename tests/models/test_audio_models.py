@@ -108,3 +108,18 @@ def test_fusion_over_a_cnn3d_branch_and_a_branch_without_a_trunk():
         clip=torch.rand(1, 3, 4, 16, 16), audio=torch.randn(1, 4, 7))
     with pytest.raises(AvstanError, match="no 3D-CNN trunk"):
         create_model("av_sta", crop_size=16, clip_length=4, video_model="cnn2d")
+
+
+def test_fusion_can_start_as_exactly_its_video_branch():
+    model = tiny_fusion(fusion_hidden=8)  # = the video branch's fc_hidden
+    model.start_as_video_branch()
+    clip = torch.rand(3, 3, 4, 16, 16)
+    video = model.video_branch(clip)["prediction"]
+    for audio in (torch.randn(3, 4, 7), 100 * torch.randn(3, 4, 7)):
+        torch.testing.assert_close(model(clip=clip, audio=audio)["prediction"], video)
+    # The audio weights are zero but trainable: a gradient reaches them.
+    model.train()
+    model(clip=clip, audio=torch.randn(3, 4, 7))["prediction"].sum().backward()
+    assert model.fusion[0].weight.grad[:, :8].abs().sum() > 0
+    with pytest.raises(AvstanError, match="fusion_hidden = 8"):
+        tiny_fusion(fusion_hidden=5).start_as_video_branch()

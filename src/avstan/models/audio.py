@@ -151,6 +151,25 @@ class AudioVisualFusion(nn.Module):
         """The video branch's spatiotemporal attention (its own learning rate, if set)."""
         return getattr(self.video_branch, "attention_branch", None)
 
+    @torch.no_grad()
+    def start_as_video_branch(self) -> None:
+        """Set the fusion layers so the model predicts exactly what its (trained) video
+        branch predicts, with zero weight on the audio features: training then adds audio
+        only where it lowers the loss. Needs ``fusion_hidden`` equal to the video branch's
+        feature size (its ``fc_hidden``); Z^I is post-ReLU, so an identity block passes it
+        through the fusion's ReLU unchanged."""
+        first, video_head = self.fusion[0], self.video_branch.trunk.head.output
+        audio_size = self.audio_branch.feature_size
+        if first.out_features != video_head.in_features:
+            raise AvstanError(f"av_sta: starting as the video branch needs fusion_hidden = "
+                              f"{video_head.in_features} (the video features), got "
+                              f"{first.out_features}")
+        first.weight.zero_()
+        first.weight[:, audio_size:] = torch.eye(video_head.in_features)
+        first.bias.zero_()
+        self.output.weight.copy_(video_head.weight)
+        self.output.bias.copy_(video_head.bias)
+
     def forward(self, clip: Tensor, audio: Tensor) -> dict[str, Tensor]:
         audio_out = self.audio_branch.encode(audio)
         video_out = self.video_branch(clip)

@@ -70,6 +70,9 @@ class TrainingSection:
     # audio (lstm_ta) and video (sta3d/cnn3d) models, e.g. {audio: runs/a/model.pt}.
     init_branches: dict[str, str] = field(default_factory=dict)
     freeze_branches: bool = False  # with init_branches: train only the fusion layers
+    # with init_branches: the fusion starts out predicting exactly what the trained video
+    # branch predicts (audio weights zero), so training adds audio only where it helps
+    fusion_starts_as_video: bool = False
 
 
 @dataclass

@@ -168,6 +168,11 @@ def train_experiment(config: ExperimentConfig, restart: bool = False, progress: 
                                   config.data.store)
     if section.init_branches:
         init_branches(module.model, section.init_branches, section.freeze_branches)
+        if section.fusion_starts_as_video:
+            if "video" not in section.init_branches:
+                raise AvstanError("training.fusion_starts_as_video needs a trained video branch "
+                                  "in training.init_branches")
+            module.model.start_as_video_branch()
     checkpoints = output / "checkpoints"
     best = ModelCheckpoint(dirpath=checkpoints, filename="best", monitor="val/ccc", mode="max",
                            save_last=True, enable_version_counter=False)
