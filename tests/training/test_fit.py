@@ -104,3 +104,21 @@ def test_attention_lr_puts_the_attention_branch_in_its_own_group(tiny_store, tmp
     assert {id(p) for p in optimiser.param_groups[1]["params"]} == attention
     total = sum(len(g["params"]) for g in optimiser.param_groups)
     assert total == len(list(module.model.parameters()))
+
+
+def test_a_run_saved_before_a_config_field_existed_is_reused(tiny_store, tmp_path):
+    import yaml
+
+    config = config_from_dict(tiny_config_dict(tiny_store, tmp_path / "run", max_epochs=1))
+    first = train_experiment(config, progress=False)
+    saved = tmp_path / "run" / "config.yaml"
+    old = yaml.safe_load(saved.read_text())
+    del old["training"]["fusion_starts_as_video"]  # as written by an earlier avstan
+    saved.write_text(yaml.safe_dump(old, sort_keys=False))
+    again = train_experiment(config, progress=False)
+    assert again.epochs == first.epochs and again.model_path == first.model_path
+    # A field the config does not know (a later avstan's) is a different config.
+    old["training"]["from_the_future"] = 1
+    saved.write_text(yaml.safe_dump(old, sort_keys=False))
+    with pytest.raises(AvstanError, match="different config"):
+        train_experiment(config, progress=False)

@@ -29,7 +29,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from avstan.data.store import RecordingStore, atomic_write_bytes, ensure_writable_folder
 from avstan.errors import AvstanError
-from avstan.training.config import ExperimentConfig
+from avstan.training.config import ExperimentConfig, config_from_dict
 from avstan.training.model_file import load_model_file, save_model_file
 from avstan.training.module import EmotionRegressor, RecordingDataModule
 
@@ -84,11 +84,23 @@ def prepare_output(output: Path, config: ExperimentConfig, restart: bool = False
         for stale in [output / DONE_NAME, output / "checkpoints" / "last.ckpt",
                       output / "checkpoints" / "best.ckpt"]:
             stale.unlink(missing_ok=True)
-    elif saved.exists() and saved.read_text() != text and (output / "checkpoints").exists():
+    elif saved.exists() and (output / "checkpoints").exists() and \
+            not _same_config(saved, config):
         raise AvstanError(f"{output}: holds a run of a different config; choose another "
                           "output folder or pass --restart to start over")
     atomic_write_bytes(saved, text.encode())
     return (output / DONE_NAME).exists() and (output / "model.pt").exists()
+
+
+def _same_config(saved: Path, config: ExperimentConfig) -> bool:
+    """Whether ``saved`` (a run's config.yaml) describes ``config``. Read through
+    ``config_from_dict``, so a field added to avstan since (with its default) does not
+    make an old run look different; one that cannot be read counts as different."""
+    try:
+        previous = config_from_dict(yaml.safe_load(saved.read_text()), str(saved))
+    except (AvstanError, yaml.YAMLError, TypeError, AttributeError):
+        return False
+    return previous.to_dict() == config.to_dict()
 
 
 def configure_torch(threads: int | None) -> None:
