@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor, nn
 
 from avstan.models.attention import SpatiotemporalAttention, apply_attention
@@ -77,22 +78,42 @@ class AttentionVideoModel(nn.Module):
     """The 3D-CNN trunk with an optional attention branch (sta3d, or cnn3d without one).
 
     ``forward(clip, attention=...)`` also accepts fixed maps (B, T, S, S) in place of the
-    branch's, which is how the ground-truth-mask and uniform bounds are measured.
+    branch's. ``fixed_attention`` builds the attention study's two bounds as models of their
+    own: "mask" weights the trunk by the ground-truth salient mask, normalised per frame
+    (it then reads ``mask`` (B, T, S, S) as an input, so training and evaluation pass it);
+    "uniform" by uniform maps, which equals no attention but reports them.
     """
 
     input_names = ("clip",)  # batch entries passed to forward as keyword arguments
 
     def __init__(self, trunk: Recognition3DCNN, attention: SpatiotemporalAttention | None,
-                 targets: Sequence[str], crop_size: int, clip_length: int) -> None:
+                 targets: Sequence[str], crop_size: int, clip_length: int,
+                 fixed_attention: str | None = None) -> None:
         super().__init__()
+        if fixed_attention not in (None, "mask", "uniform"):
+            raise ValueError(f"fixed_attention must be 'mask', 'uniform' or None, "
+                             f"got {fixed_attention!r}")
+        if fixed_attention is not None and attention is not None:
+            raise ValueError("a model with fixed attention has no attention branch")
         self.trunk = trunk
         self.attention_branch = attention
         self.targets = tuple(targets)
         self.crop_size = crop_size
         self.clip_length = clip_length
+        self.fixed_attention = fixed_attention
+        if fixed_attention == "mask":
+            self.input_names = ("clip", "mask")
 
-    def forward(self, clip: Tensor, attention: Tensor | None = None) -> dict[str, Tensor]:
+    def forward(self, clip: Tensor, attention: Tensor | None = None,
+                mask: Tensor | None = None) -> dict[str, Tensor]:
         clip = (clip - INPUT_MEAN) / INPUT_SCALE
+        if attention is None and self.fixed_attention == "mask":
+            if mask is None:
+                raise ValueError("this model attends to the salient mask: pass mask=(B, T, S, S)")
+            attention = mask_attention(mask)
+        elif attention is None and self.fixed_attention == "uniform":
+            steps, height, width = clip.shape[2:]
+            attention = clip.new_full((len(clip), steps, height, width), 1.0 / (height * width))
         if attention is None and self.attention_branch is not None:
             attention = self.attention_branch(clip)
         features, prediction = self.trunk(clip, attention)
@@ -100,6 +121,15 @@ class AttentionVideoModel(nn.Module):
         if attention is not None:
             out["attention"] = attention
         return out
+
+
+def mask_attention(mask: Tensor) -> Tensor:
+    """Attention spread evenly over a salient mask: (..., H, W) bool → (..., H, W) float,
+    each map summing to 1; a frame with an empty mask gets uniform attention."""
+    weights = mask.float()
+    area = weights.sum(dim=(-2, -1), keepdim=True)
+    uniform = torch.full_like(weights, 1.0 / (weights.shape[-2] * weights.shape[-1]))
+    return torch.where(area > 0, weights / area.clamp(min=1.0), uniform)
 
 
 class FrameStack2DCNN(nn.Module):
@@ -160,12 +190,17 @@ def sta3d(crop_size: int = 96, clip_length: int = 16, targets: Sequence[str] = D
 @register_model
 def cnn3d(crop_size: int = 96, clip_length: int = 16, targets: Sequence[str] = DEFAULT_TARGETS,
           trunk_channels: Sequence[int] = (32, 64, 128, 256), fc_hidden: int = 256,
-          dropout: float = 0.5, combine: str = "product",
-          pooled_size: int = 1) -> AttentionVideoModel:
-    """The same 3D-CNN without attention (Table 1, row 2); fixed maps may still be passed in."""
+          dropout: float = 0.5, combine: str = "product", pooled_size: int = 1,
+          fixed_attention: str | None = None) -> AttentionVideoModel:
+    """The same 3D-CNN without attention (Table 1, row 2); fixed maps may still be passed in.
+
+    ``fixed_attention``: "mask" — the ground-truth salient mask as attention, an upper bound
+    for what a learnt attention can give (reads the batch's ``mask``; synthetic corpora
+    only); "uniform" — uniform maps (the same model as None, with maps in its output).
+    """
     trunk = Recognition3DCNN(trunk_channels, fc_hidden, len(targets), dropout, combine,
                              pooled_size)
-    model = AttentionVideoModel(trunk, None, targets, crop_size, clip_length)
+    model = AttentionVideoModel(trunk, None, targets, crop_size, clip_length, fixed_attention)
     _initialise(model)
     return model
 
