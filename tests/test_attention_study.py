@@ -1,0 +1,95 @@
+"""The attention study runner (benchmarks/attention_study.py), reduced: it runs, writes its
+partial results, resumes without redoing finished runs, and its bounds behave."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from avstan.errors import AvstanError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_runner():
+    spec = importlib.util.spec_from_file_location("attention_study",
+                                                  ROOT / "benchmarks" / "attention_study.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+runner = load_runner()
+
+# The study's own file, made small: fewer, shorter recordings at 24 px, 4-step clips.
+REDUCED = [
+    "corpus.crop_size=24", "corpus.num_train=8", "corpus.steps_per_recording=160",
+    "corpus.num_devel=2", "corpus.num_test=2",
+    "experiment.model.options.crop_size=24", "experiment.data.clip_length=4",
+    "experiment.data.train_stride=2", "experiment.training.max_epochs=5", "seeds=[0]",
+]
+
+
+def test_the_study_file_builds_every_run_config(tmp_path):
+    study = runner.load_study(runner.DEFAULT_STUDY)
+    assert {"cnn3d", "mask", "sta3d_papers", "sta3d_levers"} <= set(study["settings"])
+    assert len(study["corpora"]) >= 2 and len(study["seeds"]) >= 3
+    epochs = set()
+    for corpus in study["corpora"]:
+        config = runner.corpus_config(study, corpus)
+        assert config.crop_size == study["experiment"]["model"]["options"]["crop_size"]
+        for setting in study["settings"]:
+            experiment = runner.experiment_config(study, setting, tmp_path, 1, tmp_path / "x")
+            assert experiment.training.seed == 1
+            epochs.add(experiment.training.max_epochs)
+            assert experiment.training.patience >= experiment.training.max_epochs
+    assert len(epochs) == 1  # equal epochs for every setting
+
+
+def test_optional_settings_run_only_when_named():
+    study = runner.load_study(runner.DEFAULT_STUDY)
+    optional = {n for n, s in study["settings"].items() if s.get("optional")}
+    planned = runner.plan_runs(study)
+    assert {setting for _, setting, _ in planned} == set(study["settings"]) - optional
+    assert len(planned) == len(study["corpora"]) * len(study["seeds"]) * (
+        len(study["settings"]) - len(optional))
+    named = runner.plan_runs(study, settings=sorted(optional)[:1], corpora=["default"])
+    assert named == [("default", sorted(optional)[0], seed) for seed in study["seeds"]]
+
+
+def test_a_bad_study_key_is_one_clear_error(tmp_path):
+    bad = tmp_path / "study.yaml"
+    bad.write_text("corpora: {}\nexperiment: {}\nseeds: [0]\nsettings: {a: {options: {}}}\n")
+    with pytest.raises(AvstanError, match="setting 'a' needs 'model'"):
+        runner.load_study(bad)
+    with pytest.raises(AvstanError, match="unknown setting"):
+        runner.run_study(runner.load_study(runner.DEFAULT_STUDY), tmp_path, settings=["nope"])
+
+
+@pytest.mark.slow
+def test_reduced_study_runs_resumes_and_the_mask_bound_beats_uniform(tmp_path):
+    study = runner.load_study(runner.DEFAULT_STUDY, REDUCED)
+    hard = list(study["corpora"])[-1]  # the corpus on which attention should matter
+    lines = []
+    rows = runner.run_study(study, tmp_path, settings=["cnn3d"], corpora=[hard],
+                            log=lines.append)
+    assert [r["key"] for r in rows] == [f"{hard}/cnn3d/seed0"]
+    assert (tmp_path / "summary.md").read_text().count("| cnn3d |") == 1
+
+    lines.clear()
+    rows = runner.run_study(study, tmp_path, settings=["cnn3d", "mask"], corpora=[hard],
+                            log=lines.append)
+    assert "1 finished, 1 to do" in lines[0]  # cnn3d is not trained again
+    saved = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert [r["key"] for r in saved] == [f"{hard}/cnn3d/seed0", f"{hard}/mask/seed0"]
+    by_setting = {r["setting"]: r for r in rows}
+    uniform, mask = by_setting["cnn3d"], by_setting["mask"]
+    assert uniform["epochs"] == mask["epochs"] == 5
+    assert uniform["attention_in_mask"] is None  # no maps: the trunk alone
+    assert mask["attention_in_mask"] > 2.5  # all its attention inside the mask
+    mean = {k: (r["ccc_valence"] + r["ccc_arousal"]) / 2 for k, r in by_setting.items()}
+    assert mean["mask"] >= mean["cnn3d"] + 0.1, mean
+    assert (tmp_path / "pictures" / f"{hard}.png").stat().st_size < 200_000
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| mask | 1 |" in summary and "| cnn3d | 1 |" in summary
