@@ -66,3 +66,12 @@ def test_mistakes_are_one_line_naming_the_file(tmp_path, text, overrides, messag
 def test_missing_file(tmp_path):
     with pytest.raises(AvstanError, match="config file not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_model_option_overrides_apply_only_to_models_that_have_the_option():
+    from avstan.training.config import overrides_for_model
+
+    overrides = ["model.options.crop_size=16", "model.options.audio_features=6",
+                 "model.options={hidden: 8}", "training.lr=1e-3"]
+    assert overrides_for_model(overrides, "lstm") == overrides[1:]
+    assert overrides_for_model(overrides, "cnn3d") == [overrides[0], *overrides[2:]]

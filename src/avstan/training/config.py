@@ -102,8 +102,12 @@ def overrides_for_model(overrides: list[str] | tuple[str, ...], model: str) -> l
     from avstan.models import model_arguments
 
     accepted = model_arguments(model)
-    return [o for o in overrides if not o.startswith("model.options.")
-            or o.split("=", 1)[0].split(".")[2] in accepted]
+
+    def applies(override: str) -> bool:
+        key = override.split("=", 1)[0].split(".")
+        return key[:2] != ["model", "options"] or len(key) < 3 or key[2] in accepted
+
+    return [o for o in overrides if applies(o)]
 
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
