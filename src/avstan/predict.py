@@ -161,8 +161,8 @@ def predict_videos(model_path: str | Path, inputs: str | Path, output: str | Pat
     return done, failed
 
 
-def prepare_media(model, media: Path, config: PrepareConfig, aligner: FaceAligner | None,
-                  info_name: str = "the model") -> Recording:
+def prepare_media(model, media: Path, config: PrepareConfig, aligner: FaceAligner | None
+                  ) -> Recording:
     """What the model reads from ``media``, with the code of ``avstan prepare``: aligned
     face crops for video models, eGeMAPS features (``config.audio_window``) for audio
     models, both for the fusion; a missing input is one AvstanError naming the file."""
@@ -175,7 +175,8 @@ def prepare_media(model, media: Path, config: PrepareConfig, aligner: FaceAligne
         if "audio" in reads:
             recording.audio_features = audio_features(source, recording.times, config)
     except NoAudioError as error:
-        raise AvstanError(f"{error} — {info_name} reads audio, so it cannot predict this "
+        name = getattr(model, "model_name", "the model")
+        raise AvstanError(f"{error} — {name} reads audio, so it cannot predict this "
                           "file; use a video-only model for it") from None
     return recording
 
@@ -185,7 +186,7 @@ def _predict_one(model, video: Path, output: Path, config: PrepareConfig,
                  chains: dict[str, PostProcessing] | None, hop: int, device: str,
                  progress: bool, overlay: bool = False, html: bool = False
                  ) -> VideoPrediction:
-    recording = prepare_media(model, video, config, aligner, info_name=model.model_name)
+    recording = prepare_media(model, video, config, aligner)
     if recording.frames is None and (overlay or html):
         raise AvstanError(f"{video}: --overlay and --html draw on the video, and an audio "
                           "model reads only the sound; leave them out for audio models")
