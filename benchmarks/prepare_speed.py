@@ -13,20 +13,29 @@ that other jobs on a shared machine slow them alike:
   before following);
 * **naive** — a search at full resolution on the whole frame at every step.
 
+A second table times a corpus the way ``avstan prepare`` runs one on 2 cores:
+``--corpus-copies`` copies of the clip (links in a temporary folder) prepared by
+``prepare_corpus`` with ``--workers`` processes, each recording written to the store, next
+to decoding the same copies in as many processes. Both include starting the processes
+(and, for prepare, loading dlib's models in each, about a second).
+
 Faces only: the eGeMAPS audio features that ``avstan prepare`` adds are a separate cost,
 timed once after the table (``--no-audio`` skips them). ``--profile`` also prints where
 the default pass spends its time per step. The dlib models are loaded before timing
 (about a second per process).
 
     .venv/bin/python benchmarks/prepare_speed.py [VIDEO] [--repeats 5] [--profile]
+        [--corpus-copies 8] [--workers 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +44,7 @@ import avstan.data.faces as faces
 import avstan.data.prepare as prepare_module
 from avstan.data.corpora.base import RecordingSource
 from avstan.data.faces import FaceAligner
-from avstan.data.prepare import PrepareConfig, audio_features, prepare_recording
+from avstan.data.prepare import PrepareConfig, audio_features, prepare_corpus, prepare_recording
 from avstan.data.store import write_recording
 from avstan.data.video import sample_video
 from avstan.errors import AvstanError
@@ -113,6 +122,45 @@ def profile(source: RecordingSource, config: PrepareConfig, aligner: FaceAligner
               f"{seconds[name] / total:.0%} |")
 
 
+def count_sampled_frames(video: Path) -> int:
+    return sum(1 for _ in sample_video(video))
+
+
+def corpus_table(video: Path, duration: float, copies: int, workers: int,
+                 config: PrepareConfig, repeats: int) -> None:
+    """Prepare ``copies`` links to ``video`` as one corpus with ``workers`` processes, next
+    to decoding them in as many processes; best of ``repeats`` interleaved rounds."""
+    with tempfile.TemporaryDirectory() as folder:
+        links = []
+        for i in range(copies):
+            links.append(Path(folder) / f"copy{i:02d}{video.suffix}")
+            os.symlink(video.resolve(), links[-1])
+        sources = [RecordingSource(link.stem, "train", media=link) for link in links]
+        rounds = iter(range(10**6))
+
+        def decode_all() -> None:
+            with ProcessPoolExecutor(workers) as pool:
+                list(pool.map(count_sampled_frames, links))
+
+        def prepare_all() -> None:
+            summary = prepare_corpus(sources, Path(folder) / f"store{next(rounds)}", config,
+                                     workers=workers, progress=False)
+            if summary.failed:
+                raise SystemExit(f"prepare failed: {summary.failed[0]}")
+
+        best = best_interleaved({"decode only, in processes (bound)": decode_all,
+                                 "avstan prepare (prepare_corpus)": prepare_all}, repeats)
+    total = duration * copies
+    print(f"\nA corpus: {copies} copies ({total:.0f} s of video), {workers} worker processes "
+          "(started in each pass), best of "
+          f"{repeats} interleaved rounds\n")
+    print("| pass | seconds | × real time | / decode-only rate |")
+    print("|---|---:|---:|---:|")
+    bound = best["decode only, in processes (bound)"]
+    for name, seconds in best.items():
+        print(f"| {name} | {seconds:.2f} | {total / seconds:.1f} | {bound / seconds:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("video", nargs="?", default=str(DEFAULT_VIDEO))
@@ -122,6 +170,9 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true",
                         help="also print the time per stage of one prepare pass")
     parser.add_argument("--no-audio", action="store_true", help="do not time audio features")
+    parser.add_argument("--corpus-copies", type=int, default=8,
+                        help="copies of the clip in the corpus table (0: no corpus table)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
     video = Path(args.video)
     frames = list(sample_video(video))
@@ -151,6 +202,11 @@ def main() -> None:
     bound = best["decode only (bound)"]
     for name, seconds in best.items():
         print(f"| {name} | {seconds:.2f} | {duration / seconds:.1f} | {bound / seconds:.2f} |")
+    if args.corpus_copies:
+        corpus_table(video, duration, args.corpus_copies, args.workers,
+                     PrepareConfig(crop_size=args.crop_size,
+                                   redetect_every=args.redetect_every, audio_window=None),
+                     max(1, args.repeats // 2))
     if args.profile:
         profile(source, config, following)
     if not args.no_audio:

@@ -86,6 +86,33 @@ def test_single_face_clip_is_found_and_aligned_to_the_template(aligner):
     assert recording.alignment_template == [list(p) for p in DEFAULT_TEMPLATE]
 
 
+def box_overlap(a, b):
+    """Intersection over union of two (left, top, right, bottom) boxes."""
+    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    area = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1])
+    return width * height / (area - width * height)
+
+
+@pytest.mark.parametrize("name", ["single_face.mp4", "moving_face.mp4"])
+def test_search_near_the_last_face_finds_the_box_a_whole_frame_search_finds(aligner, name):
+    """The cheap search (a region 1.5x the face, resized so the face is ~100 px) returns the
+    whole-frame detector's face, wherever the previous step's box puts the region."""
+    compared = 0
+    frames = [s.image for s in sample_video(MEDIA / name)]
+    for previous, image in zip(frames, frames[1:], strict=False):
+        reference, last = aligner.detect(image), aligner.detect(previous)
+        if reference is None or last is None:
+            continue
+        near = aligner.candidates_near(image, last)
+        assert len(near) == 1
+        # HOG's scale pyramid alone moves a box by up to ~15 % between searches at two
+        # resolutions of the same frame, so the boxes must overlap, not coincide.
+        assert box_overlap(near[0], reference) >= 0.5
+        compared += 1
+    assert compared >= len(frames) // 2
+
+
 def test_face_that_leaves_is_missing_at_the_end_with_the_last_crop_held(aligner):
     recording = prepare_recording(RecordingSource("leaves", "train",
                                                   media=MEDIA / "face_noface.mov"),

@@ -108,9 +108,11 @@ def prepare_recording(source: RecordingSource, config: PrepareConfig, corpus: st
     """Sample, detect, align and label one recording; AvstanError names what went wrong.
 
     Decoding runs a few frames ahead in a background thread while this thread searches
-    for faces (FFmpeg and dlib both release the GIL). Searching several frames for faces in
-    parallel threads made a 2-core machine slower (measured), so corpora are parallelised
-    over recordings instead."""
+    for faces: FFmpeg's decoder and dlib's HOG search release the GIL, dlib's landmark fit
+    does not (measured: two threads fitting landmarks take as long as one doing both
+    jobs), so the overlap is partial. Searching several frames for faces in parallel
+    threads made a 2-core machine slower (measured), so corpora are parallelised over
+    recordings instead."""
     aligner = aligner or make_aligner(config)
     aligner.reset(source.extra.get("subject", "largest"))
     where = source.media or source.frames_dir
