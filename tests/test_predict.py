@@ -233,3 +233,48 @@ def test_fusion_on_a_video_without_sound_and_overlays_of_audio_models_say_so(tmp
     assert main(["predict", str(audio), str(SPEECH / "20.wav"), "--output",
                  str(tmp_path / "out"), "--overlay"]) == EXIT_PARTIAL_FAILURE
     assert "an audio model reads only the sound" in capsys.readouterr().out
+
+
+def test_predict_follows_the_face_as_the_training_store_was_prepared(tiny_store, videos,
+                                                                      tmp_path, monkeypatch):
+    """The store's --redetect-every travels in the model file; predict uses it unless told
+    otherwise, and following finds the face in the same steps as searching every step."""
+    import avstan.predict as predict_module
+    from avstan.data.store import RecordingStore
+    from avstan.training.model_file import load_model_file
+
+    store_copy = tmp_path / "store"
+    shutil.copytree(tiny_store, store_copy)
+    store = RecordingStore.open(store_copy)
+    store.attrs["redetect_every"] = 3
+    store.save_manifest()
+    result = train_experiment(config_from_dict(tiny_config_dict(store_copy, tmp_path / "run",
+                                                                max_epochs=1)), progress=False)
+    assert load_model_file(result.model_path)[1]["metadata"]["redetect_every"] == 3
+
+    used = []
+    real = predict_module.make_aligner
+    monkeypatch.setattr(predict_module, "make_aligner",
+                        lambda config: (used.append(config.redetect_every), real(config))[1])
+    video = str(videos / "face_noface.mov")
+    assert main(["predict", str(result.model_path), video, "--output",
+                 str(tmp_path / "a")]) == 0
+    assert main(["predict", str(result.model_path), video, "--output", str(tmp_path / "b"),
+                 "--redetect-every", "1"]) == 0
+    assert used == [3, 1]
+    found = [[r["face_found"] for r in read_rows(tmp_path / out / "face_noface.csv")]
+             for out in ("a", "b")]
+    assert found[0] == found[1] and "0" in found[0]
+
+
+def test_face_search_interval_prefers_the_request_then_the_model_then_the_default():
+    from avstan.data.prepare import PrepareConfig
+    from avstan.errors import AvstanError
+    from avstan.predict import face_search_interval
+
+    assert face_search_interval({"redetect_every": 2}, 5) == 5
+    assert face_search_interval({"redetect_every": 2}) == 2
+    assert face_search_interval({}) == face_search_interval({"redetect_every": None}) \
+        == PrepareConfig.redetect_every
+    with pytest.raises(AvstanError, match="--redetect-every 0"):
+        face_search_interval({}, 0)

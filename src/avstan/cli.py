@@ -168,6 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--output", default="predictions", help="output folder")
     predict.add_argument("--hop", type=int, default=1,
                          help="predict every k-th step and interpolate between (default 1)")
+    predict.add_argument("--redetect-every", type=int, metavar="K",
+                         help="search for the face every K-th step and follow its landmarks "
+                              "in between (default: as the model's training store was "
+                              "prepared; 1 searches every step)")
     predict.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     predict.add_argument("--no-postprocess", action="store_true",
                          help="raw predictions, without the model's post-processing chain")
@@ -308,7 +312,8 @@ def run(args: argparse.Namespace) -> int:
             raise AvstanError(f"--input-option {args.input_option}: write KEY=VALUE")
         stream_predict(args.model, args.stream, input_format=args.input_format,
                        options=options, device=args.device,
-                       postprocess=not args.no_postprocess, idle_timeout=args.idle_timeout)
+                       postprocess=not args.no_postprocess, idle_timeout=args.idle_timeout,
+                       redetect_every=args.redetect_every)
     elif args.command == "predict":
         from avstan.predict import predict_videos
 
@@ -316,7 +321,8 @@ def run(args: argparse.Namespace) -> int:
             raise AvstanError("predict needs a video file or folder (or --stream SOURCE)")
         done, failed = predict_videos(args.model, args.input, args.output, args.device,
                                       args.hop, args.overwrite, not args.no_postprocess,
-                                      overlay=args.overlay, html=args.html)
+                                      overlay=args.overlay, html=args.html,
+                                      redetect_every=args.redetect_every)
         print(f"predicted {len(done)}, failed {len(failed)}")
         return EXIT_PARTIAL_FAILURE if failed else 0
     elif args.command == "export":

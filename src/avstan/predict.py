@@ -40,6 +40,7 @@ from avstan.data.faces import DEFAULT_TEMPLATE, FaceAligner
 from avstan.data.prepare import (
     PrepareConfig,
     audio_features,
+    make_aligner,
     prepare_audio_recording,
     prepare_recording,
 )
@@ -106,11 +107,15 @@ def predictions_csv(times: np.ndarray, values: np.ndarray, found: np.ndarray,
 def predict_videos(model_path: str | Path, inputs: str | Path, output: str | Path,
                    device: str = "cpu", hop: int = 1, overwrite: bool = False,
                    postprocess: bool = True, progress: bool = True, log=print,
-                   overlay: bool = False, html: bool = False
+                   overlay: bool = False, html: bool = False,
+                   redetect_every: int | None = None
                    ) -> tuple[list[VideoPrediction], list[tuple[Path, str]]]:
     """Predict every video of ``inputs``; returns (predictions, [(video, reason) failed]).
 
     ``overlay`` adds ``<name>.overlay.mp4``, ``html`` adds ``<name>.html`` (module docstring).
+    ``redetect_every`` (k: search for the face every k-th step, follow its landmarks in
+    between) defaults to the value of the store the model was trained on
+    (:func:`face_search_interval`).
     """
     if hop < 1:
         raise AvstanError(f"--hop must be at least 1, got {hop}")
@@ -142,12 +147,12 @@ def predict_videos(model_path: str | Path, inputs: str | Path, output: str | Pat
                            # eGeMAPS only for models that read audio, with the window of
                            # their training store (recorded in the model file)
                            audio_window=(metadata.get("audio_window_seconds") or 4.0)
-                           if "audio" in getattr(model, "input_names", ()) else None)
+                           if "audio" in getattr(model, "input_names", ()) else None,
+                           redetect_every=face_search_interval(metadata, redetect_every))
     chains = ({t: PostProcessing.from_dict(c) for t, c in info["postprocessing"].items()}
               if postprocess and info.get("postprocessing") else None)
     # Audio models never look for a face (dlib is not even loaded for them).
-    aligner = (FaceAligner(config.crop_size, config.template, config.detect_width)
-               if "clip" in reads else None)
+    aligner = make_aligner(config) if "clip" in reads else None
     targets = tuple(info["targets"])
     done, failed = [], []
     for video in videos:
@@ -159,6 +164,17 @@ def predict_videos(model_path: str | Path, inputs: str | Path, output: str | Pat
             failed.append((video, str(error)))
             log(f"failed {video.name}: {error}")
     return done, failed
+
+
+def face_search_interval(metadata: dict, requested: int | None = None) -> int:
+    """k for ``FaceAligner(redetect_every=k)``: ``requested`` if given, else the value the
+    model's training store was prepared with, else prepare's default (model files written
+    before stores recorded it)."""
+    every = requested if requested is not None else (metadata.get("redetect_every")
+                                                     or PrepareConfig.redetect_every)
+    if int(every) < 1:
+        raise AvstanError(f"--redetect-every {every}: use 1 (search every step) or more")
+    return int(every)
 
 
 def prepare_media(model, media: Path, config: PrepareConfig, aligner: FaceAligner | None

@@ -51,6 +51,7 @@ from avstan.data.video import SampledFrame, open_media, prefetched, sample_conta
 from avstan.errors import AvstanError
 from avstan.evaluation.postprocess import PostProcessing
 from avstan.models.sliding import iter_window_outputs
+from avstan.predict import face_search_interval
 from avstan.training.model_file import load_model_file
 
 
@@ -171,9 +172,10 @@ def stream_rows(samples: Iterable[SampledFrame], model, aligner: FaceAligner,
 def stream_predict(model_path: str | Path, source: str, out: TextIO | None = None,
                    input_format: str | None = None, options: dict[str, str] | None = None,
                    device: str = "cpu", postprocess: bool = True, idle_timeout: float = 5.0,
-                   log: TextIO | None = None) -> int:
+                   log: TextIO | None = None, redetect_every: int | None = None) -> int:
     """Predict ``source`` as it comes; writes a CSV header and one flushed line per step to
-    ``out`` (standard output). Returns the number of steps."""
+    ``out`` (standard output). Returns the number of steps. ``redetect_every``: as for
+    ``predict_videos`` (default: the training store's)."""
     out = out or sys.stdout
     log = log or sys.stderr
     torch.set_flush_denormal(True)  # as offline predict
@@ -194,7 +196,8 @@ def stream_predict(model_path: str | Path, source: str, out: TextIO | None = Non
             print(f"avstan: note: median smoothing ({', '.join(smoothed)}) needs future steps "
                   "and is not applied to a stream; centring, scaling and shift are",
                   file=log, flush=True)
-    aligner = FaceAligner(crop_size, template)
+    aligner = FaceAligner(crop_size, template,
+                          redetect_every=face_search_interval(metadata, redetect_every))
     container, where = open_stream(source, input_format, options, idle_timeout)
     writer = csv.writer(out, lineterminator="\n")
     steps = 0

@@ -230,8 +230,11 @@ def train_experiment(config: ExperimentConfig, restart: bool = False, progress: 
                 "audio_window_seconds": (RecordingStore.open(config.data.store).attrs
                                          .get("audio_window")
                                          if "audio" in module.model.input_names else None),
-                # predict aligns new videos exactly as the training crops were aligned
-                "alignment_template": datamodule.train_dataset.recordings[0].alignment_template}
+                # predict aligns new videos exactly as the training crops were aligned, and
+                # follows the face between searches as prepare did
+                "alignment_template": datamodule.train_dataset.recordings[0].alignment_template,
+                "redetect_every": RecordingStore.open(config.data.store).attrs.get(
+                    "redetect_every")}
     save_model_file(output / "model.pt", module.model, list(config.data.targets),
                     datamodule.step_rate, metadata)
     done = {"best_val_ccc": best_score, "epochs": trainer.current_epoch,
