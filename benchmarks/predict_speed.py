@@ -5,7 +5,7 @@ For one video (default: the 640×360 h264 clip of ../shared/data/videos) and a m
 measured in the same run, each best of ``--repeats``:
 
 * **end to end** — ``avstan predict`` as the command runs it (``predict_videos``: decode,
-  face, model, post-processing, CSV + PNG), at ``--hop 1`` and at a larger hop; once with
+  face, model, post-processing, CSV + PNG), at ``--hop 1`` and at larger hops; once with
   the per-command loading of the model file and dlib's models (~2 s here), once per video
   after it (what each further video of a folder costs);
 * **stages** of the same pipeline: decoding and sampling at the step rate alone; decoding
@@ -38,15 +38,14 @@ import torch
 import yaml
 
 from avstan.data.corpora.base import RecordingSource
-from avstan.data.faces import FaceAligner
-from avstan.data.prepare import PrepareConfig, audio_features, prepare_recording
+from avstan.data.prepare import PrepareConfig, audio_features, make_aligner, prepare_recording
 from avstan.data.video import sample_video
 from avstan.evaluation.inference import predict_recordings
 from avstan.evaluation.plots import plot_emotion_curves
 from avstan.models import create_model
 from avstan.models.sliding import window_indices
 from avstan.overlay import write_overlay_video
-from avstan.predict import _predict_one, predict_videos, predictions_csv
+from avstan.predict import _predict_one, face_search_interval, predict_videos, predictions_csv
 from avstan.training.model_file import load_model_file, save_model_file
 
 DEFAULT_VIDEO = (Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
@@ -93,7 +92,8 @@ def main() -> None:
                         help="model.pt (default: a fresh demo sta3d at --crop-size)")
     parser.add_argument("--crop-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--hop", type=int, default=4, help="the larger hop measured")
+    parser.add_argument("--hop", type=int, nargs="+", default=[2, 4],
+                        help="the larger hops measured (default 2 4)")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -104,8 +104,9 @@ def main() -> None:
     model, info = load_model_file(model_path)
     crop = int(info["model_options"].get("crop_size", 96))
     config = PrepareConfig(crop_size=crop, step_rate=float(info["step_rate"]),
-                           audio_window=None)
-    aligner = FaceAligner(crop)  # dlib's models loaded once, before timing
+                           audio_window=None,
+                           redetect_every=face_search_interval(info.get("metadata", {})))
+    aligner = make_aligner(config)  # dlib's models loaded once, before timing
     source = RecordingSource(video.stem, "test", media=video)
     recording = prepare_recording(source, config, aligner=aligner)
     duration = recording.num_steps / config.step_rate
@@ -137,7 +138,7 @@ def main() -> None:
     rows = [
         ("end to end, --hop 1, with loading", command(1)),
         ("end to end, --hop 1, per video", per_video(1)),
-        (f"end to end, --hop {args.hop}, per video", per_video(args.hop)),
+        *[(f"end to end, --hop {hop}, per video", per_video(hop)) for hop in args.hop],
         ("decode (sampled at the step rate)", lambda: sum(1 for _ in sample_video(video))),
         ("decode + face (overlapped)", lambda: prepare_recording(source, config,
                                                                  aligner=aligner)),
@@ -146,8 +147,8 @@ def main() -> None:
          if reads_audio else None),
         ("model, --hop 1 (model-only bound)", lambda: predict_recordings(
             model, [recording], targets, clip_length)),
-        (f"model, --hop {args.hop}", lambda: predict_recordings(
-            model, [recording], targets, clip_length, step=args.hop)),
+        *[(f"model, --hop {hop}", lambda hop=hop: predict_recordings(
+            model, [recording], targets, clip_length, step=hop)) for hop in args.hop],
         ("writing CSV + PNG", write_outputs),
         ("model, every clip in full (no shared work)",
          lambda: naive_model(model, recording.frames, clip_length)),
@@ -157,7 +158,8 @@ def main() -> None:
     ]
     print(f"{video.name}: {duration:.1f} s of video, {recording.num_steps} steps at "
           f"{config.step_rate:g} steps/s, {recording.frames.shape[1]}x{recording.frames.shape[1]}"
-          f" crops, model {info['model_name']} (T={clip_length}), {args.threads} threads; "
+          f" crops, model {info['model_name']} (T={clip_length}), face searched every "
+          f"{config.redetect_every} steps and followed between, {args.threads} threads; "
           f"best of {args.repeats}; load average {os.getloadavg()[0]:.1f} on "
           f"{os.cpu_count()} CPUs\n")
     print("| pass | seconds | × real time | CPU seconds |")
