@@ -12,7 +12,7 @@ from avstan.cli import EXIT_USER_ERROR, main
 from avstan.models import create_model
 from avstan.training.model_file import load_model_file, save_model_file
 
-OPTIONS = {"sta3d": {"crop_size": 16}, "cnn2d": {"crop_size": 16},
+OPTIONS = {"sta3d": {"crop_size": 16}, "cnn2d": {"crop_size": 16}, "static3d": {"crop_size": 16},
            "lstm_ta": {"audio_features": 6, "hidden": 8, "layers": 2},
            "av_sta": {"crop_size": 16, "audio_features": 6, "audio": {"hidden": 8}}}
 

@@ -122,3 +122,31 @@ def test_a_run_saved_before_a_config_field_existed_is_reused(tiny_store, tmp_pat
     saved.write_text(yaml.safe_dump(old, sort_keys=False))
     with pytest.raises(AvstanError, match="different config"):
         train_experiment(config, progress=False)
+
+
+def test_attention_entropy_term_is_added_to_the_loss_and_needs_learnt_maps(tiny_store):
+    """training_step's loss = the regression loss + λ · the maps' normalised entropy,
+    the entropy computed here independently (scipy) from the maps the model returns."""
+    import torch
+    from scipy.stats import entropy
+
+    from avstan.training.module import EmotionRegressor
+
+    torch.manual_seed(0)
+    module = EmotionRegressor("sta3d", {"crop_size": 16, "clip_length": 4},
+                              ["valence", "arousal"], attention_entropy=0.3)
+    module.log = lambda *args, **kwargs: None  # no trainer attached
+    batch = {"clip": torch.rand(3, 3, 4, 16, 16), "target": torch.rand(3, 2) * 2 - 1}
+    module.eval()  # dropout off, so two forward passes agree
+    out = module(batch)
+    maps = out["attention"].detach().numpy().reshape(-1, 16 * 16)
+    expected = (torch.nn.functional.mse_loss(out["prediction"], batch["target"]).item()
+                + 0.3 * np.mean([entropy(m) for m in maps]) / np.log(256))
+    assert module.training_step(batch, 0).item() == pytest.approx(expected, rel=1e-5)
+
+    with pytest.raises(AvstanError, match="learns no attention maps"):
+        EmotionRegressor("cnn3d", {"crop_size": 16, "clip_length": 4}, ["valence"],
+                         attention_entropy=0.1)
+    with pytest.raises(AvstanError, match="must be >= 0"):
+        EmotionRegressor("sta3d", {"crop_size": 16, "clip_length": 4}, ["valence"],
+                         attention_entropy=-1.0)

@@ -185,6 +185,35 @@ class SpatiotemporalAttention(nn.Module):
         return self.attention(self.decoder(self.encoder(frames)))
 
 
+class StaticAttention(nn.Module):
+    """One learnt S×S map for every clip and frame: a static-attention baseline.
+
+    A logit per location (starting at zero: uniform attention), a softmax over the S·S
+    locations; ``forward(clip (B, 3, T, S, S))`` returns that map for every frame,
+    (B, T, S, S). It can learn *where faces usually are* but not follow a face, which is
+    what the attention study asks of the ConvLSTM branch (docs/attention.md).
+    """
+
+    def __init__(self, crop_size: int, temperature: float = 1.0) -> None:
+        super().__init__()
+        self.logits = nn.Parameter(torch.zeros(crop_size, crop_size))
+        self.temperature = temperature
+
+    def forward(self, clip: Tensor) -> Tensor:
+        batch, _, steps = clip.shape[:3]
+        attention = spatial_softmax(self.logits, self.temperature)
+        return attention.expand(batch, steps, *attention.shape)
+
+
+def attention_entropy(attention: Tensor) -> Tensor:
+    """Mean entropy of maps (..., S, S) that each sum to 1, divided by log(S·S): 1 for
+    uniform maps, 0 for a map on one location. As a training penalty it asks for sharper
+    maps without saying where (the study's unsupervised sharpness term)."""
+    flat = attention.flatten(-2)
+    entropy = -(flat * flat.clamp_min(1e-12).log()).sum(-1)
+    return entropy.mean() / torch.log(torch.tensor(float(flat.shape[-1])))
+
+
 def apply_attention(features: Tensor, attention: Tensor, combine: str = "product") -> Tensor:
     """Weight 3D-CNN features (B, C, T, S, S) by attention maps (B, T, S, S).
 

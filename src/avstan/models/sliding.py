@@ -6,11 +6,12 @@ computed once per frame and reused by every clip that holds it:
 
 * for the attention models (``sta3d``): the input normalisation, the per-frame ("Siamese")
   2D encoder and the first ConvLSTM's input-to-state convolution;
-* nothing for the other models: the 3D-CNN trunk, the ConvLSTM recurrences (their state
-  starts at zero at each clip's first step) and everything weighted by a clip's attention
-  depend on the whole clip. The trunk's first conv3d could be shared on a clip's inner
-  frames but not at its two ends (zero padding in time) — measured at ~5 % of sta3d's time
-  at S = 64, not worth the bookkeeping.
+* nothing for the other models (``static3d``'s one map costs nothing to recompute): the
+  3D-CNN trunk, the ConvLSTM recurrences (their state starts at zero at each clip's first
+  step) and everything weighted by a clip's attention depend on the whole clip. The
+  trunk's first conv3d could be shared on a clip's inner frames but not at its two ends
+  (zero padding in time) — measured at ~5 % of sta3d's time at S = 64, not worth the
+  bookkeeping.
 
 Clips are batched. The outputs equal the model applied to each clip (``model(clip=...)``)
 up to float rounding (tested to 1e-5). Frames are encoded lazily, batch by batch, so memory
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from avstan.models.attention import SpatiotemporalAttention
 from avstan.models.video import INPUT_MEAN, INPUT_SCALE, AttentionVideoModel
 
 
@@ -43,7 +45,8 @@ def frames_to_float(frames: np.ndarray | Tensor) -> Tensor:
 
 def shares_frame_work(model: nn.Module) -> bool:
     """True when :func:`iter_window_outputs` reuses per-frame work for ``model``."""
-    return isinstance(model, AttentionVideoModel) and model.attention_branch is not None
+    return isinstance(model, AttentionVideoModel) and isinstance(model.attention_branch,
+                                                                  SpatiotemporalAttention)
 
 
 @torch.inference_mode()

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from avstan.models.attention import SpatiotemporalAttention, apply_attention
+from avstan.models.attention import SpatiotemporalAttention, StaticAttention, apply_attention
 from avstan.models.init import xavier_uniform_init
 from avstan.models.registry import register_model
 
@@ -75,7 +75,8 @@ class Recognition3DCNN(nn.Module):
 
 
 class AttentionVideoModel(nn.Module):
-    """The 3D-CNN trunk with an optional attention branch (sta3d, or cnn3d without one).
+    """The 3D-CNN trunk with an optional attention branch (sta3d; static3d's one learnt map;
+    or cnn3d without one).
 
     ``forward(clip, attention=...)`` also accepts fixed maps (B, T, S, S) in place of the
     branch's. ``fixed_attention`` builds the attention study's two bounds as models of their
@@ -86,7 +87,8 @@ class AttentionVideoModel(nn.Module):
 
     input_names = ("clip",)  # batch entries passed to forward as keyword arguments
 
-    def __init__(self, trunk: Recognition3DCNN, attention: SpatiotemporalAttention | None,
+    def __init__(self, trunk: Recognition3DCNN,
+                 attention: SpatiotemporalAttention | StaticAttention | None,
                  targets: Sequence[str], crop_size: int, clip_length: int,
                  fixed_attention: str | None = None) -> None:
         super().__init__()
@@ -183,6 +185,23 @@ def sta3d(crop_size: int = 96, clip_length: int = 16, targets: Sequence[str] = D
     trunk = Recognition3DCNN(trunk_channels, fc_hidden, len(targets), dropout, combine,
                              pooled_size)
     model = AttentionVideoModel(trunk, attention, targets, crop_size, clip_length)
+    _initialise(model)
+    return model
+
+
+@register_model
+def static3d(crop_size: int = 96, clip_length: int = 16,
+             targets: Sequence[str] = DEFAULT_TARGETS, temperature: float = 1.0,
+             combine: str = "product", trunk_channels: Sequence[int] = (32, 64, 128, 256),
+             fc_hidden: int = 256, dropout: float = 0.5, pooled_size: int = 1
+             ) -> AttentionVideoModel:
+    """The 3D-CNN weighted by one learnt S×S map, the same for every clip and frame (no
+    ConvLSTM): the attention study's static-attention baseline. Its map starts uniform,
+    so it starts as ``cnn3d``; ``training.attention_lr`` applies to the map."""
+    trunk = Recognition3DCNN(trunk_channels, fc_hidden, len(targets), dropout, combine,
+                             pooled_size)
+    model = AttentionVideoModel(trunk, StaticAttention(crop_size, temperature), targets,
+                                crop_size, clip_length)
     _initialise(model)
     return model
 

@@ -52,6 +52,9 @@ class TrainingSection:
     loss: str = "mse"  # mse (papers) | ccc (1 - CCC, averaged over targets)
     lr: float = 1e-4
     attention_lr: float | None = None  # a separate learning rate for the attention branch
+    # weight of the maps' mean normalised entropy added to the loss (0 = off): an
+    # unsupervised push towards sharper attention maps, without saying where
+    attention_entropy: float = 0.0
     weight_decay: float = 0.0
     batch_size: int = 16
     max_epochs: int = 30

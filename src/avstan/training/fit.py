@@ -169,7 +169,8 @@ def train_experiment(config: ExperimentConfig, restart: bool = False, progress: 
     options = dict(config.model.options)
     options.setdefault("clip_length", config.data.clip_length)
     module = EmotionRegressor(config.model.name, options, config.data.targets, section.loss,
-                              section.lr, section.attention_lr, section.weight_decay)
+                              section.lr, section.attention_lr, section.weight_decay,
+                              section.attention_entropy)
     datamodule = RecordingDataModule(
         config.data.store, config.data.targets, config.data.clip_length, config.data.train_stride,
         config.data.val_stride, section.batch_size, config.data.augment, section.num_workers,

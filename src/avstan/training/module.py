@@ -16,6 +16,7 @@ from avstan.data.store import RecordingStore
 from avstan.errors import AvstanError
 from avstan.evaluation.metrics import attention_in_mask_ratio, concordance_cc
 from avstan.models import create_model
+from avstan.models.attention import attention_entropy
 from avstan.training.losses import get_loss
 
 
@@ -29,14 +30,22 @@ class EmotionRegressor(L.LightningModule):
 
     ``attention_lr`` gives the attention branch (the ``attention_branch`` submodule) its
     own learning rate; ``None`` trains everything at ``lr`` as the papers do.
+    ``attention_entropy`` = λ > 0 adds λ times the learnt maps' mean normalised entropy
+    (``models.attention.attention_entropy``: 1 uniform, 0 one location) to the training
+    loss, logged as ``train/attention_entropy``; it needs a model with an attention branch.
     """
 
     def __init__(self, model_name: str, model_options: dict[str, Any], targets: Sequence[str],
                  loss: str = "mse", lr: float = 1e-4, attention_lr: float | None = None,
-                 weight_decay: float = 0.0) -> None:
+                 weight_decay: float = 0.0, attention_entropy: float = 0.0) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.model = create_model(model_name, targets=list(targets), **model_options)
+        if attention_entropy < 0:
+            raise AvstanError(f"training.attention_entropy must be >= 0, got {attention_entropy}")
+        if attention_entropy and getattr(self.model, "attention_branch", None) is None:
+            raise AvstanError(f"training.attention_entropy: model {model_name!r} learns no "
+                              "attention maps; set it to 0 or train sta3d/static3d")
         self.targets = tuple(targets)
         self.loss_fn = get_loss(loss)
         self._val_predictions: list[torch.Tensor] = []
@@ -52,6 +61,11 @@ class EmotionRegressor(L.LightningModule):
         loss = self.loss_fn(out["prediction"], batch["target"])
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True,
                  batch_size=len(batch["target"]))
+        if self.hparams.attention_entropy:
+            entropy = attention_entropy(out["attention"])
+            self.log("train/attention_entropy", entropy, on_step=False, on_epoch=True,
+                     batch_size=len(batch["target"]))
+            loss = loss + self.hparams.attention_entropy * entropy
         return loss
 
     def validation_step(self, batch: dict[str, Any], batch_index: int) -> None:
