@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 PARTS = {
     "attention logits": "attention_branch.attention.",
+    "static map": "attention_branch.logits",  # static3d's one learnt map
     "encoder": "attention_branch.encoder.",
     "decoder": "attention_branch.decoder.",
     "trunk stem": "trunk.stem.",
