@@ -350,9 +350,11 @@ def plan_runs(study: dict[str, Any], settings: Sequence[str] | None = None,
 
 def run_study(study: dict[str, Any], output: Path, settings: Sequence[str] | None = None,
               corpora: Sequence[str] | None = None, pictures: Path | None = None,
-              progress: bool = False, log=print) -> list[dict[str, Any]]:
+              progress: bool = False, log=print, picture_seeds: Sequence[int] = ()
+              ) -> list[dict[str, Any]]:
     """Run every planned (setting, corpus, seed) not yet in ``results.jsonl`` (see
-    :func:`plan_runs`); returns the rows of all finished runs."""
+    :func:`plan_runs`); returns the rows of all finished runs. The figures show the first
+    seed (``<corpus>.png``) and each of ``picture_seeds`` (``<corpus>_seed<n>.png``)."""
     plan = plan_runs(study, settings, corpora)
     corpora = list(dict.fromkeys(corpus for corpus, _, _ in plan))
     output.mkdir(parents=True, exist_ok=True)
@@ -387,11 +389,13 @@ def run_study(study: dict[str, Any], output: Path, settings: Sequence[str] | Non
     (output / "summary.md").write_text(summary_table(rows, study))
     pictures = pictures or output / "pictures"
     pictures.mkdir(parents=True, exist_ok=True)
+    first = min(study["seeds"])
     for corpus in corpora:
-        written = attention_figure(study, corpus, output, pictures / f"{corpus}.png",
-                                   seed=min(study["seeds"]))
-        if written:
-            log(f"attention pictures: {written}")
+        for seed in dict.fromkeys([first, *picture_seeds]):
+            name = f"{corpus}.png" if seed == first else f"{corpus}_seed{seed}.png"
+            written = attention_figure(study, corpus, output, pictures / name, seed=seed)
+            if written:
+                log(f"attention pictures: {written}")
     return rows
 
 
@@ -407,12 +411,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="override a study key, e.g. "
                         "experiment.training.max_epochs=2 (repeatable)")
+    parser.add_argument("--picture-seeds", type=int, nargs="*", default=[],
+                        help="also draw the figures for these seeds (default: the first only)")
     parser.add_argument("--progress", action="store_true", help="show progress bars")
     args = parser.parse_args(argv)
     try:
         study = load_study(args.study, args.overrides)
         rows = run_study(study, Path(args.output), args.settings, args.corpora,
-                         Path(args.pictures) if args.pictures else None, args.progress)
+                         Path(args.pictures) if args.pictures else None, args.progress,
+                         picture_seeds=args.picture_seeds)
     except AvstanError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
