@@ -12,10 +12,11 @@ ground-truth salient mask as fixed attention (``cnn3d`` with ``fixed_attention: 
     .venv/bin/python benchmarks/attention_study.py --settings cnn3d mask --corpora cluttered
     .venv/bin/python benchmarks/attention_study.py --set experiment.training.max_epochs=2
 
-The first line is the full study: every setting not marked ``optional`` (about 67 minutes
-on 2 shared CPU cores; docs/attention.md has its results). Besides the scores, each row
-records why the attention does what it does: the gradient balance and direction on devel
-clips, and how far the maps are from uniform and what they carry (``attention_stats``).
+The first line is the full study: every setting not marked ``optional`` (about 1.5 hours
+on 2 CPU cores; docs/attention.md has its results and those of the optional settings).
+Besides the scores, each row records why the attention does what it does: the gradient
+balance and direction on devel clips, and how far the maps are from uniform and what they
+carry (``attention_stats``).
 
 One command, resumable: each finished run appends one JSON line to
 ``<output>/results.jsonl`` and is skipped when the study is run again; an interrupted
