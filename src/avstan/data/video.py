@@ -73,14 +73,13 @@ def sample_ticks(times: Iterator[tuple[float, object]], step_rate: float
             step += 1
 
 
-def sample_video(path: str | Path, step_rate: float = 4.0, thread_type: str = "AUTO"
-                 ) -> Iterator[SampledFrame]:
+def sample_video(path: str | Path, step_rate: float = 4.0) -> Iterator[SampledFrame]:
     """Decode ``path`` and yield one frame per step; bad media raise AvstanError naming it."""
     path = Path(path)
     if not path.is_file():
         raise AvstanError(f"{path}: file not found")
     with open_media(str(path), path) as container:
-        yield from sample_container(container, path, step_rate, thread_type)
+        yield from sample_container(container, path, step_rate)
 
 
 def open_media(file, where, input_format: str | None = None,

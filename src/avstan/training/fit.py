@@ -224,18 +224,17 @@ def train_experiment(config: ExperimentConfig, restart: bool = False, progress: 
     state = torch.load(best_path, map_location="cpu", weights_only=True)
     module.load_state_dict(state["state_dict"])
     best_score = float(best.best_model_score) if best.best_model_score is not None else float("nan")
+    store_attrs = RecordingStore.open(config.data.store).attrs
     metadata = {"config": config.to_dict(), "best_val_ccc": best_score,
                 "epochs": trainer.current_epoch, "store": config.data.store,
                 "skipped_recordings": datamodule.skipped,
                 # predict computes audio features with the window the store was made with
-                "audio_window_seconds": (RecordingStore.open(config.data.store).attrs
-                                         .get("audio_window")
+                "audio_window_seconds": (store_attrs.get("audio_window")
                                          if "audio" in module.model.input_names else None),
                 # predict aligns new videos exactly as the training crops were aligned, and
                 # follows the face between searches as prepare did
                 "alignment_template": datamodule.train_dataset.recordings[0].alignment_template,
-                "redetect_every": RecordingStore.open(config.data.store).attrs.get(
-                    "redetect_every")}
+                "redetect_every": store_attrs.get("redetect_every")}
     save_model_file(output / "model.pt", module.model, list(config.data.targets),
                     datamodule.step_rate, metadata)
     done = {"best_val_ccc": best_score, "epochs": trainer.current_epoch,
