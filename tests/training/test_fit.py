@@ -150,3 +150,48 @@ def test_attention_entropy_term_is_added_to_the_loss_and_needs_learnt_maps(tiny_
     with pytest.raises(AvstanError, match="must be >= 0"):
         EmotionRegressor("sta3d", {"crop_size": 16, "clip_length": 4}, ["valence"],
                          attention_entropy=-1.0)
+
+
+def test_entropy_weight_is_off_before_start_then_ramps_linearly_to_its_weight():
+    from avstan.training.module import entropy_weight
+
+    assert entropy_weight(0.0, 0.03) == 0.03  # no schedule: full weight from the start
+    assert entropy_weight(1.99, 0.03, start=2) == 0.0
+    assert entropy_weight(2.0, 0.03, start=2) == 0.03  # no ramp: on at once
+    ramp = [entropy_weight(e, 0.04, start=1, ramp=4) for e in np.arange(0, 8, 0.5)]
+    expected = [0.04 * min(max((e - 1) / 4, 0.0), 1.0) for e in np.arange(0, 8, 0.5)]
+    assert ramp == pytest.approx(expected)
+    assert ramp[2 + 4] == pytest.approx(0.02)  # halfway through the ramp: half the weight
+
+
+def test_attention_entropy_start_leaves_the_loss_alone_until_then(tiny_store):
+    """Before ``attention_entropy_start`` the training loss is the regression loss alone;
+    a trained run logs the entropy and its schedule is validated."""
+    import torch
+
+    from avstan.training.module import EmotionRegressor
+
+    torch.manual_seed(0)
+    module = EmotionRegressor("sta3d", {"crop_size": 16, "clip_length": 4},
+                              ["valence", "arousal"], attention_entropy=0.3,
+                              attention_entropy_start=1.0)
+    module.log = lambda *args, **kwargs: None  # no trainer attached: epoch 0
+    batch = {"clip": torch.rand(3, 3, 4, 16, 16), "target": torch.rand(3, 2) * 2 - 1}
+    module.eval()
+    plain = torch.nn.functional.mse_loss(module(batch)["prediction"], batch["target"]).item()
+    assert module.training_step(batch, 0).item() == pytest.approx(plain, rel=1e-6)
+
+    # Halfway through epoch 1 of a one-epoch ramp from epoch 1: half the weight, 0.15.
+    from types import SimpleNamespace
+
+    from scipy.stats import entropy
+
+    module.hparams.attention_entropy_ramp = 1.0
+    module._trainer = SimpleNamespace(current_epoch=1, num_training_batches=4)
+    maps = module(batch)["attention"].detach().numpy().reshape(-1, 16 * 16)
+    expected = plain + 0.15 * np.mean([entropy(m) for m in maps]) / np.log(256)
+    assert module.training_step(batch, 2).item() == pytest.approx(expected, rel=1e-5)
+    for key in ("attention_entropy_start", "attention_entropy_ramp"):
+        with pytest.raises(AvstanError, match=f"{key} must be >= 0"):
+            EmotionRegressor("sta3d", {"crop_size": 16, "clip_length": 4}, ["valence"],
+                             attention_entropy=0.1, **{key: -1.0})

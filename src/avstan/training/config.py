@@ -55,6 +55,10 @@ class TrainingSection:
     # weight of the maps' mean normalised entropy added to the loss (0 = off): an
     # unsupervised push towards sharper attention maps, without saying where
     attention_entropy: float = 0.0
+    # the entropy term starts at this epoch and ramps up to its weight over this many
+    # epochs (0, 0 = full weight from the first step)
+    attention_entropy_start: float = 0.0
+    attention_entropy_ramp: float = 0.0
     weight_decay: float = 0.0
     batch_size: int = 16
     max_epochs: int = 30

@@ -170,7 +170,8 @@ def train_experiment(config: ExperimentConfig, restart: bool = False, progress: 
     options.setdefault("clip_length", config.data.clip_length)
     module = EmotionRegressor(config.model.name, options, config.data.targets, section.loss,
                               section.lr, section.attention_lr, section.weight_decay,
-                              section.attention_entropy)
+                              section.attention_entropy, section.attention_entropy_start,
+                              section.attention_entropy_ramp)
     datamodule = RecordingDataModule(
         config.data.store, config.data.targets, config.data.clip_length, config.data.train_stride,
         config.data.val_stride, section.batch_size, config.data.augment, section.num_workers,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -20,6 +21,16 @@ from avstan.models.attention import attention_entropy
 from avstan.training.losses import get_loss
 
 
+def entropy_weight(epoch: float, weight: float, start: float = 0.0, ramp: float = 0.0) -> float:
+    """The entropy term's weight at (fractional) ``epoch``: 0 before ``start``, then rising
+    linearly from 0 to ``weight`` over ``ramp`` epochs (at once when ``ramp`` is 0)."""
+    if epoch < start:
+        return 0.0
+    if ramp <= 0:
+        return weight
+    return weight * min(1.0, (epoch - start) / ramp)
+
+
 class EmotionRegressor(L.LightningModule):
     """A registered model trained to regress valence/arousal at the last step of a clip.
 
@@ -33,16 +44,25 @@ class EmotionRegressor(L.LightningModule):
     ``attention_entropy`` = λ > 0 adds λ times the learnt maps' mean normalised entropy
     (``models.attention.attention_entropy``: 1 uniform, 0 one location) to the training
     loss, logged as ``train/attention_entropy``; it needs a model with an attention branch.
+    ``attention_entropy_start`` and ``attention_entropy_ramp`` (in epochs) switch the term
+    on later: its weight is 0 until epoch ``start``, then grows linearly to λ over ``ramp``
+    epochs (:func:`entropy_weight`), so the trunk can learn before the maps are pushed.
     """
 
     def __init__(self, model_name: str, model_options: dict[str, Any], targets: Sequence[str],
                  loss: str = "mse", lr: float = 1e-4, attention_lr: float | None = None,
-                 weight_decay: float = 0.0, attention_entropy: float = 0.0) -> None:
+                 weight_decay: float = 0.0, attention_entropy: float = 0.0,
+                 attention_entropy_start: float = 0.0,
+                 attention_entropy_ramp: float = 0.0) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.model = create_model(model_name, targets=list(targets), **model_options)
         if attention_entropy < 0:
             raise AvstanError(f"training.attention_entropy must be >= 0, got {attention_entropy}")
+        for name, value in (("start", attention_entropy_start), ("ramp", attention_entropy_ramp)):
+            if not value >= 0:
+                raise AvstanError(f"training.attention_entropy_{name} must be >= 0 epochs, "
+                                  f"got {value}")
         if attention_entropy and getattr(self.model, "attention_branch", None) is None:
             raise AvstanError(f"training.attention_entropy: model {model_name!r} learns no "
                               "attention maps; set it to 0 or train sta3d/static3d")
@@ -65,8 +85,22 @@ class EmotionRegressor(L.LightningModule):
             entropy = attention_entropy(out["attention"])
             self.log("train/attention_entropy", entropy, on_step=False, on_epoch=True,
                      batch_size=len(batch["target"]))
-            loss = loss + self.hparams.attention_entropy * entropy
+            weight = entropy_weight(self._epoch_progress(batch_index),
+                                    self.hparams.attention_entropy,
+                                    self.hparams.attention_entropy_start,
+                                    self.hparams.attention_entropy_ramp)
+            if weight:
+                loss = loss + weight * entropy
         return loss
+
+    def _epoch_progress(self, batch_index: int) -> float:
+        """Training progress in epochs: the epoch plus the fraction of its batches done."""
+        trainer = self._trainer
+        if trainer is None:
+            return 0.0
+        batches = trainer.num_training_batches
+        within = batch_index / batches if batches and math.isfinite(batches) else 0.0
+        return trainer.current_epoch + within
 
     def validation_step(self, batch: dict[str, Any], batch_index: int) -> None:
         out = self(batch)
