@@ -20,10 +20,11 @@ carry (``attention_stats``).
 
 One command, resumable: each finished run appends one JSON line to
 ``<output>/results.jsonl`` and is skipped when the study is run again; an interrupted
-training resumes from its last checkpoint. After every run the table of finished runs is
-rewritten (``<output>/summary.md``, mean ± sd over seeds), and at the end one attention
-figure per corpus (the paper's Fig. 5: a row per setting, seed 0, a test clip) is written
-to ``--pictures`` (default ``<output>/pictures``).
+training resumes from its last checkpoint. After every run the tables of finished runs are
+rewritten (``<output>/summary.md``, mean ± sd over seeds: the scores, and what the maps
+carry: CCC with each clip's own maps, another clip's and uniform ones), and at the end one
+attention figure per corpus (the paper's Fig. 5: a row per setting, seed 0, a test clip) is
+written to ``--pictures`` (default ``<output>/pictures``).
 
 Run it on a shared CPU machine as ``nice -n 10`` with one torch thread (the study file
 sets ``threads: 1``).
@@ -290,6 +291,40 @@ def summary_table(rows: list[dict[str, Any]], study: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+MAPS_COLUMNS = (("ccc_own_maps", "own maps"), ("ccc_swapped_maps", "swapped maps"),
+                ("ccc_uniform_maps", "uniform maps"), ("mask_correlation", "map–mask correlation"))
+
+
+def maps_table(rows: list[dict[str, Any]], study: dict[str, Any]) -> str:
+    """Markdown: what the maps carry (``attention_stats``), mean ± sd over seeds, for every
+    setting with attention maps: the mean test CCC with each clip's own maps, with another
+    clip's maps and with uniform maps. Own ≫ swapped: the maps follow the clip."""
+    lines = ["What the maps carry (mean CCC over targets on 192 test clips; mean ± sd over "
+             "seeds)", "",
+             "| corpus | setting | " + " | ".join(name for _, name in MAPS_COLUMNS) + " |",
+             "|---|---|" + "---:|" * len(MAPS_COLUMNS)]
+    count = 0
+    for corpus in study["corpora"]:
+        for setting in study["settings"]:
+            stats = [r.get("attention_stats") or {} for r in rows
+                     if r["corpus"] == corpus and r["setting"] == setting]
+            stats = [s for s in stats if s]
+            if not stats:
+                continue
+            cells = [_cell([s.get(key) for s in stats], 2) for key, _ in MAPS_COLUMNS]
+            lines.append(f"| {corpus} | {setting} | " + " | ".join(cells) + " |")
+            count += 1
+    return "\n".join(lines) + "\n" if count else ""
+
+
+def write_summary(rows: list[dict[str, Any]], study: dict[str, Any], output: Path) -> None:
+    """``<output>/summary.md``: the score tables and the maps table, written atomically."""
+    text = summary_table(rows, study) + "\n" + maps_table(rows, study)
+    temporary = output / "summary.md.tmp"
+    temporary.write_text(text)
+    temporary.replace(output / "summary.md")
+
+
 def attention_figure(study: dict[str, Any], corpus: str, output: Path, path: Path,
                      seed: int, columns: int = 8) -> Path | None:
     """Fig. 5 for one corpus: a test clip's frames and each setting's maps (seed ``seed``)."""
@@ -386,8 +421,8 @@ def run_study(study: dict[str, Any], output: Path, settings: Sequence[str] | Non
             f"{row.get('ccc_arousal', math.nan):.3f}, in-mask "
             f"{'—' if ratio is None else f'{ratio:.2f}'}; {row['train_seconds']:.0f} s "
             f"training, {elapsed:.1f} min so far")
-        (output / "summary.md").write_text(summary_table(rows, study))
-    (output / "summary.md").write_text(summary_table(rows, study))
+        write_summary(rows, study, output)
+    write_summary(rows, study, output)
     pictures = pictures or output / "pictures"
     pictures.mkdir(parents=True, exist_ok=True)
     first = min(study["seeds"])
@@ -426,6 +461,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     print()
     print(summary_table(rows, study))
+    print(maps_table(rows, study))
     return 0
 
 

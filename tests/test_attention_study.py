@@ -5,6 +5,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from avstan.errors import AvstanError
@@ -70,7 +71,7 @@ def test_a_bad_study_key_is_one_clear_error(tmp_path):
 @pytest.mark.slow
 def test_reduced_study_runs_resumes_and_the_mask_bound_beats_uniform(tmp_path):
     study = runner.load_study(runner.DEFAULT_STUDY, REDUCED)
-    hard = list(study["corpora"])[-1]  # the corpus on which attention should matter
+    hard = "cluttered"  # a corpus on which attention should matter, learnt at 24 px
     lines = []
     rows = runner.run_study(study, tmp_path, settings=["cnn3d"], corpora=[hard],
                             log=lines.append)
@@ -93,3 +94,21 @@ def test_reduced_study_runs_resumes_and_the_mask_bound_beats_uniform(tmp_path):
     assert (tmp_path / "pictures" / f"{hard}.png").stat().st_size < 200_000
     summary = (tmp_path / "summary.md").read_text()
     assert "| mask | 1 |" in summary and "| cnn3d | 1 |" in summary
+
+
+def test_maps_table_reports_mean_and_sample_sd_of_what_the_maps_carry():
+    study = {"corpora": {"c": {}}, "settings": {"cnn3d": {}, "sta3d": {}}}
+    own, swapped = [0.5, 0.7, 0.9], [0.1, 0.2, 0.6]
+    rows = [{"corpus": "c", "setting": "sta3d", "seed": i,
+             "attention_stats": {"ccc_own_maps": own[i], "ccc_swapped_maps": swapped[i],
+                                 "ccc_uniform_maps": 0.0, "mask_correlation": 0.25}}
+            for i in range(3)]
+    rows.append({"corpus": "c", "setting": "cnn3d", "seed": 0, "attention_stats": {}})
+    table = runner.maps_table(rows, study)
+    line = next(row for row in table.splitlines() if row.startswith("| c | sta3d |"))
+    cells = [c.strip() for c in line.strip("|").split("|")][2:]
+    expected_own = f"{np.mean(own):.2f} ± {np.std(own, ddof=1):.2f}"
+    expected_swapped = f"{np.mean(swapped):.2f} ± {np.std(swapped, ddof=1):.2f}"
+    assert cells == [expected_own, expected_swapped, "0.00 ± 0.00", "0.25 ± 0.00"]
+    assert "| c | cnn3d |" not in table  # no maps, no row
+    assert runner.maps_table(rows[3:], study) == ""
