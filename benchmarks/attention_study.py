@@ -62,7 +62,7 @@ from avstan.training.model_file import load_model_file
 DEFAULT_STUDY = Path(__file__).with_suffix(".yaml")  # benchmarks/attention_study.yaml
 RESULTS_NAME = "results.jsonl"
 STUDY_KEYS = {"corpus", "corpora", "experiment", "seeds", "settings"}
-SETTING_KEYS = {"model", "options", "training", "about", "optional"}
+SETTING_KEYS = {"model", "options", "data", "training", "about", "optional"}
 
 
 def load_study(path: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
@@ -101,7 +101,10 @@ def experiment_config(study: dict[str, Any], setting: str, corpus_root: Path, se
     model = raw.setdefault("model", {})
     model["name"] = spec["model"]
     model["options"] = {**model.get("options", {}), **spec.get("options", {})}
-    raw.setdefault("data", {})["store"] = str(corpus_root)
+    data = raw.setdefault("data", {})
+    for key, value in spec.get("data", {}).items():  # e.g. augment: {shift: 0.15}
+        data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
+    data["store"] = str(corpus_root)
     training = raw.setdefault("training", {})
     training.update(spec.get("training", {}))
     training["seed"] = seed

@@ -97,3 +97,52 @@ def test_bad_arguments_are_clear_errors():
     rec.salient_mask = None
     with pytest.raises(AvstanError, match="salient masks"):
         ClipDataset([rec], with_masks=True)
+
+
+def reference_shift(frames: np.ndarray, dy: int, dx: int, fill: str) -> np.ndarray:
+    """out[..., i, j] = frames[..., i - dy, j - dx]; outside the frame the nearest edge
+    pixel (edge) or 0 (zero) — written with index arrays, not padding."""
+    height, width = frames.shape[-2:]
+    rows, cols = np.arange(height) - dy, np.arange(width) - dx
+    out = frames[..., np.clip(rows, 0, height - 1)[:, None], np.clip(cols, 0, width - 1)]
+    if fill == "zero":
+        inside = ((rows >= 0) & (rows < height))[:, None] & ((cols >= 0) & (cols < width))
+        out = np.where(inside, out, 0)
+    return out
+
+
+@pytest.mark.parametrize("dy,dx", [(0, 0), (2, -3), (-4, 1), (5, 5), (0, -6)])
+def test_shift_frames_matches_an_index_reference(dy, dx):
+    from avstan.data.clips import shift_frames
+
+    frames = torch.rand(3, 2, 7, 9)
+    np.testing.assert_allclose(shift_frames(frames, dy, dx).numpy(),
+                               reference_shift(frames.numpy(), dy, dx, "edge"))
+    mask = torch.rand(2, 7, 9) > 0.5
+    shifted = shift_frames(mask, dy, dx, "zero")
+    assert shifted.dtype == torch.bool
+    np.testing.assert_array_equal(shifted.numpy(), reference_shift(mask.numpy(), dy, dx, "zero"))
+    with pytest.raises(AvstanError, match="not smaller than the frame"):
+        shift_frames(frames, 7, 0)
+
+
+def test_shift_augmentation_moves_clip_and_mask_together_within_its_reach():
+    """Every frame of a clip gets the same shift, the mask moves with the face, shifts stay
+    within round(shift * S) and every one of them is drawn."""
+    clip = torch.zeros(3, 4, 20, 20)
+    clip[:, :, 9:11, 9:11] = 1.0  # a bright 2x2 "face" in the middle of every frame
+    mask = clip[0] > 0.5
+    config = AugmentConfig(flip=0, contrast=0, colour=0, brightness=0, shift=0.1)
+    generator = torch.Generator().manual_seed(0)
+    seen = set()
+    for _ in range(200):
+        out, moved = augment_clip(clip, config, mask, generator=generator)
+        rows, cols = torch.nonzero(out[0, 0] > 0.5, as_tuple=True)
+        dy, dx = int(rows.min()) - 9, int(cols.min()) - 9
+        seen.add((dy, dx))
+        for t in range(4):
+            torch.testing.assert_close(out[:, t], out[:, 0])
+        np.testing.assert_array_equal(moved.numpy(), (out[0] > 0.5).numpy())
+    assert seen == {(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)}
+    with pytest.raises(AvstanError, match="augment.shift"):
+        AugmentConfig(shift=0.5)

@@ -33,13 +33,23 @@ class AugmentConfig:
 
     flip: probability of a horizontal flip. contrast: factor drawn from [1-c, 1+c] around
     the clip's mean. colour: per-channel gain drawn from [1-k, 1+k]. brightness: an offset
-    drawn from [-b, b] (values in [0, 1]).
+    drawn from [-b, b] (values in [0, 1]). shift: a translation of the whole clip by up to
+    ``round(shift · S)`` pixels in each direction (integers drawn uniformly; 0 = off), the
+    uncovered border filled with the nearest edge pixels and the salient mask moved alike.
+    Shifting makes where the face usually sits in the crop worthless to a model, so an
+    attention map can only help by following the face (docs/attention.md).
     """
 
     flip: float = 0.5
     contrast: float = 0.2
     colour: float = 0.1
     brightness: float = 0.1
+    shift: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.shift < 0.5:
+            raise AvstanError(f"data.augment.shift must be in [0, 0.5) (a fraction of the "
+                              f"crop), got {self.shift}")
 
 
 def clip_indices(end: int, clip_length: int) -> np.ndarray:
@@ -47,14 +57,44 @@ def clip_indices(end: int, clip_length: int) -> np.ndarray:
     return np.maximum(np.arange(end - clip_length + 1, end + 1), 0)
 
 
+def shift_frames(frames: Tensor, dy: int, dx: int, fill: str = "edge") -> Tensor:
+    """Frames (..., H, W) translated by ``dy`` rows and ``dx`` columns (positive: down,
+    right). The uncovered border repeats the nearest edge pixels (``fill="edge"``) or is
+    zero (``"zero"``, e.g. for masks). Shifts of the frame size or more are refused."""
+    height, width = frames.shape[-2:]
+    if abs(dy) >= height or abs(dx) >= width:
+        raise AvstanError(f"shift ({dy}, {dx}) is not smaller than the frame ({height}, {width})")
+    if dy == 0 and dx == 0:
+        return frames
+    pad = max(abs(dy), abs(dx))
+    flat = frames.reshape(-1, 1, height, width)
+    dtype = flat.dtype
+    if fill == "edge":
+        padded = torch.nn.functional.pad(flat.float(), (pad, pad, pad, pad), mode="replicate")
+    elif fill == "zero":
+        padded = torch.nn.functional.pad(flat.float(), (pad, pad, pad, pad))
+    else:
+        raise AvstanError(f"shift_frames: fill must be 'edge' or 'zero', got {fill!r}")
+    out = padded[..., pad - dy:pad - dy + height, pad - dx:pad - dx + width]
+    return out.to(dtype).reshape(frames.shape)
+
+
 def augment_clip(clip: Tensor, config: AugmentConfig, mask: Tensor | None = None,
                  generator: torch.Generator | None = None) -> tuple[Tensor, Tensor | None]:
     """Apply one random draw of the augmentation to a whole clip.
 
-    clip: (3, T, S, S) float in [0, 1]; mask: (T, S, S) or None, flipped with the clip.
+    clip: (3, T, S, S) float in [0, 1]; mask: (T, S, S) or None, flipped and shifted with
+    the clip.
     """
     def uniform(low: float, high: float, size: int = 1) -> Tensor:
         return low + (high - low) * torch.rand(size, generator=generator)
+
+    reach = round(config.shift * min(clip.shape[-2:]))
+    if reach:
+        dy, dx = (int(v) for v in torch.randint(-reach, reach + 1, (2,), generator=generator))
+        clip = shift_frames(clip, dy, dx, "edge")
+        if mask is not None:
+            mask = shift_frames(mask, dy, dx, "zero")
 
     if config.flip and uniform(0, 1).item() < config.flip:
         clip = clip.flip(-1)
