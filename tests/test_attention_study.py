@@ -112,3 +112,16 @@ def test_maps_table_reports_mean_and_sample_sd_of_what_the_maps_carry():
     assert cells == [expected_own, expected_swapped, "0.00 ± 0.00", "0.25 ± 0.00"]
     assert "| c | cnn3d |" not in table  # no maps, no row
     assert runner.maps_table(rows[3:], study) == ""
+
+
+def test_a_settings_data_lines_add_to_the_shared_augmentation(tmp_path):
+    from avstan.data.clips import AugmentConfig
+
+    study = runner.load_study(runner.DEFAULT_STUDY)
+    study["settings"]["shifted"] = {"model": "cnn3d", "data": {"augment": {"shift": 0.2}}}
+    shifted = runner.experiment_config(study, "shifted", tmp_path, 0, tmp_path / "x")
+    plain = runner.experiment_config(study, "cnn3d", tmp_path, 0, tmp_path / "y")
+    assert shifted.data.augment.shift == 0.2 and plain.data.augment.shift == 0.0
+    defaults = AugmentConfig()
+    assert shifted.data.augment.flip == defaults.flip == plain.data.augment.flip
+    assert shifted.data.clip_length == plain.data.clip_length == 8
