@@ -12,8 +12,9 @@ ground-truth salient mask as fixed attention (``cnn3d`` with ``fixed_attention: 
     .venv/bin/python benchmarks/attention_study.py --settings cnn3d mask --corpora cluttered
     .venv/bin/python benchmarks/attention_study.py --set experiment.training.max_epochs=2
 
-The first line is the full study: every setting not marked ``optional`` (72 runs, about
-2 hours on 2 idle CPU cores; docs/attention.md has its results and those of the optional settings).
+The first line is the full study: every setting not marked ``optional`` (81 runs, about
+2 h 15 min on 2 idle CPU cores; docs/attention.md has its results and those of the optional
+settings).
 Besides the scores, each row records why the attention does what it does: the gradient
 balance and direction on devel clips, and how far the maps are from uniform and what they
 carry (``attention_stats``).

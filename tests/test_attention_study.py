@@ -48,6 +48,27 @@ def test_the_study_file_builds_every_run_config(tmp_path):
     assert len(epochs) == 1  # equal epochs for every setting
 
 
+def test_the_study_runs_the_demos_attention_configuration(tmp_path):
+    """One setting the full study runs is the demo's sta3d (configs/demo_sta3d.yaml) at the
+    study's scale: the same branch options and attention learning rate, so the study's
+    verdict is about the configuration users get."""
+    from avstan.training.config import load_config, packaged_config
+
+    demo = load_config(packaged_config("demo_sta3d"))
+    scale = {"crop_size", "pooled_size"}  # the study's own scale, set for every setting
+    wanted = {k: v for k, v in demo.model.options.items() if k not in scale}
+    study = runner.load_study(runner.DEFAULT_STUDY)
+    matches = []
+    for name in study["settings"]:
+        experiment = runner.experiment_config(study, name, tmp_path, 0, tmp_path / "x")
+        options = {k: v for k, v in experiment.model.options.items() if k not in scale}
+        if (experiment.model.name == demo.model.name and options == wanted
+                and experiment.training.attention_lr == demo.training.attention_lr):
+            matches.append(name)
+    assert matches, "no study setting is the demo's sta3d configuration"
+    assert any(not study["settings"][name].get("optional") for name in matches)
+
+
 def test_optional_settings_run_only_when_named():
     study = runner.load_study(runner.DEFAULT_STUDY)
     optional = {n for n, s in study["settings"].items() if s.get("optional")}
