@@ -49,7 +49,7 @@ import torch
 import yaml
 
 from avstan.data.clips import ClipDataset, clip_indices
-from avstan.data.store import RecordingStore
+from avstan.data.store import RecordingStore, atomic_write_bytes
 from avstan.data.synthetic import SyntheticConfig, generate_corpus
 from avstan.errors import AvstanError
 from avstan.evaluation.evaluate import evaluate_model
@@ -324,9 +324,7 @@ def maps_table(rows: list[dict[str, Any]], study: dict[str, Any]) -> str:
 def write_summary(rows: list[dict[str, Any]], study: dict[str, Any], output: Path) -> None:
     """``<output>/summary.md``: the score tables and the maps table, written atomically."""
     text = summary_table(rows, study) + "\n" + maps_table(rows, study)
-    temporary = output / "summary.md.tmp"
-    temporary.write_text(text)
-    temporary.replace(output / "summary.md")
+    atomic_write_bytes(output / "summary.md", text.encode())
 
 
 def attention_figure(study: dict[str, Any], corpus: str, output: Path, path: Path,
