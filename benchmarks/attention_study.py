@@ -49,11 +49,12 @@ import torch
 import yaml
 
 from avstan.data.clips import ClipDataset, clip_indices
-from avstan.data.store import RecordingStore, atomic_write_bytes
+from avstan.data.store import RecordingStore
 from avstan.data.synthetic import SyntheticConfig, generate_corpus
 from avstan.errors import AvstanError
 from avstan.evaluation.evaluate import evaluate_model
 from avstan.evaluation.plots import plot_attention_rows
+from avstan.io import atomic_write_bytes
 from avstan.training.config import apply_overrides, config_from_dict
 from avstan.training.diagnostics import attention_gradient_report
 from avstan.training.fit import train_experiment

@@ -38,11 +38,11 @@ from avstan.data.clips import ClipDataset, clip_indices
 from avstan.data.store import RecordingStore
 from avstan.data.synthetic import PRESETS, generate_corpus
 from avstan.errors import AvstanError
-from avstan.evaluation._files import write_report_file
 from avstan.evaluation.evaluate import Evaluation, evaluate_model, score_tables_html
 from avstan.evaluation.html_report import image_html, paragraph, write_html_report
 from avstan.evaluation.plots import plot_attention_rows, plot_predictions, plot_training_curves
 from avstan.evaluation.tables import format_results_table, write_csv_table
+from avstan.io import write_report_file
 from avstan.training.config import (
     ExperimentConfig,
     load_config,

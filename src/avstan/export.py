@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from avstan.data.store import atomic_write_bytes
 from avstan.errors import AvstanError
+from avstan.io import atomic_write_bytes
 from avstan.training.model_file import load_model_file
 
 FORMATS = ("onnx", "torchscript")

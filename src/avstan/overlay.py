@@ -24,8 +24,6 @@ complete, so a failure leaves nothing behind.
 from __future__ import annotations
 
 import functools
-import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -36,6 +34,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from avstan.data.video import decoded_frames, open_media
 from avstan.errors import AvstanError
+from avstan.io import atomic_path
 
 TIME_BASE = Fraction(1, 1000)  # milliseconds: keeps variable frame rates as they are
 BAR_COLOURS = {"positive": (80, 200, 120), "negative": (230, 90, 80)}
@@ -120,22 +119,15 @@ def write_overlay_video(video: str | Path, output: str | Path, times: np.ndarray
     video, output = Path(video), Path(output)
     times = np.asarray(times, dtype=np.float64)
     colours = colour_table()
-    fd, temporary = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.",
-                                     suffix=".mp4")
-    os.close(fd)
     try:
-        with open_media(str(video), video) as source, \
-                av.open(temporary, mode="w", format="mp4") as sink:
+        with atomic_path(output, suffix=".mp4") as temporary, \
+                open_media(str(video), video) as source, \
+                av.open(str(temporary), mode="w", format="mp4") as sink:
             _encode(source, sink, video, times, values, targets, face_found, attention,
                     matrices, alpha, annotate, colours)
-        os.replace(temporary, output)
     except av.error.FFmpegError as exc:
-        Path(temporary).unlink(missing_ok=True)
         raise AvstanError(f"{output}: cannot encode the video ({exc}); "
                           "check the input video") from None
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
     return output
 
 

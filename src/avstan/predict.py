@@ -44,11 +44,12 @@ from avstan.data.prepare import (
     prepare_audio_recording,
     prepare_recording,
 )
-from avstan.data.store import Recording, atomic_write_bytes, ensure_writable_folder
+from avstan.data.store import Recording
 from avstan.errors import AvstanError
 from avstan.evaluation.inference import predict_recordings
 from avstan.evaluation.plots import plot_emotion_curves
 from avstan.evaluation.postprocess import PostProcessing
+from avstan.io import atomic_write_bytes, ensure_writable_folder
 from avstan.overlay import write_overlay_video
 from avstan.prediction_page import browser_ready_video, write_prediction_page
 from avstan.training.model_file import load_model_file

@@ -26,8 +26,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from avstan.data.store import atomic_write_bytes
 from avstan.errors import AvstanError
+from avstan.io import atomic_write_bytes
 from avstan.overlay import write_overlay_video
 
 COLOURS = {"valence": "#1f77b4", "arousal": "#d62728"}

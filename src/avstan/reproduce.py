@@ -22,9 +22,9 @@ from pathlib import Path
 
 from avstan import __version__
 from avstan.errors import AvstanError
-from avstan.evaluation._files import write_report_file
 from avstan.evaluation.baseline import run_baseline
 from avstan.evaluation.evaluate import attach_postprocessing, evaluate_model_file
+from avstan.io import write_report_file
 from avstan.training.config import (
     ExperimentConfig,
     load_config,

@@ -7,12 +7,7 @@ import h5py
 import numpy as np
 import pytest
 
-from avstan.data.store import (
-    Recording,
-    RecordingStore,
-    read_recording,
-    write_recording,
-)
+from avstan.data.store import Recording, RecordingStore, read_recording, write_recording
 from avstan.errors import AvstanError
 
 

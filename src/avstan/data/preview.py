@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from avstan.data.store import Recording, atomic_write_bytes
+from avstan.data.store import Recording
 from avstan.errors import AvstanError
+from avstan.io import atomic_write_bytes
 
 
 def contact_sheet(recording: Recording, max_steps: int = 32, columns: int = 8,

@@ -35,8 +35,6 @@ already written. The manifest is rewritten the same way after every change.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +43,7 @@ import h5py
 import numpy as np
 
 from avstan.errors import AvstanError
+from avstan.io import atomic_path, atomic_write_bytes, ensure_writable_folder
 
 STORE_VERSION = 1
 LABEL_NAMES = ("valence", "arousal")
@@ -207,43 +206,11 @@ def _gold_problems(gold_times: np.ndarray | None, gold_labels: np.ndarray | None
     return problems
 
 
-def ensure_writable_folder(folder: Path, what: str) -> Path:
-    """Create ``folder`` if needed and check that a file can be written in it; otherwise one
-    AvstanError naming it (``what``: e.g. "the recording store")."""
-    folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".write-probe-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise AvstanError(f"{folder}: cannot write {what} here ({exc.strerror}); "
-                          "choose a writable folder") from None
-    return folder
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_recording(path: Path, recording: Recording) -> None:
     """Write one recording to an HDF5 file atomically (temporary name, then rename)."""
     path = Path(path)
     recording.validate()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as h5:
             if recording.frames is not None:
                 chunk = (1, *recording.frames.shape[1:])
@@ -270,10 +237,6 @@ def write_recording(path: Path, recording: Recording) -> None:
                 "store_version": STORE_VERSION,
                 "label_names": json.dumps(list(LABEL_NAMES)),
             })
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_recording(path: Path, load_frames: bool = True) -> Recording:

@@ -29,11 +29,11 @@ from avstan.data.audio import fit_standardisation, standardise
 from avstan.data.clips import usable_recordings
 from avstan.data.store import LABEL_NAMES, Recording, RecordingStore
 from avstan.errors import AvstanError
-from avstan.evaluation._files import write_report_file
 from avstan.evaluation.evaluate import Evaluation, _score, scoring_timeline, write_evaluation
 from avstan.evaluation.inference import RecordingPrediction, gold_track
 from avstan.evaluation.metrics import concordance_cc
 from avstan.evaluation.postprocess import fit_postprocessing
+from avstan.io import write_report_file
 
 COMPLEXITIES = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 MODEL_NAME = "SVR on eGeMAPS (AVEC 2017 baseline)"

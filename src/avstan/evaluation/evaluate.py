@@ -42,7 +42,6 @@ from torch import nn
 from avstan.data.clips import usable_recordings
 from avstan.data.store import RecordingStore
 from avstan.errors import AvstanError
-from avstan.evaluation._files import write_report_file
 from avstan.evaluation.html_report import (
     image_html,
     paragraph,
@@ -54,6 +53,7 @@ from avstan.evaluation.metrics import score_partition
 from avstan.evaluation.plots import plot_predictions
 from avstan.evaluation.postprocess import PostProcessing, fit_postprocessing
 from avstan.evaluation.tables import format_results_table
+from avstan.io import write_report_file
 from avstan.training.model_file import load_model_file, update_model_file
 
 

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from avstan.evaluation._files import write_report_file
 from avstan.evaluation.tables import METRICS, flatten_row, row_targets
+from avstan.io import write_report_file
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }

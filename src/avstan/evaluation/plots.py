@@ -17,7 +17,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from avstan.evaluation._files import write_report_file
+from avstan.io import write_report_file
 
 MISSING_SPAN_GID = "missing"
 DPI = 100

@@ -27,8 +27,9 @@ import yaml
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from avstan.data.store import RecordingStore, atomic_write_bytes, ensure_writable_folder
+from avstan.data.store import RecordingStore
 from avstan.errors import AvstanError
+from avstan.io import atomic_write_bytes, ensure_writable_folder
 from avstan.training.config import ExperimentConfig, config_from_dict
 from avstan.training.model_file import load_model_file, save_model_file
 from avstan.training.module import EmotionRegressor, RecordingDataModule

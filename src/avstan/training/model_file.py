@@ -25,8 +25,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from avstan.data.store import atomic_write_bytes
 from avstan.errors import AvstanError
+from avstan.io import atomic_write_bytes
 from avstan.models import create_model
 
 FORMAT = "avstan-model"
