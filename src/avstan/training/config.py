@@ -18,9 +18,6 @@ the key. Command-line overrides use dotted paths, ``training.lr=3e-4`` or
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +26,7 @@ import yaml
 
 from avstan.data.clips import AugmentConfig
 from avstan.errors import AvstanError
+from avstan.typed_config import dataclass_from_dict
 
 
 @dataclass
@@ -157,59 +155,4 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...])
 
 def config_from_dict(raw: dict[str, Any], where: str = "config") -> ExperimentConfig:
     """Build an ExperimentConfig, checking every key and type; errors name ``where``."""
-    return _build(ExperimentConfig, raw, where, "")
-
-
-def _build(cls: type, raw: Any, where: str, prefix: str) -> Any:
-    if not isinstance(raw, dict):
-        raise AvstanError(f"{where}: {prefix.rstrip('.') or 'config'} must be a mapping")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - set(fields))
-    if unknown:
-        raise AvstanError(f"{where}: unknown key {prefix}{unknown[0]}; known keys here: "
-                          f"{', '.join(prefix + k for k in fields)}")
-    hints = typing.get_type_hints(cls)
-    values = {}
-    for name, value in raw.items():
-        values[name] = _convert(hints[name], value, where, prefix + name)
-    return cls(**values)
-
-
-def _convert(hint: Any, value: Any, where: str, key: str) -> Any:
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(hint)
-        if value is None and type(None) in options:
-            return None
-        errors = []
-        for option in options:
-            if option is type(None):
-                continue
-            try:
-                return _convert(option, value, where, key)
-            except AvstanError as exc:
-                errors.append(str(exc))
-        raise AvstanError(errors[0] if errors else f"{where}: bad value for {key}")
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, where, key + ".")
-    if hint is Any:
-        return value
-    if origin is list:
-        if not isinstance(value, list):
-            raise AvstanError(f"{where}: {key} must be a list, got {value!r}")
-        (item,) = typing.get_args(hint)
-        return [_convert(item, v, where, key) for v in value]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise AvstanError(f"{where}: {key} must be a mapping, got {value!r}")
-        return dict(value)
-    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if hint is float and isinstance(value, str):
-        try:
-            return float(value)  # YAML reads 1e-4 (no dot) as a string
-        except ValueError:
-            pass
-    if isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
-        return value
-    raise AvstanError(f"{where}: {key} must be {getattr(hint, '__name__', hint)}, got {value!r}")
+    return dataclass_from_dict(ExperimentConfig, raw, where)

@@ -27,7 +27,7 @@ What the labels change (per unit of label, at cue strength 1):
   brightness (alpha ratio +1.7 to +4.9 dB) and the F0 reliably, the formant shift only
   inconsistently (its LPC formant tracker moves more with F0 and tilt than with it).
 
-What openSMILE measured (tests/data/test_synthetic_voice.py): between arousal -0.8 and
+What openSMILE measured (tests/data/synthetic/test_voice.py): between arousal -0.8 and
 +0.8, F0 rose by 4.4–5.0 semitones and voiced loudness by ×1.2–1.9 over 8 speakers; over
 60 s recordings with the corpus's label processes, 1 s averages of F0 correlate 0.74–0.81
 with arousal and of loudness 0.48–0.66. A ridge regression from the 88 functionals (4 s

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import scipy.signal
 
-from avstan.data import synthetic_voice as sv
 from avstan.data.synthetic import (
     SyntheticConfig,
     generate_recording,
     recording_seed,
     sample_processes,
 )
-from avstan.data.synthetic_voice import (
+from avstan.data.synthetic import voice as sv
+from avstan.data.synthetic.voice import (
     CONTROL_RATE,
     SAMPLE_RATE,
     read_wav,
