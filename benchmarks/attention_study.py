@@ -52,14 +52,14 @@ from avstan.data.clips import ClipDataset, clip_indices
 from avstan.data.store import RecordingStore
 from avstan.data.synthetic import SyntheticConfig, generate_corpus
 from avstan.errors import AvstanError
-from avstan.evaluation.evaluate import evaluate_model
 from avstan.evaluation.plots import plot_attention_rows
+from avstan.evaluation.scoring import evaluate_model
 from avstan.io import atomic_write_bytes
+from avstan.models.model_file import TrainedModel
 from avstan.training.config import apply_overrides, config_from_dict
 from avstan.training.diagnostics import attention_gradient_report
 from avstan.training.fit import train_experiment
 from avstan.training.losses import get_loss
-from avstan.training.model_file import load_model_file
 
 DEFAULT_STUDY = Path(__file__).with_suffix(".yaml")  # benchmarks/attention_study.yaml
 RESULTS_NAME = "results.jsonl"
@@ -125,7 +125,7 @@ def run_key(corpus: str, setting: str, seed: int) -> str:
 
 def devel_curve(run_output: Path) -> list[float]:
     """The devel in-mask ratio after each epoch, from the run's CSV log."""
-    from avstan.demo import read_epoch_metrics
+    from avstan.experiments.demo import read_epoch_metrics
 
     values = read_epoch_metrics(run_output / "logs" / "metrics.csv",
                                 ("val/attention_in_mask",)).get("val_attention_in_mask", [])
@@ -166,7 +166,7 @@ def attention_stats(network: torch.nn.Module, recordings: list, targets: Sequenc
     test set (a different face position and expression), ``ccc_uniform_maps`` with uniform
     maps (the trunk alone). Own ≫ swapped means the trunk relies on clip-specific maps.
     """
-    from avstan.evaluation.metrics import attention_in_mask_ratio, concordance_cc
+    from avstan.metrics import attention_in_mask_ratio, concordance_cc
     from avstan.training.diagnostics import mask_correlation
 
     dataset = ClipDataset(recordings, network.clip_length, stride=1, targets=targets,
@@ -207,11 +207,11 @@ def run_one(study: dict[str, Any], corpus: str, setting: str, seed: int, output:
     trained = train_experiment(config, progress=progress)
     train_seconds = time.perf_counter() - start
     store = RecordingStore.open(corpus_root)
-    network, info = load_model_file(trained.model_path)
+    model_file = TrainedModel.load(trained.model_path)
+    network, targets = model_file.network, model_file.targets
     test = store.load_partition("test")
     start = time.perf_counter()
-    evaluation = evaluate_model(network, test, info["targets"], network.clip_length, setting,
-                                "test")
+    evaluation = evaluate_model(network, test, targets, network.clip_length, setting, "test")
     row = {
         "key": run_key(corpus, setting, seed), "corpus": corpus, "setting": setting,
         "seed": seed, "epochs": trained.epochs, "best_val_ccc": round(trained.best_val_ccc, 4),
@@ -220,13 +220,13 @@ def run_one(study: dict[str, Any], corpus: str, setting: str, seed: int, output:
         "attention_in_mask": evaluation.attention_in_mask,
         "devel_attention_in_mask_by_epoch": devel_curve(run_output),
     }
-    for target in info["targets"]:
+    for target in targets:
         concatenated = evaluation.scores[target]["concatenated"]
         row[f"ccc_{target}"] = round(concatenated["ccc"], 4)
         row[f"rmse_{target}"] = round(concatenated["rmse"], 4)
-    row["gradients"] = gradient_report(network, store.load_partition("devel"),
-                                       info["targets"], config.training.loss)
-    row["attention_stats"] = attention_stats(network, test, info["targets"])
+    row["gradients"] = gradient_report(network, store.load_partition("devel"), targets,
+                                       config.training.loss)
+    row["attention_stats"] = attention_stats(network, test, targets)
     return row
 
 
@@ -240,9 +240,9 @@ def backfill_attention_stats(rows: list[dict[str, Any]], output: Path) -> bool:
             continue
         corpus, setting, seed = row["corpus"], row["setting"], row["seed"]
         model_path = output / "runs" / corpus / setting / f"seed{seed}" / "model.pt"
-        network, info = load_model_file(model_path)
+        model_file = TrainedModel.load(model_path)
         test = RecordingStore.open(output / "corpora" / corpus).load_partition("test")
-        row["attention_stats"] = attention_stats(network, test, info["targets"])
+        row["attention_stats"] = attention_stats(model_file.network, test, model_file.targets)
         changed = True
     return changed
 
@@ -338,7 +338,7 @@ def attention_figure(study: dict[str, Any], corpus: str, output: Path, path: Pat
         model_path = output / "runs" / corpus / setting / f"seed{seed}" / "model.pt"
         if not model_path.is_file():
             continue
-        network, _ = load_model_file(model_path)
+        network = TrainedModel.load(model_path).network
         length = network.clip_length
         end = min(recording.num_steps - 1, 4 * length - 1)
         steps = clip_indices(end, length)

@@ -18,12 +18,12 @@ import argparse
 import numpy as np
 import torch
 
+from avstan.apply.predict import interpolate_steps
 from avstan.data.clips import usable_recordings
 from avstan.data.store import RecordingStore
 from avstan.evaluation.inference import predict_recordings
-from avstan.evaluation.metrics import score_partition
-from avstan.predict import interpolate_steps
-from avstan.training.model_file import load_model_file
+from avstan.metrics import score_partition
+from avstan.models.model_file import TrainedModel
 
 
 def main() -> None:
@@ -36,11 +36,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)  # as predict does
-    model, info = load_model_file(args.model)
-    targets = tuple(info["targets"])
+    trained = TrainedModel.load(args.model)
+    model, targets = trained.network, trained.targets
     store = RecordingStore.open(args.store)
-    recordings, _ = usable_recordings(store.load_partition(args.partition),
-                                      tuple(getattr(model, "input_names", ("clip",))))
+    recordings, _ = usable_recordings(store.load_partition(args.partition), trained.input_names)
     hops = sorted(set(args.hops) | {1})
     values: dict[int, list[np.ndarray]] = {}
     golds = []

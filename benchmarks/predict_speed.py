@@ -31,22 +31,23 @@ import argparse
 import os
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 import yaml
 
+from avstan.apply.overlay import write_overlay_video
+from avstan.apply.predict import Predictor, predict_videos, predictions_csv
+from avstan.data.clips import window_indices
 from avstan.data.corpora.base import RecordingSource
-from avstan.data.prepare import PrepareConfig, audio_features, make_aligner, prepare_recording
+from avstan.data.prepare import PrepareConfig, audio_features, prepare_recording
 from avstan.data.video import sample_video
 from avstan.evaluation.inference import predict_recordings
 from avstan.evaluation.plots import plot_emotion_curves
 from avstan.models import create_model
-from avstan.models.sliding import window_indices
-from avstan.overlay import write_overlay_video
-from avstan.predict import _predict_one, face_search_interval, predict_videos, predictions_csv
-from avstan.training.model_file import load_model_file, save_model_file
+from avstan.models.model_file import TrainedModel
 
 DEFAULT_VIDEO = (Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
                  / "WolfgangLanger_Pexels.mp4")
@@ -71,7 +72,7 @@ def demo_model_file(folder: Path, crop_size: int) -> Path:
     torch.manual_seed(0)
     model = create_model("sta3d", clip_length=16, **options)
     path = folder / "model.pt"
-    save_model_file(path, model, ["valence", "arousal"], 4.0)
+    TrainedModel(model, ("valence", "arousal"), 4.0).save(path)
     return path
 
 
@@ -101,17 +102,14 @@ def main() -> None:
     video = Path(args.video)
     scratch = Path(tempfile.mkdtemp(prefix="predict-speed-"))
     model_path = Path(args.model) if args.model else demo_model_file(scratch, args.crop_size)
-    model, info = load_model_file(model_path)
-    crop = int(info["model_options"].get("crop_size", 96))
-    config = PrepareConfig(crop_size=crop, step_rate=float(info["step_rate"]),
-                           audio_window=None,
-                           redetect_every=face_search_interval(info.get("metadata", {})))
-    aligner = make_aligner(config)  # dlib's models loaded once, before timing
+    predictor = Predictor.load(model_path, postprocess=False)  # dlib loaded before timing
+    model, config, aligner = predictor.trained.network, predictor.config, predictor.aligner
+    config = replace(config, audio_window=None)
     source = RecordingSource(video.stem, "test", media=video)
     recording = prepare_recording(source, config, aligner=aligner)
     duration = recording.num_steps / config.step_rate
-    targets = tuple(info["targets"])
-    reads_audio = "audio" in getattr(model, "input_names", ())
+    targets = predictor.trained.targets
+    reads_audio = predictor.trained.reads_audio
     clip_length = model.clip_length
     (kept,) = predict_recordings(model, [recording], targets, clip_length, keep_attention=True)
     attention_values, attention_maps = kept.prediction, kept.attention
@@ -124,8 +122,7 @@ def main() -> None:
 
     def per_video(hop: int):
         # What predict_videos runs for each video once the model and dlib are loaded.
-        return lambda: _predict_one(model, video, scratch, config, aligner, targets, None, hop,
-                                    "cpu", False)
+        return lambda: predictor.predict_video(video, scratch, hop)
 
     def write_outputs() -> None:
         values = np.zeros((recording.num_steps, len(targets)))
@@ -158,7 +155,7 @@ def main() -> None:
     ]
     print(f"{video.name}: {duration:.1f} s of video, {recording.num_steps} steps at "
           f"{config.step_rate:g} steps/s, {recording.frames.shape[1]}x{recording.frames.shape[1]}"
-          f" crops, model {info['model_name']} (T={clip_length}), face searched every "
+          f" crops, model {predictor.trained.model_name} (T={clip_length}), face searched every "
           f"{config.redetect_every} steps and followed between, {args.threads} threads; "
           f"best of {args.repeats}; load average {os.getloadavg()[0]:.1f} on "
           f"{os.cpu_count()} CPUs\n")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from avstan.cli import EXIT_USER_ERROR, build_parser, main
-from avstan.training.model_file import load_model_file
+from avstan.models.model_file import TrainedModel
 
 SUBCOMMANDS = ["demo", "prepare", "synthesize", "train", "evaluate", "predict", "export",
                "reproduce", "models", "baseline"]
@@ -97,7 +97,8 @@ def test_evaluate_with_a_file_that_is_not_a_model(tiny_store, tmp_path, capsys):
 
 
 def test_unknown_preset(tmp_path, capsys):
-    assert "unknown preset" in run_error(["synthesize", str(tmp_path), "--preset", "x"], capsys)
+    assert "unknown synthetic preset 'x'" in run_error(["synthesize", str(tmp_path), "--preset",
+                                                      "x"], capsys)
 
 
 def test_synthesize_writes_the_store_with_audio_features_and_the_wavs(tmp_path, monkeypatch,
@@ -128,7 +129,7 @@ def test_train_then_evaluate_from_the_command_line(tiny_config_file, tiny_store,
     assert main(["train", "--config", str(config), "--output", str(tmp_path / "run")]) == 0
     printed = capsys.readouterr().out
     assert "best devel CCC" in printed and "post-processing fitted on devel" in printed
-    stored = load_model_file(tmp_path / "run" / "model.pt")[1]["postprocessing"]
+    stored = TrainedModel.load(tmp_path / "run" / "model.pt").postprocessing
     assert set(stored) == {"valence", "arousal"}
     report = tmp_path / "report"
     assert main(["evaluate", str(tmp_path / "run" / "model.pt"), str(tiny_store),

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from avstan.errors import AvstanError
-from avstan.evaluation.metrics import (
+from avstan.metrics import (
     attention_in_mask_ratio,
     concordance_cc,
     pearson_cc,

@@ -1,5 +1,8 @@
 """The ``avstan`` command line: thin argument parsing over the importable stages.
 
+``build_parser`` is the table of sub-commands; each sets its handler (``run_<command>``),
+a few lines that call the package. Nothing in the package imports this module.
+
 Errors a user can cause (bad files, configs, paths) print one line and exit 2; an
 interrupted run exits 130 and resumes when the same command is run again.
 """
@@ -10,6 +13,7 @@ import argparse
 import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 from avstan import __version__
 from avstan.errors import AvstanError
@@ -36,13 +40,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo", help="train the papers' video models on a synthetic corpus and compare them",
-        description="Generate a synthetic face corpus, train cnn2d, cnn3d and sta3d, and write "
-                    "the ablation table with plots (about 10-15 minutes on 2 CPU cores).")
+        description="Generate a synthetic face corpus with a synthetic voice, train the "
+                    "papers' video, audio and audio-visual models on it (cnn2d, cnn3d, sta3d, "
+                    "lstm, lstm_ta, av_sta), and write the ablation tables with plots (about "
+                    "12-15 minutes on 2 CPU cores).")
+    demo.set_defaults(handler=run_demo)
     demo.add_argument("--output", default="runs/demo", help="output folder (default: runs/demo)")
     demo.add_argument("--preset", default="default",
                       help="synthetic corpus preset: default or hard (default: default)")
     demo.add_argument("--models", nargs="+", default=None, metavar="MODEL",
-                      help="models to train (default: cnn2d cnn3d sta3d)")
+                      help="models to train (default: cnn2d cnn3d sta3d lstm lstm_ta av_sta)")
     demo.add_argument("--device", default="cpu", help="device for evaluation (cpu, cuda)")
     _add_overrides(demo)
 
@@ -54,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "Audio (the video's own track, a separate audio file, or audio files on "
                     "their own) becomes eGeMAPS features over a window ending at each step. "
                     "Resumable: a rerun skips recordings already prepared.")
+    prepare.set_defaults(handler=run_prepare)
     prepare.add_argument("corpus", help="corpus folder")
     prepare.add_argument("output", help="recording store folder to write")
     prepare.add_argument("--layout", default="auto",
@@ -81,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth = commands.add_parser(
         "synthesize", help="write a synthetic corpus into a recording store",
         description="Write the synthetic face corpus (train/devel/test) into a recording store.")
+    synth.set_defaults(handler=run_synthesize)
     synth.add_argument("output", help="folder of the recording store")
     synth.add_argument("--preset", default="default", help="default or hard")
     synth.add_argument("--crop-size", type=int, default=None, help="frame size S (pixels)")
@@ -95,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         "train", help="train a model from a YAML experiment config",
         description="Train one experiment (a YAML file, see configs/); resumes an interrupted "
                     "run in the same output folder.")
+    train.set_defaults(handler=run_train)
     train.add_argument("--config", required=True, help="experiment YAML file")
     train.add_argument("--output", default=None, help="output folder (overrides the config)")
     train.add_argument("--store", default=None, help="recording store (overrides data.store)")
@@ -112,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Standardise the eGeMAPS features on train, fit a linear SVR per target "
                     "with its complexity chosen on devel CCC, and score a partition raw and "
                     "after the AVEC post-processing chain, written like `avstan evaluate`.")
+    baseline.set_defaults(handler=run_baseline)
     baseline.add_argument("store", help="recording store folder with audio features")
     baseline.add_argument("output", help="folder for metrics, predictions, plots, report")
     baseline.add_argument("--partition", default="test", help="train, devel or test")
@@ -126,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "(concatenated, AVEC-style, and per-recording mean), raw and after the "
                     "AVEC post-processing chain (median smoothing, centring, scaling; each "
                     "kept only if it helps on devel) fitted on the devel partition.")
+    evaluate.set_defaults(handler=run_evaluate)
     evaluate.add_argument("model", help="model.pt written by avstan train")
     evaluate.add_argument("store", help="recording store folder")
     evaluate.add_argument("--partition", default="test", help="train, devel or test")
@@ -145,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "valence, arousal, face_found) and <name>.png per video; on request an "
                     "attention overlay MP4 and an HTML page. With --stream, reads frames as "
                     "they come and prints one CSV line per step instead.")
+    predict.set_defaults(handler=run_predict)
     predict.add_argument("model", help="model.pt written by avstan train")
     predict.add_argument("input", nargs="?", help="a video file or a folder of videos")
     predict.add_argument("--overlay", action="store_true",
@@ -182,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write the model as ONNX (run it with onnxruntime) or TorchScript (run it "
                     "with torch.jit.load), checked against PyTorch on random clips; targets, "
                     "crop size, step rate and post-processing travel inside as JSON.")
+    export.set_defaults(handler=run_export)
     export.add_argument("model", help="model.pt written by avstan train")
     export.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
     export.add_argument("--output", default=None,
@@ -192,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train every row of a paper table with the papers' settings "
                     "(configs/paper/), fit the AVEC chain on devel, score, and write a "
                     "report with the published numbers beside ours. Resumable.")
+    reproduce.set_defaults(handler=run_reproduce)
     reproduce.add_argument("--table", required=True,
                            help="icassp-table1 or mm-table2 (mm-table1/3 need audio models)")
     reproduce.add_argument("--corpus", required=True, help="prepared recording store")
@@ -202,151 +217,138 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = commands.add_parser("models", help="list the registered models and their options",
                                  description="List the registered models and their options.")
+    models.set_defaults(handler=run_models)
     models.add_argument("name", nargs="?", help="show one model's options")
     return parser
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.command == "demo":
-        from avstan.demo import DEMO_MODELS, run_demo
+def run_demo(args: argparse.Namespace) -> int:
+    from avstan.experiments.demo import DEMO_MODELS, run_demo
 
-        run_demo(args.output, args.preset, tuple(args.models or DEMO_MODELS), args.overrides,
-                 args.device)
-    elif args.command == "prepare":
-        from avstan.data.corpora import find_corpus
-        from avstan.data.prepare import PrepareConfig, prepare_corpus
-        from avstan.data.preview import write_contact_sheet
-        from avstan.data.store import RecordingStore
+    run_demo(args.output, args.preset, tuple(args.models or DEMO_MODELS), args.overrides,
+             args.device)
+    return 0
 
-        layout, sources = find_corpus(args.corpus, args.layout)
-        print(f"{args.corpus}: {layout} layout, {len(sources)} recordings")
-        if not args.no_audio and not args.audio_window >= 0.5:
-            raise AvstanError(f"--audio-window {args.audio_window}: use at least 0.5 seconds")
-        if args.redetect_every < 1:
-            raise AvstanError(f"--redetect-every {args.redetect_every}: use 1 (search every "
-                              "step) or more")
-        config = PrepareConfig(crop_size=args.crop_size, step_rate=args.step_rate,
-                               audio_window=None if args.no_audio else args.audio_window,
-                               redetect_every=args.redetect_every)
-        summary = prepare_corpus(sources, args.output, config, corpus=layout,
-                                 workers=args.workers)
-        if args.preview:
-            store = RecordingStore.open(args.output)
-            for name in store.names():
-                recording = store.load(name)
-                if recording.has_video:  # audio-only recordings have no crops to show
-                    write_contact_sheet(recording, f"{args.output}/preview/{name}.png")
-        for line in summary.lines():
-            print(line)
-        return EXIT_PARTIAL_FAILURE if summary.failed else 0
-    elif args.command == "synthesize":
-        from dataclasses import replace
 
-        from avstan.data.synthetic import PRESETS, generate_corpus
+def run_prepare(args: argparse.Namespace) -> int:
+    from avstan.data.prepare import PrepareConfig, prepare_folder
 
-        if args.preset not in PRESETS:
-            raise AvstanError(f"unknown preset {args.preset!r}; use one of {', '.join(PRESETS)}")
-        config = PRESETS[args.preset]
-        if args.crop_size is not None:
-            config = replace(config, crop_size=args.crop_size)
-        if args.seed is not None:
-            config = replace(config, seed=args.seed)
-        if args.no_audio:
-            config = replace(config, audio=False)
-        store = generate_corpus(args.output, config,
-                                wav_folder=f"{args.output}/audio" if args.wav else None)
-        print(f"{args.output}: {len(store.names())} recordings "
-              f"({', '.join(f'{p} {len(store.names(p))}' for p in ('train', 'devel', 'test'))})")
-    elif args.command == "train":
-        from avstan.training.config import load_config
-        from avstan.training.fit import train_experiment
+    config = PrepareConfig(crop_size=args.crop_size, step_rate=args.step_rate,
+                           audio_window=None if args.no_audio else args.audio_window,
+                           redetect_every=args.redetect_every)
+    summary = prepare_folder(args.corpus, args.output, config, args.layout, args.workers,
+                             preview=args.preview)
+    return EXIT_PARTIAL_FAILURE if summary.failed else 0
 
-        overrides = list(args.overrides)
-        for key, value in (("output", args.output), ("data.store", args.store),
-                           ("training.devices", args.devices),
-                           ("training.num_nodes", args.num_nodes),
-                           ("training.strategy", args.strategy),
-                           ("training.accelerator", args.accelerator)):
-            if value is not None:
-                overrides.append(f"{key}={value}")
-        from avstan.evaluation.evaluate import attach_postprocessing
 
-        config = load_config(args.config, overrides)
-        result = train_experiment(config, restart=args.restart)
-        print(f"{result.model_path}: best devel CCC {result.best_val_ccc:.3f} "
-              f"after {result.epochs} epochs")
-        if result.is_global_zero:
-            chains = attach_postprocessing(result.model_path, config.data.store)
-            print("post-processing fitted on devel and saved in the model: " + "; ".join(
-                f"{t}: median {c.median_window}, centre {c.centre_offset:+.3f}, scale "
-                f"{c.scale_factor:.3f} (devel CCC {c.devel_ccc_raw:.3f} -> {c.devel_ccc:.3f})"
-                for t, c in chains.items()))
-    elif args.command == "evaluate":
-        from avstan.evaluation.evaluate import evaluate_model_file, metrics_markdown
-        from avstan.evaluation.postprocess import DEFAULT_SHIFTS
+def run_synthesize(args: argparse.Namespace) -> int:
+    from avstan.data.synthetic import generate_corpus, preset_config
 
-        evaluation = evaluate_model_file(args.model, args.store, args.partition, args.output,
-                                         args.device, postprocess=not args.no_postprocess,
-                                         shifts=DEFAULT_SHIFTS if args.time_shift else None)
-        print(metrics_markdown(evaluation))
-    elif args.command == "baseline":
-        from avstan.evaluation.baseline import COMPLEXITIES, run_baseline
-        from avstan.evaluation.evaluate import metrics_markdown
-        from avstan.evaluation.postprocess import DEFAULT_SHIFTS
+    config = preset_config(args.preset, crop_size=args.crop_size, seed=args.seed,
+                           audio=False if args.no_audio else None)
+    store = generate_corpus(args.output, config,
+                            wav_folder=f"{args.output}/audio" if args.wav else None)
+    print(f"{args.output}: {len(store.names())} recordings "
+          f"({', '.join(f'{p} {len(store.names(p))}' for p in ('train', 'devel', 'test'))})")
+    return 0
 
-        evaluation, fitted = run_baseline(args.store, args.output, args.partition,
-                                          complexities=args.complexities or COMPLEXITIES,
-                                          shifts=DEFAULT_SHIFTS if args.time_shift else None)
-        print("complexity chosen on devel: " + ", ".join(
-            f"{t} C={c:g} (devel CCC {fitted.devel_ccc[t][c]:.3f})"
-            for t, c in fitted.complexity.items()))
-        print(metrics_markdown(evaluation))
-    elif args.command == "predict" and args.stream is not None:
-        from avstan.stream import stream_predict
+
+def run_train(args: argparse.Namespace) -> int:
+    from avstan.experiments.calibrated_training import (
+        describe_chains,
+        resolve_init_branches,
+        train_and_calibrate,
+    )
+    from avstan.training.config import load_config
+
+    flags = {"output": args.output, "data.store": args.store, "training.devices": args.devices,
+             "training.num_nodes": args.num_nodes, "training.strategy": args.strategy,
+             "training.accelerator": args.accelerator}
+    overrides = [*args.overrides, *(f"{k}={v}" for k, v in flags.items() if v is not None)]
+    config = load_config(args.config, overrides)
+    resolve_init_branches(config)
+    run = train_and_calibrate(config, restart=args.restart)
+    print(f"{run.model_path}: best devel CCC {run.result.best_val_ccc:.3f} "
+          f"after {run.result.epochs} epochs")
+    if run.chains is not None:
+        print("post-processing fitted on devel and saved in the model: "
+              + describe_chains(run.chains))
+    return 0
+
+
+def run_baseline(args: argparse.Namespace) -> int:
+    from avstan.evaluation.baseline import COMPLEXITIES, run_baseline
+    from avstan.evaluation.postprocess import DEFAULT_SHIFTS
+    from avstan.evaluation.reports import metrics_markdown
+
+    evaluation, fitted = run_baseline(args.store, args.output, args.partition,
+                                      complexities=args.complexities or COMPLEXITIES,
+                                      shifts=DEFAULT_SHIFTS if args.time_shift else None)
+    print("complexity chosen on devel: " + ", ".join(
+        f"{t} C={c:g} (devel CCC {fitted.devel_ccc[t][c]:.3f})"
+        for t, c in fitted.complexity.items()))
+    print(metrics_markdown(evaluation))
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from avstan.evaluation.evaluate import evaluate_model_file
+    from avstan.evaluation.postprocess import DEFAULT_SHIFTS
+    from avstan.evaluation.reports import metrics_markdown
+
+    evaluation = evaluate_model_file(args.model, args.store, args.partition, args.output,
+                                     args.device, postprocess=not args.no_postprocess,
+                                     shifts=DEFAULT_SHIFTS if args.time_shift else None)
+    print(metrics_markdown(evaluation))
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    if args.stream is not None:
+        from avstan.apply.stream import parse_input_options, stream_predict
 
         if args.input or args.overlay or args.html or args.hop != 1:
             raise AvstanError("--stream takes no INPUT, --overlay, --html or --hop; it prints "
                               "one CSV line per step")
-        options = dict(option.partition("=")[::2] for option in args.input_option)
-        if any(not key or not value for key, value in options.items()):
-            raise AvstanError(f"--input-option {args.input_option}: write KEY=VALUE")
         stream_predict(args.model, args.stream, input_format=args.input_format,
-                       options=options, device=args.device,
+                       options=parse_input_options(args.input_option), device=args.device,
                        postprocess=not args.no_postprocess, idle_timeout=args.idle_timeout,
                        redetect_every=args.redetect_every)
-    elif args.command == "predict":
-        from avstan.predict import predict_videos
+        return 0
+    from avstan.apply.predict import predict_videos
 
-        if args.input is None:
-            raise AvstanError("predict needs a video file or folder (or --stream SOURCE)")
-        done, failed = predict_videos(args.model, args.input, args.output, args.device,
-                                      args.hop, args.overwrite, not args.no_postprocess,
-                                      overlay=args.overlay, html=args.html,
-                                      redetect_every=args.redetect_every)
-        print(f"predicted {len(done)}, failed {len(failed)}")
-        return EXIT_PARTIAL_FAILURE if failed else 0
-    elif args.command == "export":
-        from pathlib import Path
+    if args.input is None:
+        raise AvstanError("predict needs a video file or folder (or --stream SOURCE)")
+    done, failed = predict_videos(args.model, args.input, args.output, args.device,
+                                  args.hop, args.overwrite, not args.no_postprocess,
+                                  overlay=args.overlay, html=args.html,
+                                  redetect_every=args.redetect_every)
+    print(f"predicted {len(done)}, failed {len(failed)}")
+    return EXIT_PARTIAL_FAILURE if failed else 0
 
-        from avstan.export import export_model
 
-        suffix = ".onnx" if args.format == "onnx" else ".ts"
-        output = args.output or str(Path(args.model).with_suffix(suffix))
-        print(export_model(args.model, output, args.format))
-    elif args.command == "reproduce":
-        from pathlib import Path
+def run_export(args: argparse.Namespace) -> int:
+    from avstan.apply.export import export_model
 
-        from avstan.reproduce import reproduce_table
+    print(export_model(args.model, args.output, args.format))
+    return 0
 
-        report = reproduce_table(args.table, args.corpus, Path(args.output) / args.table,
-                                 args.partition, args.overrides)
-        print(f"report: {report}")
-    elif args.command == "models":
-        from avstan.models import list_models, model_arguments
 
-        for name in [args.name] if args.name else list_models():
-            options = ", ".join(f"{k}={v!r}" for k, v in model_arguments(name).items())
-            print(f"{name}: {options}")
+def run_reproduce(args: argparse.Namespace) -> int:
+    from avstan.experiments.reproduce import reproduce_table
+
+    report = reproduce_table(args.table, args.corpus, Path(args.output) / args.table,
+                             args.partition, args.overrides)
+    print(f"report: {report}")
+    return 0
+
+
+def run_models(args: argparse.Namespace) -> int:
+    from avstan.models import list_models, model_arguments
+
+    for name in [args.name] if args.name else list_models():
+        options = ", ".join(f"{k}={v!r}" for k, v in model_arguments(name).items())
+        print(f"{name}: {options}")
     return 0
 
 
@@ -360,7 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.formatwarning = _one_line_warning
     try:
-        return run(args)
+        return args.handler(args)
     except AvstanError as error:
         print(f"avstan: error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR

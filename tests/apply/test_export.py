@@ -10,7 +10,7 @@ import torch
 
 from avstan.cli import EXIT_USER_ERROR, main
 from avstan.models import create_model
-from avstan.training.model_file import load_model_file, save_model_file
+from avstan.models.model_file import TrainedModel
 
 OPTIONS = {"sta3d": {"crop_size": 16}, "cnn2d": {"crop_size": 16}, "static3d": {"crop_size": 16},
            "lstm_ta": {"audio_features": 6, "hidden": 8, "layers": 2},
@@ -24,7 +24,7 @@ def model_path(request, tmp_path_factory):
     if hasattr(model, "audio_standardiser"):  # statistics fitted on train travel inside
         model.audio_standardiser.set_statistics(np.arange(6.0), np.linspace(0.5, 30, 6))
     path = tmp_path_factory.mktemp(request.param) / "model.pt"
-    save_model_file(path, model, ["valence", "arousal"], 4.0)
+    TrainedModel(model, ("valence", "arousal"), 4.0).save(path)
     return path
 
 
@@ -42,7 +42,7 @@ def test_onnx_matches_pytorch_within_1e_4(model_path, capsys):
     assert main(["export", str(model_path), "--format", "onnx"]) == 0
     exported = model_path.with_suffix(".onnx")
     session = onnxruntime.InferenceSession(str(exported), providers=["CPUExecutionProvider"])
-    model, _ = load_model_file(model_path)
+    model = TrainedModel.load(model_path).network
     x = clips(model)
     # Another batch size than the export's.
     outputs = session.run(None, {n: v.numpy() for n, v in x.items()})
@@ -63,7 +63,7 @@ def test_torchscript_matches_pytorch(model_path, tmp_path):
                  str(output)]) == 0
     extra = {"avstan.json": ""}
     loaded = torch.jit.load(str(output), _extra_files=extra)
-    model, _ = load_model_file(model_path)
+    model = TrainedModel.load(model_path).network
     x = clips(model, 2)
     with torch.no_grad():
         np.testing.assert_allclose(loaded(*x.values())[0].numpy(),

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from avstan.apply.overlay import draw_values, warp_to_frame, write_overlay_video
 from avstan.data.corpora.base import RecordingSource
 from avstan.data.faces import similarity_transform
 from avstan.data.prepare import PrepareConfig, prepare_recording
-from avstan.overlay import draw_values, warp_to_frame, write_overlay_video
 
-MEDIA = Path(__file__).parent / "data" / "media"
+MEDIA = Path(__file__).parents[1] / "data" / "media"
 CROP = 32
 SPOTS = ((6, 8), (24, 22))  # (x, y) in crop pixels: even steps look at one, odd at the other
 

@@ -13,7 +13,7 @@ from avstan.training.config import config_from_dict
 from avstan.training.fit import train_experiment
 from tests.conftest import tiny_config_dict
 
-MEDIA = Path(__file__).parent / "data" / "media"
+MEDIA = Path(__file__).parents[1] / "data" / "media"
 
 
 @pytest.fixture(scope="module")
@@ -89,13 +89,13 @@ def untrained(tmp_path_factory):
     import torch
 
     from avstan.models import create_model
-    from avstan.training.model_file import save_model_file
+    from avstan.models.model_file import TrainedModel
 
     folder = tmp_path_factory.mktemp("untrained")
     for name in ("sta3d", "cnn3d"):
         torch.manual_seed(0)
-        save_model_file(folder / f"{name}.pt", create_model(name, crop_size=16, clip_length=4),
-                        ["valence", "arousal"], 4.0)
+        TrainedModel(create_model(name, crop_size=16, clip_length=4), ("valence", "arousal"),
+                     4.0).save(folder / f"{name}.pt")
     return folder
 
 
@@ -152,13 +152,13 @@ def test_unwritable_output_and_a_failure_midway_leave_nothing(untrained, tmp_pat
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "cannot write the predictions here" in lines[0]
 
-    import avstan.predict
+    import avstan.apply.predict
     from avstan.errors import AvstanError
 
     def broken_page(*args, **kwargs):
         raise AvstanError("the page could not be written")
 
-    monkeypatch.setattr(avstan.predict, "write_prediction_page", broken_page)
+    monkeypatch.setattr(avstan.apply.predict, "write_prediction_page", broken_page)
     out = tmp_path / "out"
     assert main(["predict", str(untrained / "sta3d.pt"), str(MEDIA / "single_face.mp4"),
                  "--output", str(out), "--overlay", "--html"]) == EXIT_PARTIAL_FAILURE
@@ -173,7 +173,7 @@ def audio_model_file(folder, name="lstm_ta", **options):
 
     from avstan.data.audio import egemaps_functionals, fit_standardisation, load_audio
     from avstan.models import create_model
-    from avstan.training.model_file import save_model_file
+    from avstan.models.model_file import TrainedModel
 
     torch.manual_seed(0)
     model = create_model(name, clip_length=4, **options)
@@ -181,11 +181,11 @@ def audio_model_file(folder, name="lstm_ta", **options):
     features = egemaps_functionals(signal, 16000, np.arange(0.0, 4.0, 0.25), 1.0)
     model.audio_standardiser.set_statistics(*fit_standardisation(features))
     path = folder / f"{name}.pt"
-    save_model_file(path, model, ["valence", "arousal"], 4.0, {"audio_window_seconds": 1.0})
+    TrainedModel(model, ("valence", "arousal"), 4.0, {"audio_window_seconds": 1.0}).save(path)
     return path
 
 
-SPEECH = Path(__file__).parent / "data" / "speech"
+SPEECH = Path(__file__).parents[1] / "data" / "speech"
 
 
 def test_audio_model_predicts_audio_files_and_a_videos_sound(tmp_path, capsys):
@@ -193,7 +193,7 @@ def test_audio_model_predicts_audio_files_and_a_videos_sound(tmp_path, capsys):
 
     from avstan.data.audio import egemaps_functionals, load_audio
     from avstan.data.clips import clip_indices
-    from avstan.training.model_file import load_model_file
+    from avstan.models.model_file import TrainedModel
 
     path = audio_model_file(tmp_path, hidden=8, layers=2)
     inputs = tmp_path / "inputs"
@@ -202,7 +202,7 @@ def test_audio_model_predicts_audio_files_and_a_videos_sound(tmp_path, capsys):
     shutil.copy(MEDIA / "single_face.mp4", inputs / "single_face.mp4")  # its mp3 track
     assert main(["predict", str(path), str(inputs), "--output", str(tmp_path / "out"),
                  "--no-postprocess"]) == 0
-    model, _ = load_model_file(path)
+    model = TrainedModel.load(path).network
     for name, media in (("speech", inputs / "speech.wav"),
                         ("single_face", inputs / "single_face.mp4")):
         rows = read_rows(tmp_path / "out" / f"{name}.csv")
@@ -239,9 +239,9 @@ def test_predict_follows_the_face_as_the_training_store_was_prepared(tiny_store,
                                                                       tmp_path, monkeypatch):
     """The store's --redetect-every travels in the model file; predict uses it unless told
     otherwise, and following finds the face in the same steps as searching every step."""
-    import avstan.predict as predict_module
+    import avstan.apply.predict as predict_module
     from avstan.data.store import RecordingStore
-    from avstan.training.model_file import load_model_file
+    from avstan.models.model_file import TrainedModel
 
     store_copy = tmp_path / "store"
     shutil.copytree(tiny_store, store_copy)
@@ -250,7 +250,7 @@ def test_predict_follows_the_face_as_the_training_store_was_prepared(tiny_store,
     store.save_manifest()
     result = train_experiment(config_from_dict(tiny_config_dict(store_copy, tmp_path / "run",
                                                                 max_epochs=1)), progress=False)
-    assert load_model_file(result.model_path)[1]["metadata"]["redetect_every"] == 3
+    assert TrainedModel.load(result.model_path).redetect_every == 3
 
     used = []
     real = predict_module.make_aligner
@@ -265,16 +265,3 @@ def test_predict_follows_the_face_as_the_training_store_was_prepared(tiny_store,
     found = [[r["face_found"] for r in read_rows(tmp_path / out / "face_noface.csv")]
              for out in ("a", "b")]
     assert found[0] == found[1] and "0" in found[0]
-
-
-def test_face_search_interval_prefers_the_request_then_the_model_then_the_default():
-    from avstan.data.prepare import PrepareConfig
-    from avstan.errors import AvstanError
-    from avstan.predict import face_search_interval
-
-    assert face_search_interval({"redetect_every": 2}, 5) == 5
-    assert face_search_interval({"redetect_every": 2}) == 2
-    assert face_search_interval({}) == face_search_interval({"redetect_every": None}) \
-        == PrepareConfig.redetect_every
-    with pytest.raises(AvstanError, match="--redetect-every 0"):
-        face_search_interval({}, 0)

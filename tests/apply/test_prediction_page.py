@@ -8,10 +8,10 @@ import av
 import numpy as np
 from matplotlib.image import imread
 
-from avstan.prediction_page import browser_ready_video, write_prediction_page
+from avstan.apply.prediction_page import browser_ready_video, write_prediction_page
 from tests.evaluation.test_html_report import CHROMIUM_FLAGS, chromium
 
-MEDIA = Path(__file__).parent / "data" / "media"
+MEDIA = Path(__file__).parents[1] / "data" / "media"
 STEPS = 10  # single_face.mp4: 2.4 s at 4 steps/s
 
 

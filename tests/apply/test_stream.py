@@ -14,15 +14,15 @@ import numpy as np
 import pytest
 import torch
 
+from avstan.apply.stream import CausalPostProcessing, stream_predict, stream_rows
 from avstan.cli import EXIT_USER_ERROR, main
 from avstan.data.faces import FaceAligner
 from avstan.data.video import sample_video
 from avstan.evaluation.postprocess import PostProcessing
 from avstan.models import create_model
-from avstan.stream import CausalPostProcessing, stream_predict, stream_rows
-from avstan.training.model_file import load_model_file, save_model_file, update_model_file
+from avstan.models.model_file import TrainedModel
 
-MEDIA = Path(__file__).parent / "data" / "media"
+MEDIA = Path(__file__).parents[1] / "data" / "media"
 CROP, CLIP = 16, 4
 CHAIN = PostProcessing(median_window=1, centre_offset=0.05, scale_factor=8.0,
                        scale_reference=0.01)
@@ -34,9 +34,9 @@ def model_file(tmp_path_factory):
     centres and scales, so post-processing is part of the comparison."""
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("model") / "model.pt"
-    save_model_file(path, create_model("sta3d", crop_size=CROP, clip_length=CLIP),
-                    ["valence", "arousal"], 4.0)
-    update_model_file(path, postprocessing={t: CHAIN.to_dict() for t in ("valence", "arousal")})
+    TrainedModel(create_model("sta3d", crop_size=CROP, clip_length=CLIP), ("valence", "arousal"),
+                 4.0, postprocessing={t: CHAIN.to_dict() for t in ("valence", "arousal")}
+                 ).save(path)
     return path
 
 
@@ -144,7 +144,7 @@ class HidingAligner:
 
 
 def test_each_line_comes_before_the_next_frame_is_read_and_no_face_holds(model_file):
-    model, _ = load_model_file(model_file)
+    model = TrainedModel.load(model_file).network
     frames = CountingFrames()
     hidden = {0, 1, 5, 6}
     chains = [CausalPostProcessing(PostProcessing(shift_steps=2)) for _ in range(2)]

@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from avstan.data.clips import AugmentConfig, ClipDataset, augment_clip, clip_indices
+from avstan.data.clips import (
+    AugmentConfig,
+    ClipDataset,
+    augment_clip,
+    clip_indices,
+    window_indices,
+)
 from avstan.data.store import Recording
 from avstan.errors import AvstanError
 
@@ -26,6 +32,12 @@ def steps_of(clip):
 def test_clip_indices_pad_with_the_first_frame():
     assert clip_indices(2, 5).tolist() == [0, 0, 0, 1, 2]
     assert clip_indices(9, 4).tolist() == [6, 7, 8, 9]
+
+
+def test_window_indices_equal_an_explicit_loop():
+    ends, length = [0, 2, 3, 9, 5], 4
+    expected = [[max(end - length + 1 + k, 0) for k in range(length)] for end in ends]
+    assert window_indices(ends, length).tolist() == expected
 
 
 def test_every_step_gets_a_clip_ending_there():

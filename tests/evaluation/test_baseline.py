@@ -12,7 +12,7 @@ from avstan.data.audio import fit_standardisation, standardise
 from avstan.data.store import RecordingStore
 from avstan.errors import AvstanError
 from avstan.evaluation.baseline import fit_baseline, run_baseline
-from avstan.evaluation.metrics import concordance_cc
+from avstan.metrics import concordance_cc
 from tests.evaluation.test_evaluate import assert_scores_equal, independent_scores
 
 

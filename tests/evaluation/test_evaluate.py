@@ -11,13 +11,10 @@ import pytest
 from torch import nn
 
 from avstan.data.store import Recording
-from avstan.evaluation.evaluate import (
-    evaluate_model,
-    metrics_markdown,
-    onto_times,
-    write_evaluation,
-)
 from avstan.evaluation.postprocess import PostProcessing
+from avstan.evaluation.reports import metrics_markdown, write_evaluation
+from avstan.evaluation.scoring import evaluate_model
+from avstan.evaluation.timeline import onto_times
 
 STEP_RATE = 4.0
 TARGETS = ["valence", "arousal"]
@@ -28,6 +25,7 @@ class FrameValue(nn.Module):
     mapped to [-1, 1]."""
 
     clip_length = 4
+    input_names = ("clip",)
 
     def forward(self, clip):  # (B, 3, T, S, S) in [0, 1]
         return {"prediction": clip[:, :2, -1].mean(dim=(2, 3)) * 2 - 1}

@@ -12,6 +12,7 @@ class LastFrameMean(nn.Module):
     """Predicts the mean of the clip's last frame (and of its first), with uniform attention."""
 
     clip_length = 4
+    input_names = ("clip",)
 
     def forward(self, clip):
         last = clip[:, :, -1].mean(dim=(1, 2, 3))
@@ -63,6 +64,8 @@ def test_steps_without_a_face_are_interpolated_from_their_neighbours():
 
 class LastFrameAttention(nn.Module):
     """Attention of each clip frame = that frame's brightness, normalised per frame."""
+
+    input_names = ("clip",)
 
     def forward(self, clip):
         brightness = clip.mean(dim=1) + 1e-3  # (B, T, S, S)

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from avstan.errors import AvstanError
-from avstan.evaluation.metrics import concordance_cc
 from avstan.evaluation.postprocess import (
     PostProcessing,
     fit_postprocessing,
@@ -12,6 +11,7 @@ from avstan.evaluation.postprocess import (
     median_smooth,
     time_shift,
 )
+from avstan.metrics import concordance_cc
 
 
 def loop_median(values, window):

@@ -10,7 +10,7 @@ import pytest
 
 from avstan.errors import AvstanError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def load_runner():

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from avstan.demo import DEMO_MODELS, run_demo
+from avstan.experiments.demo import DEMO_MODELS, run_demo
 
 
 @pytest.mark.slow

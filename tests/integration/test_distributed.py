@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from avstan.training.model_file import load_model_file
+from avstan.models.model_file import TrainedModel
 
 
 @pytest.mark.slow
@@ -23,6 +23,7 @@ def test_two_process_ddp_on_cpu_trains_and_writes_one_model(tiny_config_file, tm
     assert result.returncode == 0, result.stderr[-2000:]
     assert "world_size: 2" in result.stderr or "GLOBAL_RANK: 1" in result.stderr, \
         result.stderr[-2000:]
-    model, info = load_model_file(output / "model.pt")
-    assert info["model_name"] == "cnn3d"
+    trained = TrainedModel.load(output / "model.pt")
+    model = trained.network
+    assert trained.model_name == "cnn3d"
     assert torch.isfinite(model(torch.rand(1, 3, 4, 16, 16))["prediction"]).all()

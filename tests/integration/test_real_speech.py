@@ -17,7 +17,7 @@ import yaml
 from avstan.cli import main
 from avstan.data.store import RecordingStore
 
-SPEECH = Path(__file__).parent / "data" / "speech"
+SPEECH = Path(__file__).parents[1] / "data" / "speech"
 
 
 def utterance_labels() -> dict[str, dict[str, float]]:

@@ -3,7 +3,7 @@
 import pytest
 
 from avstan.cli import EXIT_USER_ERROR, main
-from avstan.reproduce import TABLES
+from avstan.experiments.reproduce import TABLES
 from tests.conftest import AV_FEATURES
 
 REDUCED = ["--set", "model.options.crop_size=16", "--set", "data.clip_length=4",

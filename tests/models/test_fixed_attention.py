@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from avstan.evaluation.metrics import attention_in_mask_ratio
+from avstan.metrics import attention_in_mask_ratio
 from avstan.models import create_model
 from avstan.models.video import mask_attention
 

@@ -11,9 +11,9 @@ from avstan.data.audio import fit_standardisation
 from avstan.data.store import RecordingStore
 from avstan.errors import AvstanError
 from avstan.evaluation.evaluate import evaluate_model_file
+from avstan.models.model_file import TrainedModel
 from avstan.training.config import config_from_dict
 from avstan.training.fit import train_experiment
-from avstan.training.model_file import load_model_file
 from tests.conftest import AV_FEATURES as FEATURES
 from tests.conftest import tiny_config_dict
 
@@ -32,8 +32,9 @@ def test_audio_model_skips_recordings_without_audio_and_fits_standardisation_on_
     config = config_for(tiny_av_store, tmp_path / "lstm_ta", "lstm_ta", AUDIO_OPTIONS)
     with pytest.warns(UserWarning, match=r"train_000: skipped.*no audio features"):
         result = train_experiment(config, progress=False)
-    model, info = load_model_file(result.model_path)
-    assert any("no audio features" in r for r in info["metadata"]["skipped_recordings"])
+    trained = TrainedModel.load(result.model_path)
+    model = trained.network
+    assert any("no audio features" in r for r in trained.metadata["skipped_recordings"])
     store = RecordingStore.open(tiny_av_store)
     train = [r.audio_features for r in store.load_partition("train")
              if r.audio_features is not None]
@@ -71,9 +72,9 @@ def test_fusion_starts_from_trained_branches_and_can_keep_them_frozen(tiny_av_st
                         init_branches={"audio": str(audio.model_path),
                                        "video": str(video.model_path)},
                         freeze_branches=True)
-    fused, _ = load_model_file(train_experiment(config, progress=False).model_path)
+    fused = TrainedModel.load(train_experiment(config, progress=False).model_path).network
     for branch, path in (("audio_branch", audio.model_path), ("video_branch", video.model_path)):
-        trained, _ = load_model_file(path)
+        trained = TrainedModel.load(path).network
         for name, value in trained.state_dict().items():
             torch.testing.assert_close(getattr(fused, branch).state_dict()[name], value)
     # The fusion layers did train away from their initialisation.

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from avstan.errors import AvstanError
+from avstan.models.model_file import TrainedModel
 from avstan.training.config import config_from_dict
 from avstan.training.fit import train_experiment
-from avstan.training.model_file import load_model_file
 from tests.conftest import tiny_config_dict
 
 
@@ -37,9 +37,10 @@ def test_training_writes_a_loadable_model_and_logs(tiny_store, tmp_path):
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()
     log = (tmp_path / "run" / "logs" / "metrics.csv").read_text()
     assert "val/ccc" in log and "val/attention_in_mask" in log
-    model, info = load_model_file(result.model_path)
-    assert info["model_name"] == "sta3d" and info["targets"] == ["valence", "arousal"]
-    assert info["step_rate"] == 4.0 and info["model_options"]["crop_size"] == 16
+    trained = TrainedModel.load(result.model_path)
+    model = trained.network
+    assert trained.model_name == "sta3d" and trained.targets == ("valence", "arousal")
+    assert trained.step_rate == 4.0 and trained.model_options["crop_size"] == 16
     out = model(torch.rand(2, 3, 4, 16, 16))
     assert torch.isfinite(out["prediction"]).all()
     done = json.loads((tmp_path / "run" / "done.json").read_text())

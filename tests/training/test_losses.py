@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from avstan.evaluation.metrics import concordance_cc
+from avstan.metrics import concordance_cc
 from avstan.training.losses import ccc_loss, concordance_cc_torch, mse_loss
 
 

@@ -26,7 +26,7 @@ from torch import nn
 
 from avstan.errors import AvstanError
 from avstan.io import atomic_write_bytes
-from avstan.training.model_file import load_model_file
+from avstan.models.model_file import TrainedModel
 
 FORMATS = ("onnx", "torchscript")
 
@@ -68,27 +68,31 @@ def example_inputs(model: nn.Module, count: int) -> tuple[torch.Tensor, ...]:
     return tuple(examples)
 
 
-def export_metadata(info: dict[str, Any], model: nn.Module,
-                    output_names: tuple[str, ...]) -> dict[str, Any]:
-    return {"format": "avstan-export", "model_name": info["model_name"],
-            "targets": info["targets"], "crop_size": getattr(model, "crop_size", None),
-            "clip_length": model.clip_length, "step_rate": info["step_rate"],
-            "inputs": [INPUT_DOCS[n] for n in model.input_names],
+def export_metadata(trained: TrainedModel, output_names: tuple[str, ...]) -> dict[str, Any]:
+    """What a user needs to drive the exported graph, as JSON-ready values."""
+    template = trained.alignment_template
+    return {"format": "avstan-export", "model_name": trained.model_name,
+            "targets": list(trained.targets), "crop_size": trained.crop_size,
+            "clip_length": trained.clip_length, "step_rate": trained.step_rate,
+            "inputs": [INPUT_DOCS[n] for n in trained.input_names],
             "outputs": list(output_names),
-            "audio_window_seconds": info.get("metadata", {}).get("audio_window_seconds"),
-            "alignment_template": info.get("metadata", {}).get("alignment_template"),
-            "postprocessing": info.get("postprocessing")}
+            "audio_window_seconds": trained.audio_window,
+            "alignment_template": None if template is None else [list(p) for p in template],
+            "postprocessing": trained.postprocessing}
 
 
-def export_model(model_path: str | Path, output: str | Path, fmt: str = "onnx",
+def export_model(model_path: str | Path, output: str | Path | None = None, fmt: str = "onnx",
                  tolerance: float = 1e-4, check_clips: int = 3) -> Path:
-    """Export ``model_path`` to ``output`` in ``fmt``; returns the path written."""
+    """Export ``model_path`` to ``output`` in ``fmt`` (default: beside the model, ``.onnx``
+    or ``.ts``); returns the path written."""
     if fmt not in FORMATS:
         raise AvstanError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
-    output = Path(output)
+    output = Path(output) if output is not None else \
+        Path(model_path).with_suffix(".onnx" if fmt == "onnx" else ".ts")
     if not output.parent.is_dir():
         raise AvstanError(f"{output.parent}: no such folder for the exported model")
-    model, info = load_model_file(model_path)
+    trained = TrainedModel.load(model_path)
+    model = trained.network
     torch.manual_seed(0)
     example = example_inputs(model, check_clips)
     with torch.no_grad():
@@ -97,7 +101,7 @@ def export_model(model_path: str | Path, output: str | Path, fmt: str = "onnx",
     wrapper = ExportWrapper(model, output_names).eval()
     with torch.no_grad():
         reference = [t.numpy() for t in wrapper(*example)]
-    metadata = json.dumps(export_metadata(info, model, output_names))
+    metadata = json.dumps(export_metadata(trained, output_names))
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "model"
         if fmt == "onnx":

@@ -15,9 +15,9 @@ Per input video, into the output folder:
     <name>.csv          time, valence, arousal, face_found (one row per step)
     <name>.png          valence and arousal over time, steps without a face shaded
     <name>.overlay.mp4  with ``overlay``: the video with the attention map over the face (for
-                        models with attention) and the current values drawn (``avstan.overlay``)
+                        models with attention) and the current values drawn (``apply.overlay``)
     <name>.html         with ``html``: a self-contained page playing the video (the overlay
-                        if made) beside the curves, in sync (``avstan.prediction_page``)
+                        if made) beside the curves, in sync (``apply.prediction_page``)
 
 Outputs that exist are refused unless ``overwrite``; each file is written atomically, and
 a video that fails leaves nothing behind (files already written for it are removed).
@@ -34,6 +34,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from avstan.apply.overlay import write_overlay_video
+from avstan.apply.prediction_page import browser_ready_video, write_prediction_page
 from avstan.data.audio import NoAudioError
 from avstan.data.corpora.base import AUDIO_SUFFIXES, VIDEO_SUFFIXES, RecordingSource
 from avstan.data.faces import DEFAULT_TEMPLATE, FaceAligner
@@ -48,11 +50,9 @@ from avstan.data.store import Recording
 from avstan.errors import AvstanError
 from avstan.evaluation.inference import predict_recordings
 from avstan.evaluation.plots import plot_emotion_curves
-from avstan.evaluation.postprocess import PostProcessing
+from avstan.evaluation.postprocess import PostProcessing, chains_from_dicts
 from avstan.io import atomic_write_bytes, ensure_writable_folder
-from avstan.overlay import write_overlay_video
-from avstan.prediction_page import browser_ready_video, write_prediction_page
-from avstan.training.model_file import load_model_file
+from avstan.models.model_file import TrainedModel
 
 
 @dataclass
@@ -105,6 +105,122 @@ def predictions_csv(times: np.ndarray, values: np.ndarray, found: np.ndarray,
     return buffer.getvalue().encode()
 
 
+@dataclass
+class Predictor:
+    """A trained model ready for new media: what to read from a file and how (the
+    training store's crop size, step rate, alignment template, face-search interval and
+    eGeMAPS window, from the model file), the face aligner (loaded once) and the model's
+    post-processing chain."""
+
+    trained: TrainedModel
+    config: PrepareConfig
+    aligner: FaceAligner | None  # None for audio models: they never look for a face
+    chains: dict[str, PostProcessing] | None
+    device: str = "cpu"
+
+    @classmethod
+    def load(cls, model_path: str | Path, device: str = "cpu", postprocess: bool = True,
+             redetect_every: int | None = None) -> Predictor:
+        """``redetect_every`` (k: search for the face every k-th step, follow its landmarks
+        in between) defaults to the value of the store the model was trained on."""
+        trained = TrainedModel.load(model_path, device)
+        config = prepare_config_for(trained, redetect_every)
+        aligner = make_aligner(config) if trained.reads_video else None
+        chains = chains_from_dicts(trained.postprocessing) if postprocess else None
+        return cls(trained, config, aligner, chains, device)
+
+    @property
+    def media_suffixes(self) -> tuple[str, ...]:
+        """The files it can read: videos, and audio files for audio models."""
+        return VIDEO_SUFFIXES if self.trained.reads_video else VIDEO_SUFFIXES + AUDIO_SUFFIXES
+
+    def prepare_media(self, media: Path) -> Recording:
+        """What the model reads from ``media``, with the code of ``avstan prepare``: aligned
+        face crops for video models, eGeMAPS features (``config.audio_window``) for audio
+        models, both for the fusion; a missing input is one AvstanError naming the file."""
+        trained = self.trained
+        source = RecordingSource(media.stem, "test", media=media)
+        try:
+            if not trained.reads_video:
+                return prepare_audio_recording(source, self.config)
+            recording = prepare_recording(source, self.config, aligner=self.aligner)
+            if trained.reads_audio:
+                recording.audio_features = audio_features(source, recording.times,
+                                                          self.config)
+        except NoAudioError as error:
+            raise AvstanError(f"{error} — {trained.model_name} reads audio, so it cannot "
+                              "predict this file; use a video-only model for it") from None
+        return recording
+
+    def predict_video(self, video: Path, output: Path, hop: int = 1, progress: bool = False,
+                      overlay: bool = False, html: bool = False) -> VideoPrediction:
+        """Predict one file into ``output`` (the files of the module docstring); a file
+        that fails leaves none of its outputs."""
+        model, config, targets = self.trained.network, self.config, self.trained.targets
+        device, chains = self.device, self.chains
+        recording = self.prepare_media(video)
+        if recording.frames is None and (overlay or html):
+            raise AvstanError(f"{video}: --overlay and --html draw on the video, and an audio "
+                              "model reads only the sound; leave them out for audio models")
+        if recording.num_steps < model.clip_length:
+            seconds = model.clip_length / config.step_rate
+            raise AvstanError(f"{video}: shorter than one clip ({recording.num_steps} steps, "
+                              f"the model needs {model.clip_length} = {seconds:g} s); use a "
+                              "longer video")
+        (prediction,) = predict_recordings(model, [recording], targets, model.clip_length,
+                                           device=device, step=hop, progress=progress,
+                                           keep_attention=overlay)
+        steps = np.arange(0, recording.num_steps, hop)
+        values = interpolate_steps(steps, prediction.prediction, recording.num_steps) \
+            if hop > 1 else prediction.prediction
+        if chains:
+            values = np.stack([chains[t].apply([values[:, k]])[0] for k, t in enumerate(targets)],
+                              axis=1)
+        values = np.clip(values, -1.0, 1.0)
+        csv_path, plot_path = output / f"{video.stem}.csv", output / f"{video.stem}.png"
+        overlay_path = output / f"{video.stem}.overlay.mp4" if overlay else None
+        html_path = output / f"{video.stem}.html" if html else None
+        written: list[Path] = []
+        try:
+            if overlay_path is not None:
+                # Each step's map is the one of the last step predicted at or before it (--hop).
+                attention = (None if prediction.attention is None
+                             else prediction.attention[np.arange(recording.num_steps) // hop])
+                written.append(write_overlay_video(
+                    video, overlay_path, recording.times, values, targets, recording.face_found,
+                    attention, recording.alignment_matrices))
+            if html_path is not None:
+                movie = (overlay_path.read_bytes() if overlay_path is not None
+                         else browser_ready_video(video, output))
+                written.append(write_prediction_page(
+                    html_path, video.name, movie, recording.times, values, targets,
+                    recording.face_found, recording.times[-1] + 1.0 / config.step_rate,
+                    note=f"{' and '.join(targets)} per step of {1 / config.step_rate:g} s; shaded: "
+                         "no face found (values interpolated)."))
+            missing = ~recording.face_found if recording.frames is not None else None
+            plot_emotion_curves(recording.times, {t: values[:, k] for k, t in enumerate(targets)},
+                                plot_path, title=video.name, missing=missing)
+            written.append(plot_path)
+            atomic_write_bytes(csv_path, predictions_csv(recording.times, values,
+                                                         recording.face_found, targets))
+        except BaseException:
+            for path in written:
+                path.unlink(missing_ok=True)
+            raise
+        return VideoPrediction(video.stem, recording.times, values, recording.face_found, targets,
+                               csv_path, plot_path, overlay_path, html_path)
+
+
+def prepare_config_for(trained: TrainedModel, redetect_every: int | None = None
+                       ) -> PrepareConfig:
+    """prepare's settings that read new media as the model's training store was read."""
+    return PrepareConfig(crop_size=trained.crop_size or PrepareConfig.crop_size,
+                         step_rate=trained.step_rate,
+                         template=trained.alignment_template or DEFAULT_TEMPLATE,
+                         audio_window=trained.audio_window,
+                         redetect_every=trained.face_search_interval(redetect_every))
+
+
 def predict_videos(model_path: str | Path, inputs: str | Path, output: str | Path,
                    device: str = "cpu", hop: int = 1, overwrite: bool = False,
                    postprocess: bool = True, progress: bool = True, log=print,
@@ -114,17 +230,13 @@ def predict_videos(model_path: str | Path, inputs: str | Path, output: str | Pat
     """Predict every video of ``inputs``; returns (predictions, [(video, reason) failed]).
 
     ``overlay`` adds ``<name>.overlay.mp4``, ``html`` adds ``<name>.html`` (module docstring).
-    ``redetect_every`` (k: search for the face every k-th step, follow its landmarks in
-    between) defaults to the value of the store the model was trained on
-    (:func:`face_search_interval`).
+    ``redetect_every``: see :meth:`Predictor.load`.
     """
     if hop < 1:
         raise AvstanError(f"--hop must be at least 1, got {hop}")
     torch.set_flush_denormal(True)  # the recurrent path can crawl on denormals (DESIGN.md)
-    model, info = load_model_file(model_path, device)
-    reads = tuple(getattr(model, "input_names", ("clip",)))
-    videos = find_videos(inputs, VIDEO_SUFFIXES if "clip" in reads
-                         else VIDEO_SUFFIXES + AUDIO_SUFFIXES)
+    predictor = Predictor.load(model_path, device, postprocess, redetect_every)
+    videos = find_videos(inputs, predictor.media_suffixes)
     output = ensure_writable_folder(Path(output), "the predictions")
     names = {}
     for video in videos:
@@ -140,116 +252,12 @@ def predict_videos(model_path: str | Path, inputs: str | Path, output: str | Pat
         if existing:
             raise AvstanError(f"{existing[0]}: exists; pass --overwrite or choose another "
                               "--output folder")
-    metadata = info.get("metadata", {})
-    config = PrepareConfig(crop_size=int(info["model_options"].get("crop_size") or 96),
-                           step_rate=float(info["step_rate"]),
-                           template=tuple(map(tuple, metadata.get("alignment_template")
-                                              or DEFAULT_TEMPLATE)),
-                           # eGeMAPS only for models that read audio, with the window of
-                           # their training store (recorded in the model file)
-                           audio_window=(metadata.get("audio_window_seconds") or 4.0)
-                           if "audio" in getattr(model, "input_names", ()) else None,
-                           redetect_every=face_search_interval(metadata, redetect_every))
-    chains = ({t: PostProcessing.from_dict(c) for t, c in info["postprocessing"].items()}
-              if postprocess and info.get("postprocessing") else None)
-    # Audio models never look for a face (dlib is not even loaded for them).
-    aligner = make_aligner(config) if "clip" in reads else None
-    targets = tuple(info["targets"])
     done, failed = [], []
     for video in videos:
         try:
-            done.append(_predict_one(model, video, output, config, aligner, targets, chains,
-                                     hop, device, progress, overlay, html))
+            done.append(predictor.predict_video(video, output, hop, progress, overlay, html))
             log(f"{video}: {len(done[-1].times)} steps -> {done[-1].csv_path}")
         except AvstanError as error:
             failed.append((video, str(error)))
             log(f"failed {video.name}: {error}")
     return done, failed
-
-
-def face_search_interval(metadata: dict, requested: int | None = None) -> int:
-    """k for ``FaceAligner(redetect_every=k)``: ``requested`` if given, else the value the
-    model's training store was prepared with, else prepare's default (model files written
-    before stores recorded it)."""
-    every = requested if requested is not None else (metadata.get("redetect_every")
-                                                     or PrepareConfig.redetect_every)
-    if int(every) < 1:
-        raise AvstanError(f"--redetect-every {every}: use 1 (search every step) or more")
-    return int(every)
-
-
-def prepare_media(model, media: Path, config: PrepareConfig, aligner: FaceAligner | None
-                  ) -> Recording:
-    """What the model reads from ``media``, with the code of ``avstan prepare``: aligned
-    face crops for video models, eGeMAPS features (``config.audio_window``) for audio
-    models, both for the fusion; a missing input is one AvstanError naming the file."""
-    reads = tuple(getattr(model, "input_names", ("clip",)))
-    source = RecordingSource(media.stem, "test", media=media)
-    try:
-        if "clip" not in reads:
-            return prepare_audio_recording(source, config)
-        recording = prepare_recording(source, config, aligner=aligner)
-        if "audio" in reads:
-            recording.audio_features = audio_features(source, recording.times, config)
-    except NoAudioError as error:
-        name = getattr(model, "model_name", "the model")
-        raise AvstanError(f"{error} — {name} reads audio, so it cannot predict this "
-                          "file; use a video-only model for it") from None
-    return recording
-
-
-def _predict_one(model, video: Path, output: Path, config: PrepareConfig,
-                 aligner: FaceAligner, targets: tuple[str, ...],
-                 chains: dict[str, PostProcessing] | None, hop: int, device: str,
-                 progress: bool, overlay: bool = False, html: bool = False
-                 ) -> VideoPrediction:
-    recording = prepare_media(model, video, config, aligner)
-    if recording.frames is None and (overlay or html):
-        raise AvstanError(f"{video}: --overlay and --html draw on the video, and an audio "
-                          "model reads only the sound; leave them out for audio models")
-    if recording.num_steps < model.clip_length:
-        seconds = model.clip_length / config.step_rate
-        raise AvstanError(f"{video}: shorter than one clip ({recording.num_steps} steps, the "
-                          f"model needs {model.clip_length} = {seconds:g} s); use a longer video")
-    (prediction,) = predict_recordings(model, [recording], targets, model.clip_length,
-                                       device=device, step=hop, progress=progress,
-                                       keep_attention=overlay)
-    steps = np.arange(0, recording.num_steps, hop)
-    values = interpolate_steps(steps, prediction.prediction, recording.num_steps) \
-        if hop > 1 else prediction.prediction
-    if chains:
-        values = np.stack([chains[t].apply([values[:, k]])[0] for k, t in enumerate(targets)],
-                          axis=1)
-    values = np.clip(values, -1.0, 1.0)
-    csv_path, plot_path = output / f"{video.stem}.csv", output / f"{video.stem}.png"
-    overlay_path = output / f"{video.stem}.overlay.mp4" if overlay else None
-    html_path = output / f"{video.stem}.html" if html else None
-    written: list[Path] = []
-    try:
-        if overlay_path is not None:
-            # Each step's map is the one of the last step predicted at or before it (--hop).
-            attention = (None if prediction.attention is None
-                         else prediction.attention[np.arange(recording.num_steps) // hop])
-            written.append(write_overlay_video(
-                video, overlay_path, recording.times, values, targets, recording.face_found,
-                attention, recording.alignment_matrices))
-        if html_path is not None:
-            movie = (overlay_path.read_bytes() if overlay_path is not None
-                     else browser_ready_video(video, output))
-            written.append(write_prediction_page(
-                html_path, video.name, movie, recording.times, values, targets,
-                recording.face_found, recording.times[-1] + 1.0 / config.step_rate,
-                note=f"{' and '.join(targets)} per step of {1 / config.step_rate:g} s; shaded: "
-                     "no face found (values interpolated)."))
-        missing = ~recording.face_found if recording.frames is not None else None
-        plot_emotion_curves(recording.times, {t: values[:, k] for k, t in enumerate(targets)},
-                            plot_path, title=video.name, missing=missing)
-        written.append(plot_path)
-        atomic_write_bytes(csv_path, predictions_csv(recording.times, values,
-                                                     recording.face_found, targets))
-    except BaseException:
-        for path in written:
-            path.unlink(missing_ok=True)
-        raise
-    return VideoPrediction(video.stem, recording.times, values, recording.face_found, targets,
-                           csv_path, plot_path, overlay_path, html_path)

@@ -26,9 +26,9 @@ from pathlib import Path
 import av
 import numpy as np
 
+from avstan.apply.overlay import write_overlay_video
 from avstan.errors import AvstanError
 from avstan.io import atomic_write_bytes
-from avstan.overlay import write_overlay_video
 
 COLOURS = {"valence": "#1f77b4", "arousal": "#d62728"}
 

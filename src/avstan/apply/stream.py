@@ -46,13 +46,13 @@ from typing import TextIO
 import numpy as np
 import torch
 
-from avstan.data.faces import DEFAULT_TEMPLATE, FaceAligner
+from avstan.data.clips import window_indices
+from avstan.data.faces import FaceAligner
 from avstan.data.video import SampledFrame, open_media, prefetched, sample_container
 from avstan.errors import AvstanError
-from avstan.evaluation.postprocess import PostProcessing
+from avstan.evaluation.postprocess import PostProcessing, chains_from_dicts
+from avstan.models.model_file import TrainedModel
 from avstan.models.sliding import iter_window_outputs
-from avstan.predict import face_search_interval
-from avstan.training.model_file import load_model_file
 
 
 @dataclass
@@ -90,6 +90,14 @@ class FollowedFile(io.RawIOBase):
         super().close()
 
 
+def parse_input_options(options: Sequence[str]) -> dict[str, str]:
+    """``--input-option KEY=VALUE`` arguments as FFmpeg's options dict."""
+    parsed = dict(option.partition("=")[::2] for option in options)
+    if any(not key or not value for key, value in parsed.items()):
+        raise AvstanError(f"--input-option {list(options)}: write KEY=VALUE")
+    return parsed
+
+
 def open_stream(source: str, input_format: str | None = None,
                 options: dict[str, str] | None = None, idle_timeout: float = 5.0):
     """An open PyAV container and the name to use in messages for ``source``."""
@@ -116,6 +124,7 @@ class CausalClips:
         self.clip_length = clip_length
         self.recent: deque = deque(maxlen=clip_length)  # crop, or the last found, or None
         self.first = self.last = None
+        self.steps = 0
 
     def push(self, crop: np.ndarray | None) -> None:
         if crop is not None:
@@ -123,12 +132,17 @@ class CausalClips:
             if self.first is None:
                 self.first = crop
         self.recent.append(crop if crop is not None else self.last)
+        self.steps += 1
 
     def clip(self) -> np.ndarray | None:
         if self.first is None:
             return None
-        frames = [self.first if c is None else c for c in self.recent]
-        return np.stack([self.first] * (self.clip_length - len(frames)) + frames)
+        # Steps before the first face hold the first face's crop (as offline, which takes
+        # the nearest found crop); the padding is data.clips.window_indices', offline's own.
+        frames = np.stack([self.first if c is None else c for c in self.recent])
+        end = self.steps - 1
+        oldest_held = max(0, end - self.clip_length + 1)
+        return frames[window_indices([end], self.clip_length)[0] - oldest_held]
 
 
 class CausalPostProcessing:
@@ -179,30 +193,27 @@ def stream_predict(model_path: str | Path, source: str, out: TextIO | None = Non
     out = out or sys.stdout
     log = log or sys.stderr
     torch.set_flush_denormal(True)  # as offline predict
-    model, info = load_model_file(model_path, device)
-    if tuple(getattr(model, "input_names", ("clip",))) != ("clip",):
+    trained = TrainedModel.load(model_path, device)
+    if trained.input_names != ("clip",):
         raise AvstanError(f"{model_path}: --stream runs face models only; this model reads "
-                          f"{', '.join(model.input_names)}")
-    targets = tuple(info["targets"])
-    metadata = info.get("metadata", {})
-    crop_size = int(info["model_options"].get("crop_size", 96))
-    template = tuple(map(tuple, metadata.get("alignment_template") or DEFAULT_TEMPLATE))
+                          f"{', '.join(trained.input_names)}")
+    model, targets = trained.network, trained.targets
     chains = None
-    if postprocess and info.get("postprocessing"):
-        fitted = {t: PostProcessing.from_dict(c) for t, c in info["postprocessing"].items()}
+    fitted = chains_from_dicts(trained.postprocessing) if postprocess else None
+    if fitted:
         chains = [CausalPostProcessing(fitted[t]) for t in targets]
         smoothed = [t for t in targets if fitted[t].median_window > 1]
         if smoothed:
             print(f"avstan: note: median smoothing ({', '.join(smoothed)}) needs future steps "
                   "and is not applied to a stream; centring, scaling and shift are",
                   file=log, flush=True)
-    aligner = FaceAligner(crop_size, template,
-                          redetect_every=face_search_interval(metadata, redetect_every))
+    aligner = FaceAligner(trained.crop_size, trained.alignment_template,
+                          redetect_every=trained.face_search_interval(redetect_every))
     container, where = open_stream(source, input_format, options, idle_timeout)
     writer = csv.writer(out, lineterminator="\n")
     steps = 0
     with container:
-        samples = prefetched(sample_container(container, where, float(info["step_rate"]),
+        samples = prefetched(sample_container(container, where, trained.step_rate,
                                               thread_type="SLICE"))
         try:
             for row in stream_rows(samples, model, aligner, chains, device):

@@ -54,6 +54,8 @@ from avstan.errors import AvstanError
 
 SAMPLE_RATE = 16000
 LLD_HOP = 0.01  # seconds between eGeMAPS low-level-descriptor frames
+# The eGeMAPS window ending at each step (s): AVEC 2017's arousal window (valence used 6).
+DEFAULT_AUDIO_WINDOW = 4.0
 SILENCE_PEAK = 1e-4  # a track whose peak stays below -80 dBFS carries no usable sound
 EGEMAPS_NAMES = (
     "F0semitoneFrom27.5Hz_sma3nz_amean", "F0semitoneFrom27.5Hz_sma3nz_stddevNorm",
@@ -237,7 +239,8 @@ def _reason(exc: BaseException, path: Path | None = None) -> str:
 
 
 def egemaps_functionals(signal: np.ndarray, sample_rate: int, step_times: np.ndarray,
-                        window_seconds: float = 4.0, source: str = "the audio") -> np.ndarray:
+                        window_seconds: float = DEFAULT_AUDIO_WINDOW,
+                        source: str = "the audio") -> np.ndarray:
     """eGeMAPS v02 functionals over a window ending at each step: ``(N, 88)`` float32.
 
     Parameters

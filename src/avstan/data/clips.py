@@ -52,9 +52,19 @@ class AugmentConfig:
                               f"crop), got {self.shift}")
 
 
+def window_indices(ends: Sequence[int], clip_length: int) -> np.ndarray:
+    """(M, T) step indices of the clips ending at ``ends``: the T steps up to each end, the
+    steps before a recording's start replaced by its first step (first-frame padding).
+
+    The one definition of the padding: training clips, sliding-window evaluation and the
+    causal clips of a stream all take their steps from here."""
+    ends = np.asarray(ends, dtype=np.int64)
+    return np.maximum(ends[:, None] + np.arange(1 - clip_length, 1)[None, :], 0)
+
+
 def clip_indices(end: int, clip_length: int) -> np.ndarray:
     """Step indices of the clip ending at ``end``, first-frame padded: (T,) int."""
-    return np.maximum(np.arange(end - clip_length + 1, end + 1), 0)
+    return window_indices([end], clip_length)[0]
 
 
 def shift_frames(frames: Tensor, dy: int, dx: int, fill: str = "edge") -> Tensor:

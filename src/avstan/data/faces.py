@@ -43,6 +43,9 @@ from avstan.errors import AvstanError
 # (x, y) in units of the crop size: left eye centre, right eye centre, nose tip.
 # Leaves room above the brows and below the mouth for a 68-landmark face.
 DEFAULT_TEMPLATE = ((0.34, 0.36), (0.66, 0.36), (0.50, 0.56))
+# prepare's default: search for the face every 4th step (once a second at 4 steps/s) and
+# follow its landmarks in between.
+DEFAULT_REDETECT_EVERY = 4
 # The search near the last face: a region ROI_GROWTH times the face's box, resized so the
 # face is about ROI_FACE_WIDTH pixels wide (HOG finds faces down to ~80 px; a little above
 # keeps it reliable). On the real test clips: 1.5 and 100 px find the face in the same

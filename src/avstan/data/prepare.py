@@ -38,14 +38,22 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from avstan.data.audio import SAMPLE_RATE, NoAudioError, egemaps_functionals, load_audio
+from avstan.data.audio import (
+    DEFAULT_AUDIO_WINDOW,
+    SAMPLE_RATE,
+    NoAudioError,
+    egemaps_functionals,
+    load_audio,
+)
+from avstan.data.corpora import find_corpus
 from avstan.data.corpora.base import (
     AUDIO_SUFFIXES,
     LabelTrack,
     RecordingSource,
     resample_labels,
 )
-from avstan.data.faces import DEFAULT_TEMPLATE, FaceAligner
+from avstan.data.faces import DEFAULT_REDETECT_EVERY, DEFAULT_TEMPLATE, FaceAligner
+from avstan.data.preview import write_contact_sheet
 from avstan.data.store import (
     MANIFEST_NAME,
     ManifestEntry,
@@ -66,9 +74,18 @@ class PrepareConfig:
     # Search for the face on every k-th step (and after a step without one, or when the
     # fit looks wrong); in between, fit the landmarks where the last ones were. 1: search
     # every step. A face that disappears is reported at most k - 1 steps late.
-    redetect_every: int = 4
+    redetect_every: int = DEFAULT_REDETECT_EVERY
     template: tuple = DEFAULT_TEMPLATE
-    audio_window: float | None = 4.0  # eGeMAPS window in seconds; None: no audio features
+    # eGeMAPS window in seconds; None: no audio features
+    audio_window: float | None = DEFAULT_AUDIO_WINDOW
+
+    def __post_init__(self) -> None:
+        # Settings a user gives on the command line: one clear line each.
+        if self.audio_window is not None and not self.audio_window >= 0.5:
+            raise AvstanError(f"--audio-window {self.audio_window}: use at least 0.5 seconds")
+        if self.redetect_every < 1:
+            raise AvstanError(f"--redetect-every {self.redetect_every}: use 1 (search every "
+                              "step) or more")
 
 
 @dataclass
@@ -333,4 +350,25 @@ def prepare_corpus(sources: Sequence[RecordingSource], output: str | Path,
                     record(name, status, steps, message, no_audio, partitions[name])
     finally:
         bar.close()
+    return summary
+
+
+def prepare_folder(corpus: str | Path, output: str | Path, config: PrepareConfig,
+                   layout: str = "auto", workers: int | None = None, preview: bool = False,
+                   progress: bool = True, log=print) -> PrepareSummary:
+    """``avstan prepare``: find the corpus's recordings (``layout``, detected by default),
+    prepare them into the store at ``output``, optionally write a contact sheet per
+    recording to ``output/preview/``, and log the summary's lines."""
+    layout, sources = find_corpus(corpus, layout)
+    log(f"{corpus}: {layout} layout, {len(sources)} recordings")
+    summary = prepare_corpus(sources, output, config, corpus=layout, workers=workers,
+                             progress=progress)
+    if preview:
+        store = RecordingStore.open(output)
+        for name in store.names():
+            recording = store.load(name)
+            if recording.has_video:  # audio-only recordings have no crops to show
+                write_contact_sheet(recording, Path(output) / "preview" / f"{name}.png")
+    for line in summary.lines():
+        log(line)
     return summary

@@ -44,9 +44,9 @@ import numpy as np
 
 from avstan.errors import AvstanError
 from avstan.io import atomic_path, atomic_write_bytes, ensure_writable_folder
+from avstan.targets import LABEL_NAMES
 
 STORE_VERSION = 1
-LABEL_NAMES = ("valence", "arousal")
 PARTITIONS = ("train", "devel", "test")
 MANIFEST_NAME = "manifest.json"
 

@@ -29,11 +29,13 @@ from avstan.data.audio import fit_standardisation, standardise
 from avstan.data.clips import usable_recordings
 from avstan.data.store import LABEL_NAMES, Recording, RecordingStore
 from avstan.errors import AvstanError
-from avstan.evaluation.evaluate import Evaluation, _score, scoring_timeline, write_evaluation
 from avstan.evaluation.inference import RecordingPrediction, gold_track
-from avstan.evaluation.metrics import concordance_cc
 from avstan.evaluation.postprocess import fit_postprocessing
+from avstan.evaluation.reports import write_evaluation
+from avstan.evaluation.scoring import Evaluation, score_predictions
+from avstan.evaluation.timeline import scoring_timeline
 from avstan.io import write_report_file
+from avstan.metrics import concordance_cc
 
 COMPLEXITIES = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 MODEL_NAME = "SVR on eGeMAPS (AVEC 2017 baseline)"
@@ -138,9 +140,9 @@ def run_baseline(store_root: str | Path, output: str | Path | None = None,
               for k, t in enumerate(targets)}
     processed = [np.stack([chains[t].apply([p.prediction[:, k]])[0]
                            for k, t in enumerate(targets)], axis=1) for p in scored]
-    evaluation = Evaluation(MODEL_NAME, partition, tuple(targets),
-                            _score(scored, [p.prediction for p in scored], targets, partition),
-                            None, scored, chains, _score(scored, processed, targets, partition),
+    raw_scores = score_predictions(scored, [p.prediction for p in scored], targets, partition)
+    evaluation = Evaluation(MODEL_NAME, partition, tuple(targets), raw_scores, None, scored,
+                            chains, score_predictions(scored, processed, targets, partition),
                             processed, skipped, timeline=scoring_timeline(scored))
     if output is not None:
         output = Path(output)

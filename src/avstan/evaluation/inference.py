@@ -22,12 +22,12 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from avstan.data.clips import ClipDataset, inputs_for_model, usable_recordings
+from avstan.data.clips import ClipDataset, inputs_for_model, usable_recordings, window_indices
 from avstan.data.store import LABEL_NAMES, Recording
 from avstan.errors import AvstanError
-from avstan.evaluation.metrics import attention_in_mask_ratio
 from avstan.evaluation.postprocess import interpolate_missing
-from avstan.models.sliding import iter_window_outputs, window_indices
+from avstan.metrics import attention_in_mask_ratio
+from avstan.models.sliding import iter_window_outputs
 
 
 @dataclass
@@ -75,7 +75,7 @@ def predict_recordings(model: nn.Module, recordings: Sequence[Recording],
     every recording must have them (filter with ``data.clips.usable_recordings``). Missing
     faces are interpolated only for models that see the face.
     """
-    input_names = tuple(getattr(model, "input_names", ("clip",)))
+    input_names = tuple(model.input_names)
     flags = inputs_for_model(input_names)
     _, lacking = usable_recordings(recordings, input_names)
     if lacking:

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from avstan.errors import AvstanError
-from avstan.evaluation.metrics import concordance_cc
+from avstan.metrics import concordance_cc
 
 DEFAULT_WINDOWS = (1, 3, 5, 7, 9, 13, 17, 25)  # steps (at 4 steps/s: up to ~6 s)
 DEFAULT_SHIFTS = (0, 1, 2, 3, 4, 6, 8, 12, 16)  # steps
@@ -97,6 +97,11 @@ class PostProcessing:
     @classmethod
     def from_dict(cls, data: dict) -> PostProcessing:
         return cls(**data)
+
+
+def chains_from_dicts(chains: dict[str, dict] | None) -> dict[str, PostProcessing] | None:
+    """The chains a model file stores (target -> ``to_dict()``), or None if it has none."""
+    return {t: PostProcessing.from_dict(c) for t, c in chains.items()} if chains else None
 
 
 def _ccc(predictions: Sequence[np.ndarray], golds: Sequence[np.ndarray]) -> float:

@@ -17,8 +17,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from avstan.evaluation.metrics import METRIC_NAMES
 from avstan.io import write_report_file
+from avstan.metrics import METRIC_NAMES
 
 MISSING = "—"
 METRICS = METRIC_NAMES  # ("rmse", "cc", "ccc"), the column order within a target

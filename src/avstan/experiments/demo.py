@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +36,17 @@ import torch
 
 from avstan.data.clips import ClipDataset, clip_indices
 from avstan.data.store import RecordingStore
-from avstan.data.synthetic import PRESETS, generate_corpus
+from avstan.data.synthetic import generate_corpus, preset_config
 from avstan.errors import AvstanError
-from avstan.evaluation.evaluate import Evaluation, evaluate_model, score_tables_html
 from avstan.evaluation.html_report import image_html, paragraph, write_html_report
 from avstan.evaluation.plots import plot_attention_rows, plot_predictions, plot_training_curves
+from avstan.evaluation.postprocess import chains_from_dicts
+from avstan.evaluation.reports import score_tables_html
+from avstan.evaluation.scoring import Evaluation, evaluate_model
 from avstan.evaluation.tables import format_results_table, write_csv_table
+from avstan.experiments.calibrated_training import resolve_init_branches, train_and_calibrate
 from avstan.io import write_report_file
+from avstan.models.model_file import TrainedModel
 from avstan.training.config import (
     ExperimentConfig,
     load_config,
@@ -50,9 +54,7 @@ from avstan.training.config import (
     packaged_config,
 )
 from avstan.training.diagnostics import attention_gradient_report
-from avstan.training.fit import train_experiment
 from avstan.training.losses import get_loss
-from avstan.training.model_file import load_model_file
 
 # Order matters: av_sta starts from the trained lstm_ta and sta3d.
 DEMO_MODELS = ("cnn2d", "cnn3d", "sta3d", "lstm", "lstm_ta", "av_sta")
@@ -75,9 +77,7 @@ def demo_config(model: str, output: Path, overrides: list[str]) -> ExperimentCon
     config.output = str(output / "models" / model)
     config.data.store = str(output / "corpus")
     # Branches named by model (e.g. {audio: lstm_ta}) are this demo's own trained runs.
-    config.training.init_branches = {
-        branch: value if value.endswith(".pt") else str(output / "models" / value / "model.pt")
-        for branch, value in config.training.init_branches.items()}
+    resolve_init_branches(config, lambda name: output / "models" / name / "model.pt")
     return config
 
 
@@ -91,8 +91,6 @@ def run_demo(output: str | Path = "runs/demo", preset: str = "default",
     overrides fields of the synthetic preset (default: :data:`DEMO_CORPUS`).
     """
     output = Path(output)
-    if preset not in PRESETS:
-        raise AvstanError(f"unknown synthetic preset {preset!r}; use one of {', '.join(PRESETS)}")
     overrides = list(overrides or [])
     configs = {m: demo_config(m, output, overrides) for m in models}
     crop = {c.model.options["crop_size"] for c in configs.values()
@@ -106,23 +104,25 @@ def run_demo(output: str | Path = "runs/demo", preset: str = "default",
     if missing:
         raise AvstanError(f"av_sta starts from trained {', '.join(missing)}: add "
                           f"{' and '.join(missing)} to --models (before av_sta)")
-    corpus_config = replace(PRESETS[preset], crop_size=crop.pop() if crop else 48,
-                            **(DEMO_CORPUS if corpus is None else corpus))
+    corpus_config = preset_config(preset, crop_size=crop.pop() if crop else 48,
+                                  **(DEMO_CORPUS if corpus is None else corpus))
     log(f"[1/3] synthetic corpus ({preset}) -> {output / 'corpus'}")
     generate_corpus(output / "corpus", corpus_config, progress=progress)
     evaluations = []
     for number, (model, config) in enumerate(configs.items(), start=1):
         log(f"[2/3] training {model} ({number}/{len(configs)}) -> {config.output}")
-        result = train_experiment(config, progress=progress)
-        log(f"      best devel CCC {result.best_val_ccc:.3f} after {result.epochs} epochs")
+        run = train_and_calibrate(config, progress=progress, device=device)
+        log(f"      best devel CCC {run.result.best_val_ccc:.3f} after {run.result.epochs} "
+            "epochs")
     store = RecordingStore.open(output / "corpus")
-    test, devel = store.load_partition("test"), store.load_partition("devel")
+    test = store.load_partition("test")
     log(f"[3/3] evaluating on {len(test)} test recordings (post-processing fitted on devel)")
     for model, config in configs.items():
-        network, info = load_model_file(Path(config.output) / "model.pt", device)
-        evaluations.append(evaluate_model(network, test, info["targets"], network.clip_length,
-                                          model, "test", device=device, progress=progress,
-                                          devel=devel))
+        trained = TrainedModel.load(Path(config.output) / "model.pt", device)
+        evaluations.append(evaluate_model(trained.network, test, trained.targets,
+                                          trained.clip_length, model, "test", device=device,
+                                          progress=progress,
+                                          chains=chains_from_dicts(trained.postprocessing)))
     table = write_demo_report(output, evaluations, configs, store)
     log("")
     log(table)
@@ -191,7 +191,7 @@ def write_attention_figure(output: Path, configs: dict[str, ExperimentConfig],
     recording = store.load(store.names("test")[0])
     rows, frames, mask = {}, None, None
     for model, config in configs.items():
-        network, _ = load_model_file(Path(config.output) / "model.pt")
+        network = TrainedModel.load(Path(config.output) / "model.pt").network
         length = network.clip_length
         end = min(recording.num_steps - 1, 4 * length - 1)
         steps = clip_indices(end, length)
@@ -219,11 +219,12 @@ def attention_diagnostics(configs: dict[str, ExperimentConfig], store: Recording
         return {}
     results = {}
     for model, config in configs.items():
-        network, info = load_model_file(Path(config.output) / "model.pt")
+        trained = TrainedModel.load(Path(config.output) / "model.pt")
+        network = trained.network
         if getattr(network, "attention_branch", None) is None or \
-                tuple(network.input_names) != ("clip",):
+                trained.input_names != ("clip",):
             continue
-        dataset = ClipDataset(devel, network.clip_length, stride=1, targets=info["targets"],
+        dataset = ClipDataset(devel, network.clip_length, stride=1, targets=trained.targets,
                               labelled_only=True, with_masks=True)
         chosen = np.linspace(0, len(dataset) - 1, min(clips, len(dataset))).astype(int)
         batch = [dataset[int(i)] for i in chosen]

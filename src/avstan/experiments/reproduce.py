@@ -23,7 +23,8 @@ from pathlib import Path
 from avstan import __version__
 from avstan.errors import AvstanError
 from avstan.evaluation.baseline import run_baseline
-from avstan.evaluation.evaluate import attach_postprocessing, evaluate_model_file
+from avstan.evaluation.evaluate import evaluate_model_file
+from avstan.experiments.calibrated_training import resolve_init_branches, train_and_calibrate
 from avstan.io import write_report_file
 from avstan.training.config import (
     ExperimentConfig,
@@ -31,7 +32,6 @@ from avstan.training.config import (
     overrides_for_model,
     packaged_config,
 )
-from avstan.training.fit import train_experiment
 
 
 @dataclass(frozen=True)
@@ -126,18 +126,18 @@ def reproduce_table(table: str, store: str | Path, output: str | Path,
         config = paper_config(row.config, overrides)
         config.data.store = str(store)
         config.output = str(output / row.config)
-        # Branches named by config (e.g. {audio: mm_lstm_ta}) are this run's trained rows,
-        # trained first if the table does not list them.
-        for branch, name in config.training.init_branches.items():
-            if not name.endswith(".pt"):
-                dependency = paper_config(name, overrides)
-                dependency.data.store, dependency.output = str(store), str(output / name)
-                log(f"      {row.label} starts from {name}: training -> {dependency.output}")
-                trained = train_experiment(dependency, progress=progress)
-                config.training.init_branches[branch] = str(trained.model_path)
+
+        def trained_row(name: str, label: str = row.label) -> Path:
+            # A branch named by config (e.g. {audio: mm_lstm_ta}) is this run's trained
+            # row, trained first if the table does not list it (or not yet).
+            dependency = paper_config(name, overrides)
+            dependency.data.store, dependency.output = str(store), str(output / name)
+            log(f"      {label} starts from {name}: training -> {dependency.output}")
+            return train_and_calibrate(dependency, progress=progress).model_path
+
+        resolve_init_branches(config, trained_row)
         log(f"[{number}/{len(spec.rows)}] {row.label}: training -> {config.output}")
-        trained = train_experiment(config, progress=progress)
-        attach_postprocessing(trained.model_path, store)
+        trained = train_and_calibrate(config, progress=progress)
         evaluation = evaluate_model_file(trained.model_path, store, partition, progress=progress)
         scores = evaluation.postprocessed_scores[spec.target]["concatenated"]
         results.append((row, scores))

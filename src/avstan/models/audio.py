@@ -1,4 +1,4 @@
-"""Audio and audio-visual models of the MM 2018 paper (Sec. 2.1 and 2.3).
+"""Audio models of the MM 2018 paper (Sec. 2.1); the fusion is in ``fusion.py``.
 
 Audio input is a clip of T steps of acoustic features, ``audio (B, T, D)`` (eGeMAPS
 functionals, D = 88, on the same step timeline as the face crops). Every model first
@@ -9,14 +9,10 @@ travel with the weights (``FeatureStandardiser``), then:
               Y = T · A ⊙ S (so uniform attention is the identity), then a 4-layer LSTM
               whose last hidden state is Z^S; dropout → FC → outputs.
     lstm      the same without the attention (Table 1 of the MM paper, first row).
-    av_sta    fusion: Z = concat(Z^S, Z^I) of the audio branch (lstm_ta) and the video
-              branch (sta3d by default), the features before each branch's last layer,
-              → FC → ReLU → dropout 0.5 → FC → outputs.
 
-Every model names the batch entries it reads in ``input_names`` ("audio", and "clip" for
-the fusion), and returns the same dict as the video models: ``prediction (B, K)``,
-``features (B, F)``, plus ``temporal_attention (B, T)`` where there is one and the video
-branch's ``attention (B, T, S, S)``.
+Every model names the batch entries it reads in ``input_names`` ("audio"), and returns the
+same dict as the video models: ``prediction (B, K)``, ``features (B, F)``, plus
+``temporal_attention (B, T)`` where there is one.
 
 Choices the paper leaves open, fixed here: the attention MLP is D → ``attention_hidden``
 → 1 with tanh; the LSTM has ``hidden`` units per layer (the paper gives neither); dropout
@@ -26,17 +22,15 @@ Choices the paper leaves open, fixed here: the attention MLP is D → ``attentio
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from avstan.errors import AvstanError
 from avstan.models.init import xavier_uniform_init
-from avstan.models.registry import create_model, register_model
+from avstan.models.registry import register_model
+from avstan.targets import LABEL_NAMES
 
-DEFAULT_TARGETS = ("valence", "arousal")
 EGEMAPS_SIZE = 88
 
 
@@ -122,67 +116,6 @@ class AudioLSTMModel(nn.Module):
         return out
 
 
-class AudioVisualFusion(nn.Module):
-    """concat(Z^S, Z^I) → FC → ReLU → dropout → FC (the MM paper's late fusion)."""
-
-    input_names = ("clip", "audio")
-
-    def __init__(self, audio_branch: AudioLSTMModel, video_branch: nn.Module,
-                 targets: Sequence[str], hidden: int, dropout: float) -> None:
-        super().__init__()
-        self.audio_branch = audio_branch
-        self.video_branch = video_branch
-        self.targets = tuple(targets)
-        self.clip_length = video_branch.clip_length
-        self.crop_size = video_branch.crop_size
-        self.audio_features = audio_branch.audio_features
-        self.audio_standardiser = audio_branch.audio_standardiser
-        video_size = video_branch.trunk.head.output.in_features
-        # The branches' own output layers are kept (so trained branch models load as they
-        # are) but unused: frozen, so nothing without a gradient is in the optimiser or DDP.
-        audio_branch.output.requires_grad_(False)
-        video_branch.trunk.head.output.requires_grad_(False)
-        self.fusion = nn.Sequential(nn.Linear(audio_branch.feature_size + video_size, hidden),
-                                    nn.ReLU(inplace=True), nn.Dropout(dropout))
-        self.output = nn.Linear(hidden, len(targets))
-
-    @property
-    def attention_branch(self) -> nn.Module | None:
-        """The video branch's spatiotemporal attention (its own learning rate, if set)."""
-        return getattr(self.video_branch, "attention_branch", None)
-
-    @torch.no_grad()
-    def start_as_video_branch(self) -> None:
-        """Set the fusion layers so the model predicts exactly what its (trained) video
-        branch predicts, with zero weight on the audio features: training then adds audio
-        only where it lowers the loss. Needs ``fusion_hidden`` equal to the video branch's
-        feature size (its ``fc_hidden``); Z^I is post-ReLU, so an identity block passes it
-        through the fusion's ReLU unchanged."""
-        first, video_head = self.fusion[0], self.video_branch.trunk.head.output
-        audio_size = self.audio_branch.feature_size
-        if first.out_features != video_head.in_features:
-            raise AvstanError(f"av_sta: starting as the video branch needs fusion_hidden = "
-                              f"{video_head.in_features} (the video features), got "
-                              f"{first.out_features}")
-        first.weight.zero_()
-        first.weight[:, audio_size:] = torch.eye(video_head.in_features)
-        first.bias.zero_()
-        self.output.weight.copy_(video_head.weight)
-        self.output.bias.copy_(video_head.bias)
-
-    def forward(self, clip: Tensor, audio: Tensor) -> dict[str, Tensor]:
-        audio_out = self.audio_branch.encode(audio)
-        video_out = self.video_branch(clip)
-        features = self.fusion(torch.cat([audio_out["features"], video_out["features"]], dim=1))
-        out = {"prediction": self.output(features), "features": features}
-        for key in ("attention",):
-            if key in video_out:
-                out[key] = video_out[key]
-        if "temporal_attention" in audio_out:
-            out["temporal_attention"] = audio_out["temporal_attention"]
-        return out
-
-
 def _audio_model(targets, clip_length, audio_features, hidden, layers, attention,
                  attention_hidden, dropout, feature_clip) -> AudioLSTMModel:
     model = AudioLSTMModel(targets, clip_length, audio_features, hidden, layers, attention,
@@ -200,7 +133,7 @@ def _audio_model(targets, clip_length, audio_features, hidden, layers, attention
 
 
 @register_model
-def lstm_ta(clip_length: int = 16, targets: Sequence[str] = DEFAULT_TARGETS,
+def lstm_ta(clip_length: int = 16, targets: Sequence[str] = LABEL_NAMES,
             audio_features: int = EGEMAPS_SIZE, hidden: int = 64, layers: int = 4,
             attention_hidden: int = 64, dropout: float = 0.5,
             feature_clip: float = 5.0) -> AudioLSTMModel:
@@ -210,34 +143,9 @@ def lstm_ta(clip_length: int = 16, targets: Sequence[str] = DEFAULT_TARGETS,
 
 
 @register_model
-def lstm(clip_length: int = 16, targets: Sequence[str] = DEFAULT_TARGETS,
+def lstm(clip_length: int = 16, targets: Sequence[str] = LABEL_NAMES,
          audio_features: int = EGEMAPS_SIZE, hidden: int = 64, layers: int = 4,
          dropout: float = 0.5, feature_clip: float = 5.0) -> AudioLSTMModel:
     """LSTM-RNN: the audio model without temporal attention (MM paper, Table 1)."""
     return _audio_model(targets, clip_length, audio_features, hidden, layers, False, 0,
                         dropout, feature_clip)
-
-
-@register_model
-def av_sta(crop_size: int = 96, clip_length: int = 16, targets: Sequence[str] = DEFAULT_TARGETS,
-           audio_features: int = EGEMAPS_SIZE, audio: dict[str, Any] | None = None,
-           video_model: str = "sta3d", video: dict[str, Any] | None = None,
-           fusion_hidden: int = 128, dropout: float = 0.5) -> AudioVisualFusion:
-    """LSTM-RNN + TA + 3D-CNN + STA: the MM paper's audio-visual fusion.
-
-    ``audio`` holds options of the ``lstm_ta`` branch (hidden, layers, ...), ``video`` those
-    of the ``video_model`` branch (encoder_channels, pooled_size, ...). To start from two
-    trained branches (the paper's late fusion), set ``training.init_branches`` in the
-    experiment config; the branch options must then match the trained models'.
-    """
-    audio_branch = create_model("lstm_ta", clip_length=clip_length, targets=targets,
-                                audio_features=audio_features, **(audio or {}))
-    video_branch = create_model(video_model, crop_size=crop_size, clip_length=clip_length,
-                                targets=targets, **(video or {}))
-    if not hasattr(video_branch, "trunk"):
-        raise AvstanError(f"av_sta: video_model {video_model!r} has no 3D-CNN trunk to fuse; "
-                          "use sta3d or cnn3d")
-    model = AudioVisualFusion(audio_branch, video_branch, targets, fusion_hidden, dropout)
-    xavier_uniform_init(model.fusion)
-    xavier_uniform_init(model.output)
-    return model

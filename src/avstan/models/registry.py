@@ -4,6 +4,10 @@ A factory takes explicit keyword arguments with defaults; ``create_model`` check
 config keys against the factory's signature so a typo in a config file is one clear error
 instead of a TypeError deep inside a constructor. Every registered model is covered by
 the registry sweep in ``tests/models/test_registry.py`` the moment it is registered.
+
+This module imports no model file: ``avstan.models``' ``__init__`` imports the model
+modules, whose decorators fill the registry (timm's ``_registry.py`` works the same way),
+so importing any part of ``avstan.models`` registers every model and nothing is a cycle.
 """
 
 from __future__ import annotations
@@ -30,7 +34,6 @@ def register_model(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module
 
 def list_models() -> list[str]:
     """Names of all registered models, sorted."""
-    _import_model_modules()
     return sorted(_FACTORIES)
 
 
@@ -55,12 +58,7 @@ def create_model(name: str, **config: Any) -> nn.Module:
 
 
 def _factory(name: str) -> Callable[..., nn.Module]:
-    _import_model_modules()
     if name not in _FACTORIES:
         raise AvstanError(f"unknown model {name!r}; available: {', '.join(sorted(_FACTORIES))}")
     return _FACTORIES[name]
 
-
-def _import_model_modules() -> None:
-    # Importing the model modules runs their @register_model decorators.
-    from avstan.models import audio, video  # noqa: F401

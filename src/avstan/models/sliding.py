@@ -26,15 +26,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from avstan.data.clips import window_indices
 from avstan.models.attention import SpatiotemporalAttention
 from avstan.models.video import INPUT_MEAN, INPUT_SCALE, AttentionVideoModel
-
-
-def window_indices(ends: Sequence[int], clip_length: int) -> np.ndarray:
-    """(M, T) frame indices of the clips ending at ``ends``, first-frame padded (row m is
-    ``data.clips.clip_indices(ends[m], clip_length)``)."""
-    ends = np.asarray(ends, dtype=np.int64)
-    return np.maximum(ends[:, None] + np.arange(1 - clip_length, 1)[None, :], 0)
 
 
 def frames_to_float(frames: np.ndarray | Tensor) -> Tensor:

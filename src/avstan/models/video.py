@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from avstan.models.attention import SpatiotemporalAttention, StaticAttention, apply_attention
 from avstan.models.init import xavier_uniform_init
 from avstan.models.registry import register_model
+from avstan.targets import LABEL_NAMES
 
 # Inputs in [0, 1] are shifted and scaled to roughly zero mean and unit spread.
 INPUT_MEAN, INPUT_SCALE = 0.5, 0.25
@@ -166,11 +167,8 @@ class FrameStack2DCNN(nn.Module):
         return {"prediction": prediction, "features": features}
 
 
-DEFAULT_TARGETS = ("valence", "arousal")
-
-
 @register_model
-def sta3d(crop_size: int = 96, clip_length: int = 16, targets: Sequence[str] = DEFAULT_TARGETS,
+def sta3d(crop_size: int = 96, clip_length: int = 16, targets: Sequence[str] = LABEL_NAMES,
           encoder_channels: Sequence[int] = (32, 64, 128),
           decoder_channels: Sequence[int] = (64, 32, 16), upsampling: str = "transposed",
           attention_from: str = "previous", temperature: float = 1.0,
@@ -191,7 +189,7 @@ def sta3d(crop_size: int = 96, clip_length: int = 16, targets: Sequence[str] = D
 
 @register_model
 def static3d(crop_size: int = 96, clip_length: int = 16,
-             targets: Sequence[str] = DEFAULT_TARGETS, temperature: float = 1.0,
+             targets: Sequence[str] = LABEL_NAMES, temperature: float = 1.0,
              combine: str = "product", trunk_channels: Sequence[int] = (32, 64, 128, 256),
              fc_hidden: int = 256, dropout: float = 0.5, pooled_size: int = 1
              ) -> AttentionVideoModel:
@@ -207,7 +205,7 @@ def static3d(crop_size: int = 96, clip_length: int = 16,
 
 
 @register_model
-def cnn3d(crop_size: int = 96, clip_length: int = 16, targets: Sequence[str] = DEFAULT_TARGETS,
+def cnn3d(crop_size: int = 96, clip_length: int = 16, targets: Sequence[str] = LABEL_NAMES,
           trunk_channels: Sequence[int] = (32, 64, 128, 256), fc_hidden: int = 256,
           dropout: float = 0.5, combine: str = "product", pooled_size: int = 1,
           fixed_attention: str | None = None) -> AttentionVideoModel:
@@ -225,7 +223,7 @@ def cnn3d(crop_size: int = 96, clip_length: int = 16, targets: Sequence[str] = D
 
 
 @register_model
-def cnn2d(crop_size: int = 96, clip_length: int = 16, targets: Sequence[str] = DEFAULT_TARGETS,
+def cnn2d(crop_size: int = 96, clip_length: int = 16, targets: Sequence[str] = LABEL_NAMES,
           channels: Sequence[int] = (32, 64, 128, 256), fc_hidden: int = 256,
           dropout: float = 0.5, pooled_size: int = 1) -> FrameStack2DCNN:
     """2D-CNN on the T frames stacked as channels (Table 1, row 1; Khorrami et al. 2016)."""

@@ -5,7 +5,7 @@ Output folder layout:
     config.yaml            the resolved experiment config
     checkpoints/best.ckpt  best devel CCC so far;  checkpoints/last.ckpt  the latest epoch
     logs/metrics.csv       CSV log;  tensorboard/  TensorBoard log
-    model.pt               the best model as one self-describing file (see model_file.py)
+    model.pt               the best model as one self-describing file (see models/model_file.py)
     done.json              written last: the run is complete
 
 Running the same config into the same folder again resumes from ``last.ckpt`` (or returns
@@ -30,8 +30,8 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from avstan.data.store import RecordingStore
 from avstan.errors import AvstanError
 from avstan.io import atomic_write_bytes, ensure_writable_folder
+from avstan.models.model_file import TrainedModel
 from avstan.training.config import ExperimentConfig, config_from_dict
-from avstan.training.model_file import load_model_file, save_model_file
 from avstan.training.module import EmotionRegressor, RecordingDataModule
 
 DONE_NAME = "done.json"
@@ -140,12 +140,12 @@ def init_branches(model: torch.nn.Module, files: dict[str, str], freeze: bool = 
                           "branches (av_sta)")
     for key, path in files.items():
         branch = getattr(model, BRANCHES[key])
-        trained, info = load_model_file(path)
-        if info["model_name"] != branch.model_name:
-            raise AvstanError(f"{path}: a {info['model_name']} model, but the {key} branch is "
+        trained = TrainedModel.load(path)
+        if trained.model_name != branch.model_name:
+            raise AvstanError(f"{path}: a {trained.model_name} model, but the {key} branch is "
                               f"{branch.model_name}; train that model first")
         try:
-            branch.load_state_dict(trained.state_dict())
+            branch.load_state_dict(trained.network.state_dict())
         except RuntimeError as exc:
             reason = str(exc).splitlines()[0][:160]
             raise AvstanError(f"{path}: does not fit the {key} branch ({reason}); give the "
@@ -237,8 +237,8 @@ def train_experiment(config: ExperimentConfig, restart: bool = False, progress: 
                 # follows the face between searches as prepare did
                 "alignment_template": datamodule.train_dataset.recordings[0].alignment_template,
                 "redetect_every": store_attrs.get("redetect_every")}
-    save_model_file(output / "model.pt", module.model, list(config.data.targets),
-                    datamodule.step_rate, metadata)
+    TrainedModel(module.model, tuple(config.data.targets), datamodule.step_rate,
+                 metadata).save(output / "model.pt")
     done = {"best_val_ccc": best_score, "epochs": trainer.current_epoch,
             "best_checkpoint": str(best_path)}
     atomic_write_bytes(output / DONE_NAME, json.dumps(done, indent=1).encode())

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 from avstan.data.clips import AugmentConfig, ClipDataset, inputs_for_model, usable_recordings
 from avstan.data.store import RecordingStore
 from avstan.errors import AvstanError
-from avstan.evaluation.metrics import attention_in_mask_ratio, concordance_cc
+from avstan.metrics import attention_in_mask_ratio, concordance_cc
 from avstan.models import create_model
 from avstan.models.attention import attention_entropy
 from avstan.training.losses import get_loss

@@ -1,0 +1,77 @@
+"""Train one experiment and calibrate it: the step ``avstan train``, the demo and
+``avstan reproduce`` share.
+
+:func:`train_and_calibrate` trains a config (resumably, ``training.fit``), then fits the
+AVEC post-processing chain on the store's devel partition and stores it in ``model.pt``
+(``evaluation.evaluate.attach_postprocessing``), so evaluate, predict and stream apply it
+unchanged. A run that is already complete and calibrated is returned as it is.
+
+:func:`resolve_init_branches` turns the branch entries of a fusion config
+(``training.init_branches``: ``{audio: ..., video: ...}``) into model files: an entry that
+is a path to a ``.pt`` is kept; any other entry names a run of the same recipe (a demo
+model, a paper config), which the recipe's ``locate`` finds or trains.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from avstan.errors import AvstanError
+from avstan.evaluation.evaluate import attach_postprocessing
+from avstan.evaluation.postprocess import PostProcessing, chains_from_dicts
+from avstan.models.model_file import TrainedModel
+from avstan.training.config import ExperimentConfig
+from avstan.training.fit import TrainResult, train_experiment
+
+
+@dataclass
+class CalibratedRun:
+    """A trained run and the chain stored in its model file (None in the non-zero ranks
+    of a distributed run, which do not write the model file)."""
+
+    result: TrainResult
+    chains: dict[str, PostProcessing] | None
+
+    @property
+    def model_path(self) -> Path:
+        return self.result.model_path
+
+
+def resolve_init_branches(config: ExperimentConfig,
+                          locate: Callable[[str], Path] | None = None) -> None:
+    """Replace each ``training.init_branches`` entry that is not a ``.pt`` path with
+    ``locate(entry)`` (the trained model file of the run it names), in place.
+
+    Without ``locate`` (a plain ``avstan train``), such an entry is one AvstanError."""
+    branches = config.training.init_branches
+    for branch, entry in branches.items():
+        if str(entry).endswith(".pt"):
+            continue
+        if locate is None:
+            raise AvstanError(f"training.init_branches.{branch}: {entry!r} is not a model "
+                              "file; give the path of a trained model.pt")
+        branches[branch] = str(locate(entry))
+
+
+def train_and_calibrate(config: ExperimentConfig, restart: bool = False,
+                        progress: bool = True, device: str = "cpu") -> CalibratedRun:
+    """Train ``config`` (or resume it, or find it complete), then fit the post-processing
+    chain on devel and store it in the model file unless the file already carries one."""
+    result = train_experiment(config, restart=restart, progress=progress)
+    if not result.is_global_zero:
+        return CalibratedRun(result, None)
+    stored = TrainedModel.load(result.model_path).postprocessing
+    chains = chains_from_dicts(stored)
+    if chains is None:
+        chains = attach_postprocessing(result.model_path, config.data.store, device)
+    return CalibratedRun(result, chains)
+
+
+def describe_chains(chains: dict[str, PostProcessing]) -> str:
+    """One line: each target's fitted chain and its devel CCC before and after."""
+    return "; ".join(
+        f"{t}: median {c.median_window}, centre {c.centre_offset:+.3f}, scale "
+        f"{c.scale_factor:.3f} (devel CCC {c.devel_ccc_raw:.3f} -> {c.devel_ccc:.3f})"
+        for t, c in chains.items())
