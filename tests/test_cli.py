@@ -1,5 +1,6 @@
 """The command line: help on every sub-command, one-line errors with a non-zero exit."""
 
+import re
 import subprocess
 import sys
 
@@ -12,6 +13,9 @@ from avstan.models.model_file import TrainedModel
 
 SUBCOMMANDS = ["demo", "prepare", "synthesize", "train", "evaluate", "predict", "export",
                "reproduce", "models", "baseline"]
+
+# avstan.progress's plain lines in a log, e.g. "predicting: 1/3 rec (0 s)"
+PROGRESS_LINE = re.compile(r"^[\w ]+: \d+/\d+ \w+ \(\d+ s\)$")
 
 
 @pytest.mark.parametrize("command", SUBCOMMANDS)
@@ -40,7 +44,8 @@ def run_error(args, capsys):
     assert code == EXIT_USER_ERROR
     assert "Traceback" not in err
     lines = [line for line in err.replace("\r", "\n").splitlines()
-             if line.strip() and "it/s" not in line and "rec/s" not in line]
+             if line.strip() and "it/s" not in line and "rec/s" not in line
+             and not PROGRESS_LINE.match(line)]
     assert len(lines) == 1 and lines[0].startswith("avstan: error: "), err
     return lines[0]
 
@@ -59,6 +64,7 @@ def test_malformed_config(tmp_path, capsys):
 def test_unknown_model(tiny_config_file, capsys):
     path = tiny_config_file(model="sta4d")
     assert "unknown model 'sta4d'" in run_error(["train", "--config", str(path)], capsys)
+    assert not (path.parent / "run").exists()  # no output folder left behind
 
 
 def test_unwritable_output(tiny_config_file, tmp_path, capsys):

@@ -2,6 +2,7 @@
 
 import csv
 import shutil
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 
 from avstan.cli import EXIT_PARTIAL_FAILURE, EXIT_USER_ERROR, main
 from avstan.evaluation.evaluate import attach_postprocessing
+from avstan.io import default_file_mode
 from avstan.training.config import config_from_dict
 from avstan.training.fit import train_experiment
 from tests.conftest import tiny_config_dict
@@ -41,12 +43,16 @@ def read_rows(path):
 
 def test_predict_a_folder(model, videos, tmp_path, capsys):
     out = tmp_path / "out"
-    assert main(["predict", str(model), str(videos), "--output", str(out)]) \
-        == EXIT_PARTIAL_FAILURE
+    with pytest.warns(UserWarning, match="single_face.mp4: shorter than one clip "
+                      r"\(10 steps, the model reads 16 = 4 s\): its clips are padded"):
+        assert main(["predict", str(model), str(videos), "--output", str(out)]) \
+            == EXIT_PARTIAL_FAILURE
     printed = capsys.readouterr().out
-    assert "predicted 1, failed 2" in printed
+    assert "predicted 2, failed 1" in printed
     assert "no_face.mp4: no face found" in printed
-    assert "single_face.mp4: shorter than one clip (10 steps, the model needs 16" in printed
+    short = read_rows(out / "single_face.csv")
+    assert len(short) == 10 and all(r["face_found"] == "1" for r in short)
+    assert all(abs(float(r["valence"])) <= 1.0 for r in short)
     rows = read_rows(out / "face_noface.csv")
     assert list(rows[0]) == ["time", "valence", "arousal", "face_found"]
     assert len(rows) == 26
@@ -55,7 +61,8 @@ def test_predict_a_folder(model, videos, tmp_path, capsys):
     found = np.array([r["face_found"] == "1" for r in rows])
     assert found[:8].all() and not found[-10:].any()
     assert (out / "face_noface.png").stat().st_size > 0
-    assert sorted(p.name for p in out.iterdir()) == ["face_noface.csv", "face_noface.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["face_noface.csv", "face_noface.png",
+                                                     "single_face.csv", "single_face.png"]
 
     # Existing outputs are refused unless --overwrite.
     assert main(["predict", str(model), str(videos / "face_noface.mov"), "--output",
@@ -74,6 +81,13 @@ def test_hop_predicts_every_kth_step_and_interpolates(model, videos, tmp_path):
     np.testing.assert_allclose(hopped[::3], every[::3], atol=1e-5)
     steps = np.arange(len(every))
     np.testing.assert_allclose(hopped, np.interp(steps, steps[::3], every[::3]), atol=1e-5)
+
+
+def test_a_hop_as_long_as_the_video_is_refused(model, videos, tmp_path, capsys):
+    assert main(["predict", str(model), str(videos / "face_noface.mov"), "--output",
+                 str(tmp_path / "o"), "--hop", "1000"]) == EXIT_PARTIAL_FAILURE
+    assert "--hop 1000 is not shorter than the video (26 steps)" in capsys.readouterr().out
+    assert not (tmp_path / "o" / "face_noface.csv").exists()
 
 
 def test_bad_model_file_and_missing_input(videos, tmp_path, capsys):
@@ -119,6 +133,8 @@ def test_overlay_and_html_outputs(untrained, tmp_path):
         embedded = re.search(r"src='data:video/mp4;base64,([^']+)'", page).group(1)
         assert base64.b64decode(embedded) == (out / "single_face.overlay.mp4").read_bytes()
         assert len(read_rows(out / "single_face.csv")) == 10
+        # Every output gets the mode a plain open() gives (not mkstemp's -rw-------).
+        assert {stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()} == {default_file_mode()}
     # Without --overlay, the page embeds the original (already H.264 in MP4).
     out = tmp_path / "page_only"
     assert main(["predict", str(untrained / "cnn3d.pt"), str(video), "--output", str(out),

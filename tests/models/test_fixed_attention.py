@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from avstan.errors import AvstanError
 from avstan.metrics import attention_in_mask_ratio
 from avstan.models import create_model
 from avstan.models.video import mask_attention
@@ -73,5 +74,5 @@ def test_uniform_fixed_attention_is_the_plain_3d_cnn():
 
 
 def test_fixed_attention_values_are_checked():
-    with pytest.raises(ValueError, match="fixed_attention"):
+    with pytest.raises(AvstanError, match="model 'cnn3d': fixed_attention must be"):
         tiny(fixed_attention="face")

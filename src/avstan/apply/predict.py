@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import io
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,11 +163,16 @@ class Predictor:
         if recording.frames is None and (overlay or html):
             raise AvstanError(f"{video}: --overlay and --html draw on the video, and an audio "
                               "model reads only the sound; leave them out for audio models")
+        if hop > 1 and hop >= recording.num_steps:
+            raise AvstanError(f"{video}: --hop {hop} is not shorter than the video "
+                              f"({recording.num_steps} steps): every value would be the first "
+                              "step's; use a smaller --hop")
         if recording.num_steps < model.clip_length:
             seconds = model.clip_length / config.step_rate
-            raise AvstanError(f"{video}: shorter than one clip ({recording.num_steps} steps, "
-                              f"the model needs {model.clip_length} = {seconds:g} s); use a "
-                              "longer video")
+            warnings.warn(f"{video}: shorter than one clip ({recording.num_steps} steps, the "
+                          f"model reads {model.clip_length} = {seconds:g} s): its clips are "
+                          "padded with the first frame, as evaluation pads the first steps "
+                          "of every recording", stacklevel=2)
         (prediction,) = predict_recordings(model, [recording], targets, model.clip_length,
                                            device=device, step=hop, progress=progress,
                                            keep_attention=overlay)

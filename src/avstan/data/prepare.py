@@ -29,6 +29,7 @@ rest, so killing the run at any moment loses nothing already written.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -36,7 +37,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from avstan.data.audio import (
     DEFAULT_AUDIO_WINDOW,
@@ -64,6 +64,9 @@ from avstan.data.store import (
 )
 from avstan.data.video import prefetched, sample_image_folder, sample_video
 from avstan.errors import AvstanError
+from avstan.progress import progress_bar
+
+MIN_CROP_SIZE = 16  # smaller crops leave the 68 landmarks a few pixels apart
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,12 @@ class PrepareConfig:
 
     def __post_init__(self) -> None:
         # Settings a user gives on the command line: one clear line each.
+        if not (math.isfinite(self.step_rate) and self.step_rate > 0):
+            raise AvstanError(f"--step-rate {self.step_rate}: use a positive number of steps "
+                              "per second (the papers use 4)")
+        if self.crop_size < MIN_CROP_SIZE:
+            raise AvstanError(f"--crop-size {self.crop_size}: use at least {MIN_CROP_SIZE} "
+                              "pixels (the papers use 96)")
         if self.audio_window is not None and not self.audio_window >= 0.5:
             raise AvstanError(f"--audio-window {self.audio_window}: use at least 0.5 seconds")
         if self.redetect_every < 1:
@@ -285,6 +294,8 @@ def prepare_corpus(sources: Sequence[RecordingSource], output: str | Path,
                    config: PrepareConfig = PrepareConfig(), corpus: str = "",
                    workers: int | None = None, progress: bool = True) -> PrepareSummary:
     """Prepare every source into the store at ``output``; see the module docstring."""
+    if workers is not None and workers < 1:
+        raise AvstanError(f"--workers {workers}: use 1 or more (default: all cores)")
     names = [s.name for s in sources]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -317,8 +328,8 @@ def prepare_corpus(sources: Sequence[RecordingSource], output: str | Path,
         else:
             todo.append(source)
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
-    bar = tqdm(total=len(sources), initial=len(summary.skipped), desc="preparing", unit="rec",
-               disable=not progress)
+    bar = progress_bar(len(sources), "preparing", "rec", initial=len(summary.skipped),
+                       enabled=progress)
     root = Path(output)
 
     def record(name: str, status: str, steps: int, message: str, no_audio: str,

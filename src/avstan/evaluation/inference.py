@@ -20,7 +20,6 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from avstan.data.clips import ClipDataset, inputs_for_model, usable_recordings, window_indices
 from avstan.data.store import LABEL_NAMES, Recording
@@ -28,6 +27,7 @@ from avstan.errors import AvstanError
 from avstan.evaluation.postprocess import interpolate_missing
 from avstan.metrics import attention_in_mask_ratio
 from avstan.models.sliding import iter_window_outputs
+from avstan.progress import progress_bar
 
 
 @dataclass
@@ -84,9 +84,9 @@ def predict_recordings(model: nn.Module, recordings: Sequence[Recording],
     was_training = model.training
     model.eval().to(device)
     results = []
+    bar = progress_bar(len(recordings), "predicting", "rec", enabled=progress, leave=False)
     try:
-        for recording in tqdm(recordings, desc="predicting", unit="rec", disable=not progress,
-                              leave=False):
+        for recording in recordings:
             with_masks = recording.salient_mask is not None and sees_face
             predictions, ratios, maps = [], [], []
             if input_names == ("clip",):
@@ -132,6 +132,8 @@ def predict_recordings(model: nn.Module, recordings: Sequence[Recording],
                 times=recording.times[steps], face_found=found, attention_in_mask=ratio,
                 attention=torch.cat(maps).numpy() if maps else None,
                 gold_times=gold_times, gold_labels=gold_labels))
+            bar.update(1)
     finally:
+        bar.close()
         model.train(was_training)
     return results

@@ -37,6 +37,7 @@ import torch
 from avstan.data.clips import ClipDataset, clip_indices
 from avstan.data.store import RecordingStore
 from avstan.data.synthetic import generate_corpus, preset_config
+from avstan.devices import checked_device
 from avstan.errors import AvstanError
 from avstan.evaluation.html_report import image_html, paragraph, write_html_report
 from avstan.evaluation.plots import plot_attention_rows, plot_predictions, plot_training_curves
@@ -91,6 +92,7 @@ def run_demo(output: str | Path = "runs/demo", preset: str = "default",
     overrides fields of the synthetic preset (default: :data:`DEMO_CORPUS`).
     """
     output = Path(output)
+    checked_device(device)  # before the training, not after it
     overrides = list(overrides or [])
     configs = {m: demo_config(m, output, overrides) for m in models}
     crop = {c.model.options["crop_size"] for c in configs.values()

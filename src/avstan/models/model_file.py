@@ -37,6 +37,7 @@ from torch import nn
 
 from avstan.data.audio import DEFAULT_AUDIO_WINDOW
 from avstan.data.faces import DEFAULT_REDETECT_EVERY, DEFAULT_TEMPLATE
+from avstan.devices import checked_device
 from avstan.errors import AvstanError
 from avstan.io import atomic_write_bytes
 from avstan.models.registry import create_model
@@ -178,6 +179,7 @@ class TrainedModel:
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> TrainedModel:
         """Read a model file; the network is in eval mode on ``device``."""
         path = Path(path)
+        device = checked_device(device)
         if not path.is_file():
             raise AvstanError(f"{path}: model file not found; train one with `avstan train`")
         try:

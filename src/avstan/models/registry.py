@@ -51,7 +51,11 @@ def create_model(name: str, **config: Any) -> nn.Module:
     if unknown:
         raise AvstanError(f"model {name!r} has no option {', '.join(map(repr, unknown))}; "
                           f"its options are: {', '.join(sorted(allowed))}")
-    model = factory(**config)
+    try:
+        model = factory(**config)
+    except ValueError as exc:  # options that do not fit together, e.g. an odd crop size
+        raise AvstanError(f"model {name!r}: {exc}; change its options "
+                          "(model.options in the config, or --set)") from None
     model.model_name = name
     model.model_config = dict(config)
     return model

@@ -79,6 +79,15 @@ class TrainingSection:
     # branch predicts (audio weights zero), so training adds audio only where it helps
     fusion_starts_as_video: bool = False
 
+    def __post_init__(self) -> None:
+        for key in ("batch_size", "max_epochs", "patience", "num_nodes"):
+            if getattr(self, key) < 1:
+                raise AvstanError(f"training.{key} {getattr(self, key)}: use 1 or more")
+        if self.num_workers < 0:
+            raise AvstanError(f"training.num_workers {self.num_workers}: use 0 or more")
+        if not self.lr > 0:
+            raise AvstanError(f"training.lr {self.lr}: use a positive learning rate")
+
 
 @dataclass
 class ExperimentConfig:

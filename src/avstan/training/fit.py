@@ -16,6 +16,10 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
+import pickle
+import sys
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,13 +28,16 @@ import lightning as L
 import numpy as np
 import torch
 import yaml
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from avstan.data.store import RecordingStore
 from avstan.errors import AvstanError
 from avstan.io import atomic_write_bytes, ensure_writable_folder
+from avstan.models import model_arguments
 from avstan.models.model_file import TrainedModel
+from avstan.progress import on_terminal
 from avstan.training.config import ExperimentConfig, config_from_dict
 from avstan.training.module import EmotionRegressor, RecordingDataModule
 
@@ -62,6 +69,29 @@ class ResumableCSVLogger(CSVLogger):
                 rewriter.writeheader()
                 rewriter.writerows(rows)
         return writer
+
+
+class EpochLines(L.Callback):
+    """Progress for a log: one flushed line per epoch (train loss, devel CCC, seconds)
+    instead of a progress bar redrawn with carriage returns."""
+
+    def __init__(self, stream=None) -> None:
+        self.stream = stream
+        self.started = time.monotonic()
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.started = time.monotonic()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        metrics = trainer.callback_metrics
+        parts = [f"{label} {float(metrics[key]):.4f}" for key, label in
+                 (("train/loss_epoch", "train loss"), ("val/ccc", "devel CCC"))
+                 if key in metrics]
+        print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: {', '.join(parts)} "
+              f"({time.monotonic() - self.started:.0f} s)", file=self.stream or sys.stderr,
+              flush=True)
 
 
 @dataclass
@@ -102,6 +132,13 @@ def _same_config(saved: Path, config: ExperimentConfig) -> bool:
     except (AvstanError, yaml.YAMLError, TypeError, AttributeError):
         return False
     return previous.to_dict() == config.to_dict()
+
+
+def quiet_lightning() -> None:
+    """Keep Lightning's info lines (GPU/TPU available, a hosted-logger tip) off standard
+    error on every run; its warnings and errors still show."""
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def configure_torch(threads: int | None) -> None:
@@ -154,6 +191,25 @@ def init_branches(model: torch.nn.Module, files: dict[str, str], freeze: bool = 
             branch.requires_grad_(False)
 
 
+def check_resumable(checkpoint: Path) -> None:
+    """Refuse, in one line, a checkpoint that cannot be resumed from (truncated, damaged, or
+    holding objects a weights-only load refuses — nothing in it is executed)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure means "cannot resume from it"
+        if isinstance(exc, pickle.UnpicklingError):
+            reason = "it holds objects a weights-only load refuses"
+        else:
+            reason = (str(exc).splitlines() or [type(exc).__name__])[0][:120]
+        raise AvstanError(f"{checkpoint}: cannot resume from this checkpoint ({reason}); run "
+                          "again with --restart, or remove the file") from None
+    if not isinstance(state, dict) or "state_dict" not in state:
+        raise AvstanError(f"{checkpoint}: not a Lightning checkpoint of avstan; run again with "
+                          "--restart, or remove the file")
+
+
 def train_experiment(config: ExperimentConfig, restart: bool = False, progress: bool = True,
                      callbacks: list[L.Callback] | None = None) -> TrainResult:
     """Train ``config`` into ``config.output``; resumes an interrupted run of it.
@@ -161,14 +217,22 @@ def train_experiment(config: ExperimentConfig, restart: bool = False, progress: 
     ``callbacks`` are added to the Lightning trainer (e.g. for extra logging).
     """
     output = Path(config.output)
+    model_arguments(config.model.name)  # an unknown model is refused before any folder is made
     if prepare_output(output, config, restart):
         done = json.loads((output / DONE_NAME).read_text())
         return TrainResult(output, output / "model.pt", done["best_val_ccc"], done["epochs"])
     section = config.training
     configure_torch(section.threads)
+    quiet_lightning()
     L.seed_everything(section.seed, workers=True, verbose=False)
     options = dict(config.model.options)
     options.setdefault("clip_length", config.data.clip_length)
+    if "crop_size" in model_arguments(config.model.name) and "crop_size" not in options:
+        # A config that does not fix the crop size trains on the store's crops.
+        train = RecordingStore.open(config.data.store).load_partition("train", load_frames=False)
+        sizes = {r.crop_size for r in train if r.has_video}
+        if len(sizes) == 1:
+            options["crop_size"] = sizes.pop()
     module = EmotionRegressor(config.model.name, options, config.data.targets, section.loss,
                               section.lr, section.attention_lr, section.weight_decay,
                               section.attention_entropy, section.attention_entropy_start,
@@ -193,23 +257,37 @@ def train_experiment(config: ExperimentConfig, restart: bool = False, progress: 
                            save_last=True, enable_version_counter=False)
     callbacks = [best, EarlyStopping(monitor="val/ccc", mode="max", patience=section.patience),
                  *(callbacks or [])]
-    if progress:
+    bar = progress and on_terminal()
+    if bar:
         callbacks.append(TQDMProgressBar(leave=True))
-    trainer = L.Trainer(
-        default_root_dir=output, max_epochs=section.max_epochs, accelerator=section.accelerator,
-        devices=section.devices, num_nodes=section.num_nodes, strategy=section.strategy,
-        precision=section.precision, gradient_clip_val=section.gradient_clip,
-        limit_train_batches=section.limit_train_batches, callbacks=callbacks,
-        logger=[ResumableCSVLogger(output, name="logs", version=""),
-                TensorBoardLogger(output, name="tensorboard", version="")],
-        enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
-        log_every_n_steps=10, deterministic=False)
+    elif progress:
+        callbacks.append(EpochLines())  # a log, not a terminal: one plain line per epoch
+    try:
+        trainer = L.Trainer(
+            default_root_dir=output, max_epochs=section.max_epochs, accelerator=section.accelerator,
+            devices=section.devices, num_nodes=section.num_nodes, strategy=section.strategy,
+            precision=section.precision, gradient_clip_val=section.gradient_clip,
+            limit_train_batches=section.limit_train_batches, callbacks=callbacks,
+            logger=[ResumableCSVLogger(output, name="logs", version=""),
+                    TensorBoardLogger(output, name="tensorboard", version="")],
+            enable_progress_bar=bar, enable_model_summary=False, num_sanity_val_steps=0,
+            log_every_n_steps=10, deterministic=False)
+    except (MisconfigurationException, ValueError) as exc:
+        # e.g. --accelerator gpu on a machine without one, --devices 0
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
+        raise AvstanError(f"training.accelerator {section.accelerator!r} / devices "
+                          f"{section.devices!r} / strategy {section.strategy!r}: {reason}") \
+            from None
     last = checkpoints / "last.ckpt"
+    if last.exists():
+        check_resumable(last)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*number of training batches.*")
         # Expected when resuming: the folders hold the interrupted attempt's files.
         warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
+        # Lightning 2.6 on torch 2.13 warns about a pytree API on every run; nothing to do.
+        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
         try:
             trainer.fit(module, datamodule=datamodule,
                         ckpt_path=last if last.exists() else None, weights_only=True)

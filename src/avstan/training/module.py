@@ -212,8 +212,10 @@ class RecordingDataModule(L.LightningDataModule):
             raise AvstanError(f"{self.store_root}: recordings differ in crop size {sorted(sizes)} "
                               f"or step rate {sorted(rates)}; prepare the corpus with one setting")
         if video and self.crop_size is not None and sizes != {self.crop_size}:
-            raise AvstanError(f"{self.store_root}: crops are {sizes.pop()} px but the model is "
-                              f"built for {self.crop_size}; set model.options.crop_size to match")
+            size = sizes.pop()
+            raise AvstanError(f"{self.store_root}: crops are {size} px but the model is built "
+                              f"for {self.crop_size}; set model.options.crop_size to match "
+                              f"(--set model.options.crop_size={size}) or leave it out")
         self.step_rate = rates.pop()
         flags = inputs_for_model(self.input_names)
         train_masks = flags.pop("with_masks")

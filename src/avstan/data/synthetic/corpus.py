@@ -22,6 +22,7 @@ from avstan.data.synthetic.rendering import render, render_float, salient_mask
 from avstan.data.synthetic.voice import SAMPLE_RATE as VOICE_SAMPLE_RATE
 from avstan.data.synthetic.voice import synthesize_voice, write_wav
 from avstan.errors import AvstanError
+from avstan.progress import progress_bar
 
 __all__ = [
     "corpus_plan",
@@ -102,7 +103,6 @@ def generate_corpus(root: str | Path, config: SyntheticConfig | None = None,
     ``wav_folder``: also write each recording's voice there as ``<name>.wav`` (16 kHz,
     16-bit mono); a wav missing for a recording already in the store is rendered again.
     """
-    from tqdm.auto import tqdm
 
     config = config or SyntheticConfig()
     root = Path(root)
@@ -119,8 +119,8 @@ def generate_corpus(root: str | Path, config: SyntheticConfig | None = None,
     store = RecordingStore.create(root, corpus="synthetic", synthetic_config=settings)
     plan = corpus_plan(config)
     todo = [item for item in plan if not store.is_complete(item[0])]
-    with tqdm(total=len(plan), initial=len(plan) - len(todo), disable=not progress,
-              desc="synthetic corpus", unit="rec") as bar:
+    with progress_bar(len(plan), "synthetic corpus", "rec", initial=len(plan) - len(todo),
+                      enabled=progress) as bar:
         for name, partition, seed in todo:
             recording, voice = _make_recording(config, name, partition, seed,
                                                want_voice=wav_folder is not None)

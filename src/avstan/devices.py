@@ -1,0 +1,34 @@
+"""The torch device a user names (``--device``), checked before any work starts.
+
+At the bottom of the package (imports torch and :mod:`avstan.errors` only), so the CLI's
+stages, the model file and the demo check a device the same way.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from avstan.errors import AvstanError
+
+
+def checked_device(name: str | torch.device) -> torch.device:
+    """``name`` as a ``torch.device``; a malformed name, or a device this machine does not
+    have (CUDA without a GPU, ``cuda:3`` on a one-GPU machine), is one AvstanError."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise AvstanError(f"--device {name}: not a device; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise AvstanError(f"--device {name}: CUDA is not available on this machine; use "
+                              "--device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise AvstanError(f"--device {name}: this machine has "
+                              f"{torch.cuda.device_count()} CUDA device(s); use cuda:0 to "
+                              f"cuda:{torch.cuda.device_count() - 1}")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise AvstanError(f"--device {name}: MPS is not available on this machine; use "
+                          "--device cpu")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise AvstanError(f"--device {name}: avstan runs on cpu, cuda or mps")
+    return device

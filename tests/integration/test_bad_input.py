@@ -1,0 +1,137 @@
+"""Bad input from the fault probe (issue 18): one clear line on standard error naming the
+thing and what to do, exit status 2, no traceback, and nothing already written lost.
+
+Each case is a command line; cases that need files make them in the fixture.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from avstan.cli import EXIT_USER_ERROR, main
+from tests.conftest import tiny_config_dict
+
+MEDIA = Path(__file__).parents[1] / "data" / "media"
+
+# avstan.progress's plain lines in a log, e.g. "predicting: 1/3 rec (0 s)"
+PROGRESS_LINE = re.compile(r"^[\w ]+: \d+/\d+ \w+ \(\d+ s\)$")
+
+
+def one_error_line(args: list[str], capsys) -> str:
+    """Run ``avstan args``; assert exit 2 and exactly one ``avstan: error:`` line."""
+    code = main(args)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = [line for line in err.replace("\r", "\n").splitlines()
+             if line.strip() and "it/s" not in line and "rec/s" not in line
+             and not PROGRESS_LINE.match(line)]
+    assert code == EXIT_USER_ERROR, err
+    assert len(lines) == 1 and lines[0].startswith("avstan: error: "), err
+    return lines[0]
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--step-rate", "-4"], "--step-rate -4.0: use a positive number"),  # used to hang
+    (["--step-rate", "0"], "--step-rate 0.0: use a positive number"),
+    (["--step-rate", "nan"], "--step-rate nan: use a positive number"),
+    (["--crop-size", "0"], "--crop-size 0: use at least 16"),
+    (["--crop-size", "-5"], "--crop-size -5: use at least 16"),
+    (["--crop-size", "1"], "--crop-size 1: use at least 16"),
+    (["--workers", "0"], "--workers 0: use 1 or more"),
+    (["--workers", "-1"], "--workers -1: use 1 or more"),
+    (["--redetect-every", "0"], "--redetect-every 0: use 1"),
+    (["--audio-window", "0.1"], "--audio-window 0.1: use at least 0.5 seconds"),
+])
+def test_prepare_settings(flags, expected, tmp_path, capsys):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(MEDIA / "single_face.mp4", corpus)
+    line = one_error_line(["prepare", str(corpus), str(tmp_path / "store"), *flags], capsys)
+    assert expected in line
+    assert not (tmp_path / "store").exists()  # refused before anything was written
+
+
+def write_config(tmp_path: Path, store: Path, model: str = "sta3d", options=None,
+                 **training) -> Path:
+    raw = tiny_config_dict(store, tmp_path / "run", model, **{"max_epochs": 1, **training})
+    if options is not None:
+        raw["model"]["options"] = options
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.mark.parametrize("options, training, expected", [
+    ({"crop_size": 32}, {}, "crops are 16 px but the model is built for 32; set "
+                            "model.options.crop_size to match (--set model.options.crop_size=16)"),
+    ({"crop_size": 12}, {}, "model 'sta3d': crop_size 12 must be divisible by 8"),
+    ({"crop_size": 16}, {"batch_size": 0}, "training.batch_size 0: use 1 or more"),
+    ({"crop_size": 16}, {"max_epochs": 0}, "training.max_epochs 0: use 1 or more"),
+    ({"crop_size": 16}, {"accelerator": "gpu"}, "training.accelerator 'gpu'"),
+    ({"crop_size": 16}, {"devices": 0}, "devices 0"),
+])
+def test_train_settings(options, training, expected, tiny_store, tmp_path, capsys):
+    config = write_config(tmp_path, tiny_store, options=options, **training)
+    assert expected in one_error_line(["train", "--config", str(config)], capsys)
+    assert not (tmp_path / "run" / "model.pt").exists()
+
+
+class Exploit:
+    def __reduce__(self):
+        return (exec, ("import pathlib; pathlib.Path('PWNED').write_text('x')",))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "hostile", "not a checkpoint"])
+def test_resuming_from_a_damaged_checkpoint(damage, tiny_store, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = write_config(tmp_path, tiny_store, "cnn2d", {"crop_size": 16})
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    last.parent.mkdir(parents=True)
+    if damage == "truncated":
+        torch.save({"state_dict": {"w": torch.zeros(1000)}}, last)
+        last.write_bytes(last.read_bytes()[:300])
+    elif damage == "hostile":
+        last.write_bytes(pickle.dumps({"state_dict": Exploit()}))
+    else:
+        torch.save([1, 2, 3], last)
+    before = last.read_bytes()
+    line = one_error_line(["train", "--config", str(config)], capsys)
+    assert f"{last}: " in line and "--restart, or remove the file" in line
+    assert last.read_bytes() == before  # the user's file is left as it was
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_a_config_without_a_crop_size_trains_on_the_stores_crops(tiny_store, tmp_path):
+    from avstan.models.model_file import TrainedModel
+
+    config = write_config(tmp_path, tiny_store, "cnn2d", options={})
+    assert main(["train", "--config", str(config)]) == 0
+    assert TrainedModel.load(tmp_path / "run" / "model.pt").crop_size == 16
+
+
+@pytest.mark.parametrize("device, expected", [
+    ("gpu0", "--device gpu0: not a device"),
+    ("cuda", "--device cuda: CUDA is not available"),
+    ("cuda:7", "--device cuda:7"),
+])
+def test_devices_this_machine_does_not_have(device, expected, tiny_store, tmp_path, capsys):
+    if device.startswith("cuda") and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    from avstan.models import create_model
+    from avstan.models.model_file import TrainedModel
+
+    model = TrainedModel(create_model("cnn2d", crop_size=16, clip_length=4),
+                         ("valence", "arousal"), 4.0).save(tmp_path / "model.pt")
+    for args in (["evaluate", str(model), str(tiny_store)],
+                 ["predict", str(model), str(MEDIA / "single_face.mp4"), "--output",
+                  str(tmp_path / "out")],
+                 ["demo", "--output", str(tmp_path / "demo")]):
+        assert expected in one_error_line([*args, "--device", device], capsys)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "demo").exists()
