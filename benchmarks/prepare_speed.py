@@ -11,6 +11,8 @@ that other jobs on a shared machine slow them alike:
   followed in between, landmarks at full resolution, alignment;
 * **prepare, search every step** — the same with ``redetect_every = 1`` (the behaviour
   before following);
+* **the other detector** — the default pass with the other backend (``hog`` when timing
+  ``yunet``, and the reverse);
 * **naive** — a search at full resolution on the whole frame at every step.
 
 A second table times a corpus the way ``avstan prepare`` runs one on 2 cores:
@@ -25,7 +27,7 @@ the default pass spends its time per step. The dlib models are loaded before tim
 (about a second per process).
 
     .venv/bin/python benchmarks/prepare_speed.py [VIDEO] [--repeats 5] [--profile]
-        [--corpus-copies 8] [--workers 2]
+        [--corpus-copies 8] [--workers 2] [--detector yunet|hog]
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ import numpy as np
 import avstan.data.faces as faces
 import avstan.data.prepare as prepare_module
 from avstan.data.corpora.base import RecordingSource
+from avstan.data.detectors import DEFAULT_DETECTOR, DETECTORS
 from avstan.data.faces import FaceAligner
 from avstan.data.prepare import PrepareConfig, audio_features, prepare_corpus, prepare_recording
 from avstan.data.store import write_recording
@@ -92,8 +95,9 @@ def profile(source: RecordingSource, config: PrepareConfig, aligner: FaceAligner
                 return
             yield item
 
-    aligner.candidates_near = timed("face search near the last face", aligner.candidates_near)
-    aligner.detect = timed("face search, whole frame", aligner.detect)
+    aligner.detections_near = timed("face search near the last face",
+                                    aligner.detections_near)
+    aligner.detections = timed("face search, whole frame", aligner.detections)
     aligner.landmarks = timed("68-landmark fit", aligner.landmarks)
     faces.warp_crop = timed("alignment warp (crop)", faces.warp_crop)
     faces.thumbnail = timed("crop thumbnail (follow check)", faces.thumbnail)
@@ -104,7 +108,7 @@ def profile(source: RecordingSource, config: PrepareConfig, aligner: FaceAligner
         total = time.perf_counter() - start
     finally:
         faces.warp_crop, faces.thumbnail, prepare_module.prefetched = originals
-        for name in ("candidates_near", "detect", "landmarks"):
+        for name in ("detections_near", "detections", "landmarks"):
             delattr(aligner, name)
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
@@ -112,6 +116,7 @@ def profile(source: RecordingSource, config: PrepareConfig, aligner: FaceAligner
         seconds["write the store file (after the pass)"] = time.perf_counter() - start
         calls["write the store file (after the pass)"] = 1
     steps = recording.num_steps
+    # a whole-frame search after a failed nearby one is a second search on the same step
     followed = steps - calls["face search near the last face"] - calls["face search, whole frame"]
     print(f"\nWhere one prepare pass spends its time ({steps} steps, {total:.2f} s, "
           f"{followed} steps followed without a search):\n")
@@ -173,16 +178,22 @@ def main() -> None:
     parser.add_argument("--corpus-copies", type=int, default=8,
                         help="copies of the clip in the corpus table (0: no corpus table)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR)
     args = parser.parse_args()
+    other = next(name for name in DETECTORS if name != args.detector)
     video = Path(args.video)
     frames = list(sample_video(video))
     duration = frames[-1].tick + 0.25
     source = RecordingSource("bench", "train", media=video)
-    config = PrepareConfig(crop_size=args.crop_size, redetect_every=args.redetect_every)
-    following = FaceAligner(args.crop_size, detect_width=config.detect_width,
-                            redetect_every=args.redetect_every)
-    every_step = FaceAligner(args.crop_size, detect_width=config.detect_width)
-    naive = FaceAligner(args.crop_size, detect_width=10**6, search_near_previous=False)
+    config = PrepareConfig(crop_size=args.crop_size, redetect_every=args.redetect_every,
+                           detector=args.detector)
+    following = FaceAligner(args.crop_size, redetect_every=args.redetect_every,
+                            detector=args.detector)
+    every_step = FaceAligner(args.crop_size, detector=args.detector)
+    with_other = FaceAligner(args.crop_size, redetect_every=args.redetect_every,
+                             detector=other)
+    naive = FaceAligner(args.crop_size, detect_width=10**6, search_near_previous=False,
+                        detector=args.detector)
 
     passes = {
         "decode only (bound)": lambda: sum(1 for _ in sample_video(video)),
@@ -190,10 +201,13 @@ def main() -> None:
             lambda: prepare_recording(source, config, aligner=following),
         "prepare, search every step": lambda: prepare_recording(source, config,
                                                                 aligner=every_step),
+        f"prepare with {other} (search every {args.redetect_every} steps)":
+            lambda: prepare_recording(source, config, aligner=with_other),
         "naive (full-resolution search every step)":
             lambda: prepare_recording(source, config, aligner=naive),
     }
     print(f"{video.name}: {duration:.1f} s of video, {len(frames)} steps at 4 steps/s, "
+          f"detector {args.detector}, "
           f"{frames[0].image.shape[1]}x{frames[0].image.shape[0]}; best of {args.repeats} "
           "interleaved rounds\n")
     print("| pass | seconds | × real time | / decode-only rate |")
@@ -205,7 +219,8 @@ def main() -> None:
     if args.corpus_copies:
         corpus_table(video, duration, args.corpus_copies, args.workers,
                      PrepareConfig(crop_size=args.crop_size,
-                                   redetect_every=args.redetect_every, audio_window=None),
+                                   redetect_every=args.redetect_every, audio_window=None,
+                                   detector=args.detector),
                      max(1, args.repeats // 2))
     if args.profile:
         profile(source, config, following)

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from avstan import __version__
+from avstan.data.detectors import DEFAULT_DETECTOR, DETECTORS
 from avstan.errors import AvstanError
 
 EXIT_PARTIAL_FAILURE = 1
@@ -85,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
                               "between (again at once when the fit looks wrong; a face that "
                               "disappears is reported at most K-1 steps late); 1: search "
                               "every step (default 4, once a second at 4 steps/s)")
+    prepare.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR,
+                         help="face detector: yunet (a CNN; finds small, turned and badly lit "
+                              "faces) or hog (dlib's frontal detector, as in the papers' "
+                              "preprocessing; with --redetect-every 1, avstan's original "
+                              "face stage) (default yunet)")
 
     synth = commands.add_parser(
         "synthesize", help="write a synthetic corpus into a recording store",
@@ -185,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="search for the face every K-th step and follow its landmarks "
                               "in between (default: as the model's training store was "
                               "prepared; 1 searches every step)")
+    predict.add_argument("--detector", choices=DETECTORS,
+                         help="face detector, yunet or hog (default: as the model's training "
+                              "store was prepared)")
     predict.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     predict.add_argument("--no-postprocess", action="store_true",
                          help="raw predictions, without the model's post-processing chain")
@@ -235,7 +244,7 @@ def run_prepare(args: argparse.Namespace) -> int:
 
     config = PrepareConfig(crop_size=args.crop_size, step_rate=args.step_rate,
                            audio_window=None if args.no_audio else args.audio_window,
-                           redetect_every=args.redetect_every)
+                           redetect_every=args.redetect_every, detector=args.detector)
     summary = prepare_folder(args.corpus, args.output, config, args.layout, args.workers,
                              preview=args.preview)
     return EXIT_PARTIAL_FAILURE if summary.failed else 0
@@ -313,7 +322,7 @@ def run_predict(args: argparse.Namespace) -> int:
         stream_predict(args.model, args.stream, input_format=args.input_format,
                        options=parse_input_options(args.input_option), device=args.device,
                        postprocess=not args.no_postprocess, idle_timeout=args.idle_timeout,
-                       redetect_every=args.redetect_every)
+                       redetect_every=args.redetect_every, detector=args.detector)
         return 0
     from avstan.apply.predict import predict_videos
 
@@ -322,7 +331,8 @@ def run_predict(args: argparse.Namespace) -> int:
     done, failed = predict_videos(args.model, args.input, args.output, args.device,
                                   args.hop, args.overwrite, not args.no_postprocess,
                                   overlay=args.overlay, html=args.html,
-                                  redetect_every=args.redetect_every)
+                                  redetect_every=args.redetect_every,
+                                  detector=args.detector)
     print(f"predicted {len(done)}, failed {len(failed)}")
     return EXIT_PARTIAL_FAILURE if failed else 0
 

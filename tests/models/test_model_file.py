@@ -97,6 +97,20 @@ def test_face_search_interval_prefers_the_request_then_the_model_then_the_defaul
         trained.face_search_interval(0)
 
 
+def test_face_detector_is_the_requested_then_the_stores_then_hog_for_older_files(tmp_path):
+    network = create_model("cnn3d", crop_size=16, clip_length=4, targets=["valence"])
+    recorded = TrainedModel(network, ("valence",), 4.0, {"detector": "hog"})
+    assert recorded.face_detector() == "hog" and recorded.face_detector("yunet") == "yunet"
+    synthetic = TrainedModel(network, ("valence",), 4.0, {"detector": None})  # no detection
+    assert synthetic.face_detector() == "yunet"
+    older = TrainedModel(network, ("valence",), 4.0, {"redetect_every": 4})  # before yunet
+    assert older.face_detector() == "hog"
+    reloaded = TrainedModel.load(recorded.save(tmp_path / "model.pt"))
+    assert reloaded.face_detector() == "hog"
+    with pytest.raises(AvstanError, match="--detector cnn: unknown face detector"):
+        recorded.face_detector("cnn")
+
+
 def test_what_new_media_is_read_with_comes_from_the_file_or_prepares_defaults(tmp_path):
     from avstan.data.faces import DEFAULT_TEMPLATE
     from avstan.data.prepare import PrepareConfig

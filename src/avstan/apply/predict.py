@@ -121,11 +121,12 @@ class Predictor:
 
     @classmethod
     def load(cls, model_path: str | Path, device: str = "cpu", postprocess: bool = True,
-             redetect_every: int | None = None) -> Predictor:
+             redetect_every: int | None = None, detector: str | None = None) -> Predictor:
         """``redetect_every`` (k: search for the face every k-th step, follow its landmarks
-        in between) defaults to the value of the store the model was trained on."""
+        in between) and ``detector`` (yunet or hog) default to the values of the store the
+        model was trained on."""
         trained = TrainedModel.load(model_path, device)
-        config = prepare_config_for(trained, redetect_every)
+        config = prepare_config_for(trained, redetect_every, detector)
         aligner = make_aligner(config) if trained.reads_video else None
         chains = chains_from_dicts(trained.postprocessing) if postprocess else None
         return cls(trained, config, aligner, chains, device)
@@ -217,31 +218,32 @@ class Predictor:
                                csv_path, plot_path, overlay_path, html_path)
 
 
-def prepare_config_for(trained: TrainedModel, redetect_every: int | None = None
-                       ) -> PrepareConfig:
+def prepare_config_for(trained: TrainedModel, redetect_every: int | None = None,
+                       detector: str | None = None) -> PrepareConfig:
     """prepare's settings that read new media as the model's training store was read."""
     return PrepareConfig(crop_size=trained.crop_size or PrepareConfig.crop_size,
                          step_rate=trained.step_rate,
                          template=trained.alignment_template or DEFAULT_TEMPLATE,
                          audio_window=trained.audio_window,
-                         redetect_every=trained.face_search_interval(redetect_every))
+                         redetect_every=trained.face_search_interval(redetect_every),
+                         detector=trained.face_detector(detector))
 
 
 def predict_videos(model_path: str | Path, inputs: str | Path, output: str | Path,
                    device: str = "cpu", hop: int = 1, overwrite: bool = False,
                    postprocess: bool = True, progress: bool = True, log=print,
                    overlay: bool = False, html: bool = False,
-                   redetect_every: int | None = None
+                   redetect_every: int | None = None, detector: str | None = None
                    ) -> tuple[list[VideoPrediction], list[tuple[Path, str]]]:
     """Predict every video of ``inputs``; returns (predictions, [(video, reason) failed]).
 
     ``overlay`` adds ``<name>.overlay.mp4``, ``html`` adds ``<name>.html`` (module docstring).
-    ``redetect_every``: see :meth:`Predictor.load`.
+    ``redetect_every``, ``detector``: see :meth:`Predictor.load`.
     """
     if hop < 1:
         raise AvstanError(f"--hop must be at least 1, got {hop}")
     torch.set_flush_denormal(True)  # the recurrent path can crawl on denormals (DESIGN.md)
-    predictor = Predictor.load(model_path, device, postprocess, redetect_every)
+    predictor = Predictor.load(model_path, device, postprocess, redetect_every, detector)
     videos = find_videos(inputs, predictor.media_suffixes)
     output = ensure_writable_folder(Path(output), "the predictions")
     names = {}

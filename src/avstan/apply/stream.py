@@ -186,10 +186,11 @@ def stream_rows(samples: Iterable[SampledFrame], model, aligner: FaceAligner,
 def stream_predict(model_path: str | Path, source: str, out: TextIO | None = None,
                    input_format: str | None = None, options: dict[str, str] | None = None,
                    device: str = "cpu", postprocess: bool = True, idle_timeout: float = 5.0,
-                   log: TextIO | None = None, redetect_every: int | None = None) -> int:
+                   log: TextIO | None = None, redetect_every: int | None = None,
+                   detector: str | None = None) -> int:
     """Predict ``source`` as it comes; writes a CSV header and one flushed line per step to
-    ``out`` (standard output). Returns the number of steps. ``redetect_every``: as for
-    ``predict_videos`` (default: the training store's)."""
+    ``out`` (standard output). Returns the number of steps. ``redetect_every``, ``detector``:
+    as for ``predict_videos`` (default: the training store's)."""
     out = out or sys.stdout
     log = log or sys.stderr
     torch.set_flush_denormal(True)  # as offline predict
@@ -208,7 +209,8 @@ def stream_predict(model_path: str | Path, source: str, out: TextIO | None = Non
                   "and is not applied to a stream; centring, scaling and shift are",
                   file=log, flush=True)
     aligner = FaceAligner(trained.crop_size, trained.alignment_template,
-                          redetect_every=trained.face_search_interval(redetect_every))
+                          redetect_every=trained.face_search_interval(redetect_every),
+                          detector=trained.face_detector(detector))
     container, where = open_stream(source, input_format, options, idle_timeout)
     writer = csv.writer(out, lineterminator="\n")
     steps = 0

@@ -1,14 +1,15 @@
 """Face detection, 68-point landmarks and alignment (the papers' preprocessing).
 
-* **Detection**: dlib's frontal HOG detector, run on a copy of the frame reduced by an
-  integer factor to about ``detect_width`` pixels (detection cost grows with the pixel
-  count; faces in face-to-camera corpora are large), then the box is scaled back.
+* **Detection**: a detector of :mod:`avstan.data.detectors` (YuNet by default, dlib's
+  HOG detector as an option), run on a copy of the frame reduced by an integer factor to
+  about ``detect_width`` pixels (detection cost grows with the pixel count), then the box
+  is scaled back. Boxes are in the convention dlib's shape model was trained on.
 * **Tracking**: when several faces are found, the one whose centre is nearest to the
   previous step's face is followed (the largest on the first step, or after a step with no
   face), so the crop does not jump between people. While a face is followed, the search
-  runs first in a region around its last box (1.5 times its size, resized so the face is
-  about ``ROI_FACE_WIDTH`` pixels wide); only when nothing is found there is the whole frame
-  searched again.
+  runs first in a region around its last box (``roi_growth`` times its size, resized so the
+  face is about ``roi_face_width`` pixels wide; both per detector); only when nothing is
+  found there is the whole frame searched again.
 * **Landmarks**: dlib's 68-point shape predictor at full resolution, on the scaled-back
   box. Both models come from the ``face-recognition-models`` package (nothing is
   downloaded at run time).
@@ -27,6 +28,12 @@
   onto fixed template positions by least squares, then an S×S RGB crop with bilinear
   sampling. The template is in units of S, so one template serves every crop size; it is
   stored with each recording.
+* **The detector's own points** (YuNet gives the eye centres and nose tip): on a search
+  step the 68-point fit is checked against them (:func:`anchor_disagreement`, RMS in units
+  of the eye distance); when they disagree by more than ``MAX_ANCHOR_DISAGREEMENT`` the fit
+  is implausible (a turned or half-hidden face the shape model failed on) and the crop is
+  aligned from the detector's points instead (``AlignedFace.anchors == "detector"``), and
+  the next step searches again rather than follow the failed fit.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from avstan.data.detectors import DEFAULT_DETECTOR, SEARCH_SETTINGS, Detection, make_detector
 from avstan.errors import AvstanError
 
 # (x, y) in units of the crop size: left eye centre, right eye centre, nose tip.
@@ -46,12 +54,15 @@ DEFAULT_TEMPLATE = ((0.34, 0.36), (0.66, 0.36), (0.50, 0.56))
 # prepare's default: search for the face every 4th step (once a second at 4 steps/s) and
 # follow its landmarks in between.
 DEFAULT_REDETECT_EVERY = 4
-# The search near the last face: a region ROI_GROWTH times the face's box, resized so the
-# face is about ROI_FACE_WIDTH pixels wide (HOG finds faces down to ~80 px; a little above
-# keeps it reliable). On the real test clips: 1.5 and 100 px find the face in the same
-# steps as 2 and an integer reduction to >= 90 px did, at 0.6 of the cost.
-ROI_GROWTH = 1.5
-ROI_FACE_WIDTH = 100
+# The search near the last face (per detector, in detectors.SEARCH_SETTINGS): for HOG a
+# region 1.5 times the face's box, resized so the face is about 100 px wide (HOG finds
+# faces down to ~80 px; a little above keeps it reliable). On the real test clips: 1.5 and
+# 100 px find the face in the same steps as 2 and an integer reduction to >= 90 px did, at
+# 0.6 of the cost.
+# The 68-point fit is refused for the detector's points when their anchors differ by more
+# than this many eye distances (RMS). On the hand-labelled faces of faces-wild a fit from
+# the labelled box differs from YuNet's points by 0.13 (median), 0.37 at most.
+MAX_ANCHOR_DISAGREEMENT = 0.5
 # A followed fit is refused (and the face searched for) when, against the previous step's
 # points, their spread changes by more than this factor, their centre moves more than
 # this many spreads, or more than this fraction of the points lies outside the frame.
@@ -89,6 +100,17 @@ def anchor_points(landmarks: np.ndarray) -> np.ndarray:
     """Left eye centre, right eye centre and nose tip (3, 2) from 68 landmarks (68, 2)."""
     return np.stack([landmarks[LEFT_EYE].mean(0), landmarks[RIGHT_EYE].mean(0),
                      landmarks[NOSE_TIP]])
+
+
+def anchor_disagreement(landmarks: np.ndarray, points: np.ndarray) -> float:
+    """RMS distance between the anchors of 68 ``landmarks`` and a detector's five
+    ``points`` (5, 2) (eye centres and nose tip, the first three), in units of the
+    distance between the detector's eye centres."""
+    eyes = float(np.linalg.norm(points[1] - points[0]))
+    if eyes <= 0:
+        return float("inf")
+    difference = anchor_points(landmarks) - points[:3]
+    return float(np.sqrt(np.mean(np.sum(difference ** 2, axis=1)))) / eyes
 
 
 def landmark_frame(landmarks: np.ndarray) -> tuple[np.ndarray, float]:
@@ -202,26 +224,33 @@ class AlignedFace:
     box: tuple[float, float, float, float]  # (left, top, right, bottom) in the frame
     matrix: np.ndarray | None = None  # (2, 3) frame pixels (x, y, 1) → crop pixels
     followed: bool = False  # fitted in a box predicted from the previous step, no search
+    # what the crop was aligned from: "landmarks" (the 68-point fit) or "detector" (its
+    # five points, the fit being implausible)
+    anchors: str = "landmarks"
 
 
 class FaceAligner:
     """Detect, track, fit landmarks and align faces, step after step of one recording."""
 
-    def __init__(self, crop_size: int = 96, template=DEFAULT_TEMPLATE, detect_width: int = 320,
-                 upsample: int = 0, search_near_previous: bool = True,
-                 redetect_every: int = 1) -> None:
+    def __init__(self, crop_size: int = 96, template=DEFAULT_TEMPLATE,
+                 detect_width: int | None = None, upsample: int = 0,
+                 search_near_previous: bool = True, redetect_every: int = 1,
+                 detector: str = DEFAULT_DETECTOR) -> None:
         import dlib
 
         if redetect_every < 1:
             raise ValueError(f"redetect_every must be at least 1, got {redetect_every}")
 
-        self.detector = dlib.get_frontal_face_detector()
+        self.detector = make_detector(detector, upsample)
+        settings = SEARCH_SETTINGS[detector]
+        self.roi_growth = settings["roi_growth"]
+        self.roi_face_width = settings["roi_face_width"]
         self.predictor = dlib.shape_predictor(
             str(model_file("shape_predictor_68_face_landmarks.dat")))
         self._dlib = dlib
         self.crop_size = crop_size
         self.template = np.asarray(template, dtype=np.float64)
-        self.detect_width = detect_width
+        self.detect_width = detect_width or settings["detect_width"]
         self.upsample = upsample
         self.search_near_previous = search_near_previous
         self.redetect_every = redetect_every
@@ -232,6 +261,10 @@ class FaceAligner:
         self.previous_thumbnail: np.ndarray | None = None
         self.steps_since_search = 0
         self.prefer = "largest"
+
+    @property
+    def detector_name(self) -> str:
+        return self.detector.name
 
     def reset(self, prefer: str = "largest") -> None:
         """Forget the tracked face (call between recordings). ``prefer`` picks the face to
@@ -252,6 +285,11 @@ class FaceAligner:
         """Every face box (left, top, right, bottom) in full-resolution pixels of the frame
         ``image`` was cut from at ``offset`` (x, y); searched on a copy reduced by
         ``factor`` (default: to about ``detect_width`` pixels wide)."""
+        return [d.box for d in self.detections(image, factor, offset)]
+
+    def detections(self, image: np.ndarray, factor: int | None = None,
+                   offset: tuple[int, int] = (0, 0)) -> list[Detection]:
+        """As :meth:`candidates`, with each detection's score and points."""
         width = image.shape[1]
         factor = factor or max(1, round(width / self.detect_width))
         # An integer box-filter reduction: several times cheaper than a resize.
@@ -259,30 +297,34 @@ class FaceAligner:
         return self._search(image, small, offset)
 
     def _search(self, image: np.ndarray, small: np.ndarray, offset: tuple[int, int]
-                ) -> list[tuple[float, float, float, float]]:
-        """HOG boxes found in ``small`` (a reduced copy of ``image``), in the pixels of the
+                ) -> list[Detection]:
+        """Detections in ``small`` (a reduced copy of ``image``), in the pixels of the
         frame ``image`` was cut from at ``offset``."""
         scale_x = image.shape[1] / small.shape[1]
         scale_y = image.shape[0] / small.shape[0]
-        x0, y0 = offset
-        return [(x0 + r.left() * scale_x, y0 + r.top() * scale_y, x0 + r.right() * scale_x,
-                 y0 + r.bottom() * scale_y) for r in self.detector(small, self.upsample)]
+        return [d.scaled(scale_x, scale_y, offset) for d in self.detector(small)]
 
     def candidates_near(self, image: np.ndarray, box: tuple[float, float, float, float]
                         ) -> list[tuple[float, float, float, float]]:
-        """Face boxes in the region around ``box`` (ROI_GROWTH times its size), searched on
-        a copy resized so that the face is about ROI_FACE_WIDTH pixels wide (never
+        """Face boxes in the region around ``box`` (``roi_growth`` times its size), searched
+        on a copy resized so that the face is about ``roi_face_width`` pixels wide (never
         enlarged)."""
+        return [d.box for d in self.detections_near(image, box)]
+
+    def detections_near(self, image: np.ndarray, box: tuple[float, float, float, float]
+                        ) -> list[Detection]:
+        """As :meth:`candidates_near`, with each detection's score and points."""
         left, top, right, bottom = box
         width, height = right - left, bottom - top
-        margin_x, margin_y = width * (ROI_GROWTH - 1) / 2, height * (ROI_GROWTH - 1) / 2
+        margin_x = width * (self.roi_growth - 1) / 2
+        margin_y = height * (self.roi_growth - 1) / 2
         x0, y0 = max(0, int(left - margin_x)), max(0, int(top - margin_y))
         x1 = min(image.shape[1], int(right + margin_x))
         y1 = min(image.shape[0], int(bottom + margin_y))
         if x1 - x0 < 8 or y1 - y0 < 8:
             return []
         region = np.ascontiguousarray(image[y0:y1, x0:x1])
-        scale = ROI_FACE_WIDTH / width
+        scale = self.roi_face_width / width
         if scale >= 1:
             return self._search(region, region, (x0, y0))
         size = (max(1, round(region.shape[1] * scale)), max(1, round(region.shape[0] * scale)))
@@ -292,22 +334,33 @@ class FaceAligner:
     def choose(self, boxes: list[tuple[float, float, float, float]]
                ) -> tuple[float, float, float, float] | None:
         """Tracking: the box nearest the previous face, or the largest without one."""
+        index = self.choose_index(boxes)
+        return None if index is None else boxes[index]
+
+    def choose_index(self, boxes: list[tuple[float, float, float, float]]) -> int | None:
+        """Index of the box :meth:`choose` picks; None when there is none."""
         if not boxes:
             return None
         centres = np.array([((b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for b in boxes])
         if self.previous_centre is None and self.prefer == "left":
-            chosen = int(np.argmin(centres[:, 0]))
-        elif self.previous_centre is None and self.prefer == "right":
-            chosen = int(np.argmax(centres[:, 0]))
-        elif self.previous_centre is None:
-            chosen = int(np.argmax([(b[2] - b[0]) * (b[3] - b[1]) for b in boxes]))
-        else:
-            chosen = int(np.argmin(np.linalg.norm(centres - self.previous_centre, axis=1)))
-        return boxes[chosen]
+            return int(np.argmin(centres[:, 0]))
+        if self.previous_centre is None and self.prefer == "right":
+            return int(np.argmax(centres[:, 0]))
+        if self.previous_centre is None:
+            return int(np.argmax([(b[2] - b[0]) * (b[3] - b[1]) for b in boxes]))
+        return int(np.argmin(np.linalg.norm(centres - self.previous_centre, axis=1)))
 
     def detect(self, image: np.ndarray) -> tuple[float, float, float, float] | None:
         """The tracked face's box in full-resolution pixels, or None."""
         return self.choose(self.candidates(image))
+
+    def find(self, image: np.ndarray) -> Detection | None:
+        """The tracked face's detection: near the last face first, then the whole frame."""
+        nearby = (self.detections_near(image, self.previous_box)
+                  if self.search_near_previous and self.previous_box is not None else [])
+        found = nearby or self.detections(image)
+        index = self.choose_index([d.box for d in found])
+        return None if index is None else found[index]
 
     def landmarks(self, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
         """68 landmarks (68, 2) float64 in full-resolution pixels."""
@@ -352,26 +405,35 @@ class FaceAligner:
         followed = self.follow(image)
         if followed is not None:
             return followed
-        nearby = (self.candidates_near(image, self.previous_box)
-                  if self.search_near_previous and self.previous_box is not None else [])
-        box = self.choose(nearby) if nearby else self.detect(image)
-        if box is None:
+        detection = self.find(image)
+        if detection is None:
             self.previous_centre = self.previous_box = self.previous_landmarks = None
             return None
+        box = detection.box
         points = self.landmarks(image, box)
-        matrix = self.alignment_matrix(points)
+        anchors = "landmarks"
+        if (detection.points is not None
+                and anchor_disagreement(points, detection.points) > MAX_ANCHOR_DISAGREEMENT):
+            anchors = "detector"
+            matrix = similarity_transform(detection.points[:3],
+                                          self.template * (self.crop_size - 1))
+        else:
+            matrix = self.alignment_matrix(points)
         crop = warp_crop(image, matrix, self.crop_size)
         if self.redetect_every > 1:  # what the next steps follow from
-            self.box_placement = box_in_landmark_units(box, points)
+            # a failed fit is not followed: the next step searches again
+            self.box_placement = (box_in_landmark_units(box, points) if anchors == "landmarks"
+                                  else None)
             self.previous_thumbnail = thumbnail(crop)
             self.steps_since_search = 0
-        return self._remember(box, points, crop, matrix)
+        return self._remember(box, points, crop, matrix, anchors=anchors)
 
     def _remember(self, box: tuple[float, float, float, float], points: np.ndarray,
-                  crop: np.ndarray, matrix: np.ndarray, followed: bool = False) -> AlignedFace:
+                  crop: np.ndarray, matrix: np.ndarray, followed: bool = False,
+                  anchors: str = "landmarks") -> AlignedFace:
         """Keep this step's face for the next step; the AlignedFace."""
         self.previous_box = box
         self.previous_centre = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
         self.previous_landmarks = points
         crop_points = apply_transform(matrix, points)
-        return AlignedFace(crop, crop_points.astype(np.float32), box, matrix, followed)
+        return AlignedFace(crop, crop_points.astype(np.float32), box, matrix, followed, anchors)

@@ -52,6 +52,7 @@ from avstan.data.corpora.base import (
     RecordingSource,
     resample_labels,
 )
+from avstan.data.detectors import DEFAULT_DETECTOR, DETECTORS, make_detector
 from avstan.data.faces import DEFAULT_REDETECT_EVERY, DEFAULT_TEMPLATE, FaceAligner
 from avstan.data.preview import write_contact_sheet
 from avstan.data.store import (
@@ -73,7 +74,10 @@ MIN_CROP_SIZE = 16  # smaller crops leave the 68 landmarks a few pixels apart
 class PrepareConfig:
     crop_size: int = 96
     step_rate: float = 4.0
-    detect_width: int = 320  # detection runs on a copy this wide (pixels)
+    # the face detector (avstan.data.detectors: yunet or hog) and the width (pixels) of the
+    # copy it searches a whole frame on (None: the detector's own default)
+    detector: str = DEFAULT_DETECTOR
+    detect_width: int | None = None
     # Search for the face on every k-th step (and after a step without one, or when the
     # fit looks wrong); in between, fit the landmarks where the last ones were. 1: search
     # every step. A face that disappears is reported at most k - 1 steps late.
@@ -95,6 +99,9 @@ class PrepareConfig:
         if self.redetect_every < 1:
             raise AvstanError(f"--redetect-every {self.redetect_every}: use 1 (search every "
                               "step) or more")
+        if self.detector not in DETECTORS:
+            raise AvstanError(f"--detector {self.detector}: unknown face detector; use one of "
+                              f"{', '.join(DETECTORS)}")
 
 
 @dataclass
@@ -118,7 +125,7 @@ class PrepareSummary:
 def make_aligner(config: PrepareConfig) -> FaceAligner:
     """The face aligner ``config`` describes (loads dlib's models: about a second)."""
     return FaceAligner(config.crop_size, config.template, config.detect_width,
-                       redetect_every=config.redetect_every)
+                       redetect_every=config.redetect_every, detector=config.detector)
 
 
 def fill_missing_frames(frames: list[np.ndarray | None]) -> np.ndarray:
@@ -315,9 +322,15 @@ def prepare_corpus(sources: Sequence[RecordingSource], output: str | Path,
         if existing.names() and every != config.redetect_every:
             raise AvstanError(f"{output}: was prepared with --redetect-every {every}; resume "
                               "with the same value or prepare into another folder")
+        # stores made before the detector was recorded were made with HOG
+        detector = existing.attrs.get("detector", "hog")
+        if existing.names() and detector != config.detector:
+            raise AvstanError(f"{output}: was prepared with --detector {detector}; resume "
+                              "with the same detector or prepare into another folder")
     store = RecordingStore.create(output, corpus=corpus, crop_size=config.crop_size,
                                   step_rate=config.step_rate, audio_window=config.audio_window,
-                                  redetect_every=config.redetect_every)
+                                  redetect_every=config.redetect_every,
+                                  detector=config.detector)
     for stale in Path(output).glob(".*.tmp"):  # leftovers of a run that was killed
         stale.unlink(missing_ok=True)
     summary = PrepareSummary()
@@ -347,6 +360,8 @@ def prepare_corpus(sources: Sequence[RecordingSource], output: str | Path,
         bar.update(1)
 
     partitions = {s.name: s.partition for s in sources}
+    if todo and any(not is_audio_only(s) for s in todo):
+        make_detector(config.detector)  # a missing model: one line here, not in each worker
     try:
         if workers == 1:
             _init_worker(config)

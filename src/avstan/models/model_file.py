@@ -12,7 +12,8 @@ loads with ``torch.load(weights_only=True)``:
     state_dict      the weights
     metadata        primitive values: the training config, devel scores, and what
                     ``predict`` needs to read new media as the training store was made
-                    (``alignment_template``, ``audio_window_seconds``, ``redetect_every``)
+                    (``alignment_template``, ``audio_window_seconds``, ``redetect_every``,
+                    ``detector``)
     postprocessing  optional: the AVEC chain fitted on devel, per target (plain dicts;
                     ``evaluation.postprocess.PostProcessing.from_dict`` reads them)
 
@@ -36,6 +37,7 @@ import torch
 from torch import nn
 
 from avstan.data.audio import DEFAULT_AUDIO_WINDOW
+from avstan.data.detectors import DEFAULT_DETECTOR, DETECTORS
 from avstan.data.faces import DEFAULT_REDETECT_EVERY, DEFAULT_TEMPLATE
 from avstan.devices import checked_device
 from avstan.errors import AvstanError
@@ -123,6 +125,24 @@ class TrainedModel:
     def redetect_every(self) -> int:
         """The face-search interval (steps) the training store was prepared with."""
         return int(self.metadata.get("redetect_every") or DEFAULT_REDETECT_EVERY)
+
+    @property
+    def detector(self) -> str:
+        """The face detector the training store was prepared with: a store of real media
+        records it; a synthetic one (no detection) gets the default; model files from
+        before the detector was recorded were trained on HOG-detected faces."""
+        if "detector" not in self.metadata:
+            return "hog"
+        return str(self.metadata["detector"] or DEFAULT_DETECTOR)
+
+    def face_detector(self, requested: str | None = None) -> str:
+        """The detector ``predict`` and ``stream`` use: ``requested`` if given, else the
+        training store's (:attr:`detector`)."""
+        name = self.detector if requested is None else requested
+        if name not in DETECTORS:
+            raise AvstanError(f"--detector {name}: unknown face detector; use one of "
+                              f"{', '.join(DETECTORS)}")
+        return name
 
     def face_search_interval(self, requested: int | None = None) -> int:
         """k for ``FaceAligner(redetect_every=k)``: ``requested`` if given, else the

@@ -314,7 +314,8 @@ def train_experiment(config: ExperimentConfig, restart: bool = False, progress: 
                 # predict aligns new videos exactly as the training crops were aligned, and
                 # follows the face between searches as prepare did
                 "alignment_template": datamodule.train_dataset.recordings[0].alignment_template,
-                "redetect_every": store_attrs.get("redetect_every")}
+                "redetect_every": store_attrs.get("redetect_every"),
+                "detector": store_attrs.get("detector")}
     TrainedModel(module.model, tuple(config.data.targets), datamodule.step_rate,
                  metadata).save(output / "model.pt")
     done = {"best_val_ccc": best_score, "epochs": trainer.current_epoch,

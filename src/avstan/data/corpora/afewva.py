@@ -8,8 +8,10 @@
     split.csv                             optional: recording,partition
 
 A clip is a folder (anywhere under the root) holding ``<folder name>.json`` and at least
-one frame image; the recording name is the folder name. Values are on AFEW-VA's
--10..10 scale and are divided by 10; a frame without a value is NaN. Label times are
+one frame image; the JSON's per-frame ``landmarks`` (68 points in frame pixels) are the
+corpus's own, which ``prepare`` aligns from by default (``--landmarks corpus``); the
+recording name is the folder name. Values are on AFEW-VA's -10..10 scale and are divided
+by 10; a frame without a value is NaN. Label times are
 frame number / 25 (frame ``00000`` at 0 s). AFEW-VA has no official partitions: without
 ``split.csv`` every clip is train; with it, every clip must be listed.
 """
@@ -22,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avstan.data.corpora.base import LabelTrack, RecordingSource
+from avstan.data.corpora.base import LabelTrack, LandmarkTrack, RecordingSource
 from avstan.data.corpora.common import (
     check_folder,
     finish,
@@ -58,13 +60,13 @@ def find_recordings(root: Path) -> list[RecordingSource]:
     recordings = [
         RecordingSource(name=path.stem, partition=split_partition(split, path.stem, root),
                         frames_dir=path.parent, frame_rate=FRAME_RATE, read_labels=read_labels,
-                        extra={"labels": path})
+                        extra={"labels": path}, read_landmarks=read_landmarks)
         for path in _clip_files(root)]
     return finish(recordings, root, "afewva", EXPECTED)
 
 
-def read_labels(recording: RecordingSource) -> LabelTrack:
-    """Valence and arousal per frame (÷10), at frame number / 25 s."""
+def _frames(recording: RecordingSource) -> tuple[Path, dict]:
+    """The clip's JSON file and its ``frames`` object."""
     path = Path(recording.extra["labels"])
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -77,6 +79,38 @@ def read_labels(recording: RecordingSource) -> LabelTrack:
     if not isinstance(frames, dict) or not frames:
         raise AvstanError(f"{path}: no \"frames\" object with per-frame labels; expected "
                           "AFEW-VA's {\"frames\": {\"00000\": {\"valence\": …, \"arousal\": …}}}")
+    return path, frames
+
+
+def read_landmarks(recording: RecordingSource) -> LandmarkTrack:
+    """The 68 points per frame that AFEW-VA ships, at frame number / 25 s (frames without
+    a ``landmarks`` entry are left out: prepare detects the face there)."""
+    path, frames = _frames(recording)
+    times, points = [], []
+    for key, entry in frames.items():
+        landmarks = entry.get("landmarks") if isinstance(entry, dict) else None
+        if landmarks is None:
+            continue
+        try:
+            array = np.asarray(landmarks, dtype=np.float64)
+            index = int(key)
+        except (TypeError, ValueError):
+            raise AvstanError(f"{path}: frame {key}: landmarks are not 68 [x, y] numbers; fix "
+                              "the file or prepare with --landmarks detect") from None
+        if array.shape != (68, 2):
+            raise AvstanError(f"{path}: frame {key}: {array.shape[0] if array.ndim else 0} "
+                              "landmarks, expected 68 [x, y] points; fix the file or prepare "
+                              "with --landmarks detect")
+        times.append(index / FRAME_RATE)
+        points.append(array)
+    order = np.argsort(times)
+    return LandmarkTrack(np.asarray(times, np.float64)[order],
+                         np.asarray(points, np.float64).reshape(-1, 68, 2)[order], str(path))
+
+
+def read_labels(recording: RecordingSource) -> LabelTrack:
+    """Valence and arousal per frame (÷10), at frame number / 25 s."""
+    path, frames = _frames(recording)
     rows = []
     for key, entry in frames.items():
         try:

@@ -50,6 +50,33 @@ class LabelTrack:
 
 
 @dataclass
+class LandmarkTrack:
+    """A corpus's own 68-point landmarks: ``times`` (K,) seconds of the frames that have
+    them, ``points`` (K, 68, 2) in the frame's pixels (x, y)."""
+
+    times: np.ndarray
+    points: np.ndarray
+    source: str
+
+    def validate(self) -> None:
+        times = np.asarray(self.times, dtype=np.float64)
+        points = np.asarray(self.points, dtype=np.float64)
+        if points.ndim != 3 or points.shape[1:] != (68, 2) or times.shape != (len(points),):
+            raise AvstanError(f"{self.source}: landmarks must be 68 (x, y) points per frame, "
+                              f"got {points.shape[1:] if points.ndim == 3 else points.shape}")
+        if not np.isfinite(points).all() or not np.isfinite(times).all():
+            raise AvstanError(f"{self.source}: landmarks must be finite numbers; fix the "
+                              "file or prepare with --landmarks detect")
+
+    def at(self, time: float, tolerance: float = 1e-3) -> np.ndarray | None:
+        """The points (68, 2) of the frame at ``time`` (within ``tolerance`` s), or None."""
+        if not len(self.times):
+            return None
+        index = int(np.argmin(np.abs(self.times - time)))
+        return self.points[index] if abs(self.times[index] - time) <= tolerance else None
+
+
+@dataclass
 class RecordingSource:
     """One recording of a corpus, before preparation.
 
@@ -66,11 +93,21 @@ class RecordingSource:
     frame_rate: float | None = None
     read_labels: Callable[[RecordingSource], LabelTrack] | None = None
     extra: dict = field(default_factory=dict)  # reader-specific paths (label files, audio)
+    # the corpus's own 68-point landmarks (AFEW-VA ships them), None when it has none
+    read_landmarks: Callable[[RecordingSource], LandmarkTrack] | None = None
 
     def labels(self) -> LabelTrack | None:
         if self.read_labels is None:
             return None
         track = self.read_labels(self)
+        track.validate()
+        return track
+
+    def corpus_landmarks(self) -> LandmarkTrack | None:
+        """The corpus's landmarks for this recording (None when it ships none)."""
+        if self.read_landmarks is None:
+            return None
+        track = self.read_landmarks(self)
         track.validate()
         return track
 
