@@ -91,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
                               "faces) or hog (dlib's frontal detector, as in the papers' "
                               "preprocessing; with --redetect-every 1, avstan's original "
                               "face stage) (default yunet)")
+    prepare.add_argument("--landmarks", choices=("corpus", "detect"), default="corpus",
+                         help="corpus: align from the corpus's own 68 landmarks where it ships "
+                              "them (AFEW-VA), detect elsewhere; detect: always detect and fit "
+                              "(default corpus)")
 
     synth = commands.add_parser(
         "synthesize", help="write a synthetic corpus into a recording store",
@@ -244,7 +248,8 @@ def run_prepare(args: argparse.Namespace) -> int:
 
     config = PrepareConfig(crop_size=args.crop_size, step_rate=args.step_rate,
                            audio_window=None if args.no_audio else args.audio_window,
-                           redetect_every=args.redetect_every, detector=args.detector)
+                           redetect_every=args.redetect_every, detector=args.detector,
+                           landmarks=args.landmarks)
     summary = prepare_folder(args.corpus, args.output, config, args.layout, args.workers,
                              preview=args.preview)
     return EXIT_PARTIAL_FAILURE if summary.failed else 0

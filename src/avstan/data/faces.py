@@ -224,8 +224,8 @@ class AlignedFace:
     box: tuple[float, float, float, float]  # (left, top, right, bottom) in the frame
     matrix: np.ndarray | None = None  # (2, 3) frame pixels (x, y, 1) → crop pixels
     followed: bool = False  # fitted in a box predicted from the previous step, no search
-    # what the crop was aligned from: "landmarks" (the 68-point fit) or "detector" (its
-    # five points, the fit being implausible)
+    # what the crop was aligned from: "landmarks" (the 68-point fit), "detector" (its five
+    # points, the fit being implausible) or "corpus" (the corpus's own landmarks)
     anchors: str = "landmarks"
 
 
@@ -427,6 +427,21 @@ class FaceAligner:
             self.previous_thumbnail = thumbnail(crop)
             self.steps_since_search = 0
         return self._remember(box, points, crop, matrix, anchors=anchors)
+
+    def align_given(self, image: np.ndarray, landmarks: np.ndarray) -> AlignedFace:
+        """Align from landmarks given for this frame (a corpus's own, (68, 2) frame pixels)
+        instead of detecting: ``anchors == "corpus"``. The face is remembered for tracking;
+        a following step without given landmarks searches for the face near it."""
+        image = np.ascontiguousarray(image)
+        points = np.asarray(landmarks, dtype=np.float64)
+        matrix = self.alignment_matrix(points)
+        crop = warp_crop(image, matrix, self.crop_size)
+        left, top = points.min(0)
+        right, bottom = points.max(0)
+        self.box_placement = None  # nothing to follow from: the next step searches
+        self.steps_since_search = 0
+        return self._remember((float(left), float(top), float(right), float(bottom)), points,
+                              crop, matrix, anchors="corpus")
 
     def _remember(self, box: tuple[float, float, float, float], points: np.ndarray,
                   crop: np.ndarray, matrix: np.ndarray, followed: bool = False,

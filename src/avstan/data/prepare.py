@@ -56,6 +56,7 @@ from avstan.data.detectors import DEFAULT_DETECTOR, DETECTORS, make_detector
 from avstan.data.faces import DEFAULT_REDETECT_EVERY, DEFAULT_TEMPLATE, FaceAligner
 from avstan.data.preview import write_contact_sheet
 from avstan.data.store import (
+    ANCHOR_CODES,
     MANIFEST_NAME,
     ManifestEntry,
     Recording,
@@ -67,6 +68,7 @@ from avstan.data.video import prefetched, sample_image_folder, sample_video
 from avstan.errors import AvstanError
 from avstan.progress import progress_bar
 
+LANDMARK_SOURCES = ("corpus", "detect")
 MIN_CROP_SIZE = 16  # smaller crops leave the 68 landmarks a few pixels apart
 
 
@@ -78,6 +80,9 @@ class PrepareConfig:
     # copy it searches a whole frame on (None: the detector's own default)
     detector: str = DEFAULT_DETECTOR
     detect_width: int | None = None
+    # "corpus": align from the corpus's own landmarks where it ships them (AFEW-VA), and
+    # detect elsewhere; "detect": always detect and fit
+    landmarks: str = "corpus"
     # Search for the face on every k-th step (and after a step without one, or when the
     # fit looks wrong); in between, fit the landmarks where the last ones were. 1: search
     # every step. A face that disappears is reported at most k - 1 steps late.
@@ -99,6 +104,9 @@ class PrepareConfig:
         if self.redetect_every < 1:
             raise AvstanError(f"--redetect-every {self.redetect_every}: use 1 (search every "
                               "step) or more")
+        if self.landmarks not in LANDMARK_SOURCES:
+            raise AvstanError(f"--landmarks {self.landmarks}: use one of "
+                              f"{', '.join(LANDMARK_SOURCES)}")
         if self.detector not in DETECTORS:
             raise AvstanError(f"--detector {self.detector}: unknown face detector; use one of "
                               f"{', '.join(DETECTORS)}")
@@ -155,10 +163,14 @@ def prepare_recording(source: RecordingSource, config: PrepareConfig, corpus: st
         samples = sample_image_folder(source.frames_dir, source.frame_rate, config.step_rate)
     else:
         raise AvstanError(f"{source.name}: no video file or image folder to prepare")
+    given = source.corpus_landmarks() if config.landmarks == "corpus" else None
     crops: list[np.ndarray | None] = []
-    landmarks, ticks, frame_times, matrices = [], [], [], []
+    landmarks, ticks, frame_times, matrices, aligned_from = [], [], [], [], []
     for sample in samples:
-        face = aligner(sample.image)
+        points = None if given is None else given.at(sample.time)
+        face = aligner(sample.image) if points is None else aligner.align_given(sample.image,
+                                                                                  points)
+        aligned_from.append(0 if face is None else ANCHOR_CODES[face.anchors])
         crops.append(None if face is None else face.crop)
         landmarks.append(np.full((68, 2), np.nan, np.float32) if face is None
                          else face.landmarks)
@@ -180,6 +192,7 @@ def prepare_recording(source: RecordingSource, config: PrepareConfig, corpus: st
         labels=labels, step_rate=config.step_rate, partition=source.partition, corpus=corpus,
         source=str(where), landmarks=np.stack(landmarks), frame_times=np.asarray(frame_times),
         alignment_template=template, alignment_matrices=np.stack(matrices),
+        aligned_from=np.asarray(aligned_from, np.uint8), face_detector=aligner.detector_name,
         **gold_track(track))
 
 
@@ -327,10 +340,14 @@ def prepare_corpus(sources: Sequence[RecordingSource], output: str | Path,
         if existing.names() and detector != config.detector:
             raise AvstanError(f"{output}: was prepared with --detector {detector}; resume "
                               "with the same detector or prepare into another folder")
+        landmarks = existing.attrs.get("landmarks", "detect")
+        if existing.names() and landmarks != config.landmarks:
+            raise AvstanError(f"{output}: was prepared with --landmarks {landmarks}; resume "
+                              "with the same value or prepare into another folder")
     store = RecordingStore.create(output, corpus=corpus, crop_size=config.crop_size,
                                   step_rate=config.step_rate, audio_window=config.audio_window,
                                   redetect_every=config.redetect_every,
-                                  detector=config.detector)
+                                  detector=config.detector, landmarks=config.landmarks)
     for stale in Path(output).glob(".*.tmp"):  # leftovers of a run that was killed
         stale.unlink(missing_ok=True)
     summary = PrepareSummary()

@@ -13,6 +13,8 @@ downstream reads it. Per recording, on the model's step timeline (4 steps/s by d
     frame_times     (N,)         float64  optional, timestamp of the source frame each step took
     alignment_matrices (N, 2, 3) float32  optional, the similarity transform from source-frame
                                           pixels (x, y, 1) to crop pixels (NaN: no face)
+    aligned_from    (N,)         uint8    optional, what each step's crop was aligned from:
+                                          an index into ALIGNED_FROM (0: no face)
 
 and, optionally, the corpus's own gold standard on its own timeline (what AVEC scores on;
 absent for the synthetic corpus, whose step labels are the truth):
@@ -25,7 +27,8 @@ absent for the synthetic corpus, whose step labels are the truth):
 
 and attributes ``step_rate`` (steps per second), ``source``, ``corpus``, ``partition``,
 ``crop_size``, ``store_version`` and, for aligned crops, ``alignment_template`` (JSON: the
-eye-centre and nose-tip positions in units of the crop size).
+eye-centre and nose-tip positions in units of the crop size) and ``face_detector`` (the
+detector that searched its frames: yunet or hog).
 
 Writes are atomic: a file is written under a temporary name in the same folder and then
 renamed, so a reader never sees half a recording and an interrupted run loses nothing
@@ -47,6 +50,10 @@ from avstan.io import atomic_path, atomic_write_bytes, ensure_writable_folder
 from avstan.targets import LABEL_NAMES
 
 STORE_VERSION = 1
+# aligned_from codes: no face; dlib's 68-point fit; the detector's five points (the fit
+# being implausible); the corpus's own landmarks
+ALIGNED_FROM = ("no face", "68-point fit", "detector's points", "corpus landmarks")
+ANCHOR_CODES = {"landmarks": 1, "detector": 2, "corpus": 3}  # AlignedFace.anchors → code
 PARTITIONS = ("train", "devel", "test")
 MANIFEST_NAME = "manifest.json"
 
@@ -72,6 +79,8 @@ class Recording:
     alignment_matrices: np.ndarray | None = None  # (N, 2, 3) float32, source px → crop px
     gold_times: np.ndarray | None = None  # (M,) float64, the corpus's own label times
     gold_labels: np.ndarray | None = None  # (M, 2) float32 at gold_times, NaN where unknown
+    aligned_from: np.ndarray | None = None  # (N,) uint8, index into ALIGNED_FROM
+    face_detector: str = ""  # the detector that searched its frames ("": none)
 
     def __post_init__(self) -> None:
         if self.frames is not None:
@@ -93,6 +102,8 @@ class Recording:
             self.gold_times = np.asarray(self.gold_times, dtype=np.float64)
         if self.gold_labels is not None:
             self.gold_labels = np.asarray(self.gold_labels, dtype=np.float32)
+        if self.aligned_from is not None:
+            self.aligned_from = np.asarray(self.aligned_from, dtype=np.uint8)
 
     @property
     def num_steps(self) -> int:
@@ -136,6 +147,11 @@ class Recording:
                             f"got {self.alignment_matrices.shape}")
         if self.frames is None and self.audio_features is None:
             problems.append("a recording needs frames, audio_features or both")
+        if self.aligned_from is not None and (
+                self.aligned_from.shape != (self.num_steps,)
+                or (self.aligned_from.size and self.aligned_from.max() >= len(ALIGNED_FROM))):
+            problems.append(f"aligned_from must be ({self.num_steps},) codes below "
+                            f"{len(ALIGNED_FROM)}, got {self.aligned_from.shape}")
         if self.frame_times is not None and self.frame_times.shape != (self.num_steps,):
             problems.append(f"frame_times must be ({self.num_steps},), "
                             f"got {self.frame_times.shape}")
@@ -225,11 +241,13 @@ def write_recording(path: Path, recording: Recording) -> None:
                 h5.create_dataset("salient_mask", data=recording.salient_mask,
                                   compression="gzip", compression_opts=1)
             for optional in ("landmarks", "frame_times", "alignment_matrices", "gold_times",
-                             "gold_labels"):
+                             "gold_labels", "aligned_from"):
                 if getattr(recording, optional) is not None:
                     h5.create_dataset(optional, data=getattr(recording, optional))
             if recording.alignment_template is not None:
                 h5.attrs["alignment_template"] = json.dumps(recording.alignment_template)
+            if recording.face_detector:
+                h5.attrs["face_detector"] = recording.face_detector
             h5.attrs.update({
                 "name": recording.name, "step_rate": float(recording.step_rate),
                 "partition": recording.partition, "corpus": recording.corpus,
@@ -289,6 +307,8 @@ def read_recording(path: Path, load_frames: bool = True) -> Recording:
                 gold_labels=h5["gold_labels"][()] if "gold_labels" in h5 else None,
                 alignment_template=(json.loads(h5.attrs["alignment_template"])
                                     if "alignment_template" in h5.attrs else None),
+                aligned_from=h5["aligned_from"][()] if "aligned_from" in h5 else None,
+                face_detector=str(h5.attrs.get("face_detector", "")),
             )
             full_shape = None if frames_ds is None else frames_ds.shape
     except AvstanError:
