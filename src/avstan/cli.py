@@ -195,6 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="search for the face every K-th step and follow its landmarks "
                               "in between (default: as the model's training store was "
                               "prepared; 1 searches every step)")
+    predict.add_argument("--all-faces", action="store_true",
+                         help="follow every person in the video (a stable identity from a "
+                              "face descriptor, kept across cuts) and write one curve per "
+                              "person, NAME.person<k>.csv (default: the main face only)")
     predict.add_argument("--detector", choices=DETECTORS,
                          help="face detector, yunet or hog (default: as the model's training "
                               "store was prepared)")
@@ -321,9 +325,9 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.stream is not None:
         from avstan.apply.stream import parse_input_options, stream_predict
 
-        if args.input or args.overlay or args.html or args.hop != 1:
-            raise AvstanError("--stream takes no INPUT, --overlay, --html or --hop; it prints "
-                              "one CSV line per step")
+        if args.input or args.overlay or args.html or args.hop != 1 or args.all_faces:
+            raise AvstanError("--stream takes no INPUT, --overlay, --html, --hop or "
+                              "--all-faces; it prints one CSV line per step")
         stream_predict(args.model, args.stream, input_format=args.input_format,
                        options=parse_input_options(args.input_option), device=args.device,
                        postprocess=not args.no_postprocess, idle_timeout=args.idle_timeout,
@@ -337,7 +341,7 @@ def run_predict(args: argparse.Namespace) -> int:
                                   args.hop, args.overwrite, not args.no_postprocess,
                                   overlay=args.overlay, html=args.html,
                                   redetect_every=args.redetect_every,
-                                  detector=args.detector)
+                                  detector=args.detector, all_faces=args.all_faces)
     print(f"predicted {len(done)}, failed {len(failed)}")
     return EXIT_PARTIAL_FAILURE if failed else 0
 

@@ -14,6 +14,9 @@ frame shows the most recent step at or before its timestamp:
   positive, left negative), and "no face" on steps where none was found (their values are
   the interpolated ones of the CSV).
 
+With ``people`` (``predict --all-faces``) each person's box is drawn in its own colour
+with the person's label and current values above it, instead of the single panel.
+
 With ``annotate=False`` the frames pass through unchanged: the plain H.264 re-encode the
 HTML page uses when a video cannot play in a browser as it is.
 
@@ -38,6 +41,10 @@ from avstan.io import atomic_path
 
 TIME_BASE = Fraction(1, 1000)  # milliseconds: keeps variable frame rates as they are
 BAR_COLOURS = {"positive": (80, 200, 120), "negative": (230, 90, 80)}
+# one colour per person of --all-faces (matplotlib's tab10)
+PERSON_COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40),
+                  (148, 103, 189), (140, 86, 75), (227, 119, 194), (127, 127, 127),
+                  (188, 189, 34), (23, 190, 207)]
 
 
 def colour_table(name: str = "inferno") -> np.ndarray:
@@ -105,16 +112,38 @@ def draw_values(image: Image.Image, time: float, values: Sequence[float],
                        fill=BAR_COLOURS["positive" if value >= 0 else "negative"])
 
 
+def draw_people(image: Image.Image, step: int, people, targets: Sequence[str]) -> None:
+    """Each person's box at ``step`` (when seen there) with its label and values."""
+    size = max(11, image.height // 40)
+    font = _font(size)
+    draw = ImageDraw.Draw(image, "RGBA")
+    for index, (label, boxes, values) in enumerate(people):
+        box = boxes[step]
+        if not np.isfinite(box).all():
+            continue
+        colour = PERSON_COLOURS[index % len(PERSON_COLOURS)]
+        left, top, right, bottom = (float(v) for v in box)
+        draw.rectangle((left, top, right, bottom), outline=colour, width=max(2, size // 5))
+        text = label + "  " + "  ".join(f"{t[0]} {v:+.2f}" for t, v in
+                                        zip(targets, values[step], strict=True))
+        width = draw.textlength(text, font=font)
+        y = max(0.0, top - size - 6)
+        draw.rectangle((left, y, left + width + 6, y + size + 4), fill=(*colour, 190))
+        draw.text((left + 3, y + 2), text, fill=(255, 255, 255), font=font)
+
+
 def write_overlay_video(video: str | Path, output: str | Path, times: np.ndarray,
                         values: np.ndarray | None = None, targets: Sequence[str] = (),
                         face_found: np.ndarray | None = None,
                         attention: np.ndarray | None = None,
                         matrices: np.ndarray | None = None, alpha: float = 0.4,
-                        annotate: bool = True) -> Path:
+                        annotate: bool = True, people=None) -> Path:
     """Write the annotated MP4 (see the module docstring); returns ``output``.
 
     ``times`` (N,): step times, seconds from the first frame; ``values`` (N, K);
-    ``face_found`` (N,); ``attention`` (N, S, S) and ``matrices`` (N, 2, 3) or None.
+    ``face_found`` (N,); ``attention`` (N, S, S) and ``matrices`` (N, 2, 3) or None;
+    ``people``: a list of (label, boxes (N, 4) frame pixels with NaN where absent, values
+    (N, K)) drawn instead of ``values``.
     """
     video, output = Path(video), Path(output)
     times = np.asarray(times, dtype=np.float64)
@@ -124,7 +153,7 @@ def write_overlay_video(video: str | Path, output: str | Path, times: np.ndarray
                 open_media(str(video), video) as source, \
                 av.open(str(temporary), mode="w", format="mp4") as sink:
             _encode(source, sink, video, times, values, targets, face_found, attention,
-                    matrices, alpha, annotate, colours)
+                    matrices, alpha, annotate, colours, people)
     except av.error.FFmpegError as exc:
         raise AvstanError(f"{output}: cannot encode the video ({exc}); "
                           "check the input video") from None
@@ -132,7 +161,7 @@ def write_overlay_video(video: str | Path, output: str | Path, times: np.ndarray
 
 
 def _encode(source, sink, where: Path, times, values, targets, face_found, attention,
-            matrices, alpha, annotate, colours) -> None:
+            matrices, alpha, annotate, colours, people=None) -> None:
     video_stream = None
     audio = _audio_frames(where)
     first_audio = next(audio, None)
@@ -183,7 +212,7 @@ def _encode(source, sink, where: Path, times, values, targets, face_found, atten
         image = frame.to_ndarray(format="rgb24")[:height, :width]
         if annotate:
             image = _annotate(image, elapsed, times, values, targets, face_found, attention,
-                              matrices, alpha, colours, layers)
+                              matrices, alpha, colours, layers, people)
         out = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
         out.pts, out.time_base = pts, TIME_BASE
         sink.mux(video_stream.encode(out))
@@ -197,8 +226,12 @@ def _encode(source, sink, where: Path, times, values, targets, face_found, atten
 
 
 def _annotate(image, elapsed, times, values, targets, face_found, attention, matrices, alpha,
-              colours, layers) -> np.ndarray:
+              colours, layers, people=None) -> np.ndarray:
     step = max(0, int(np.searchsorted(times, elapsed + 1e-6, side="right")) - 1)
+    if people is not None:
+        picture = Image.fromarray(image)
+        draw_people(picture, step, people, targets)
+        return np.asarray(picture)
     found = True if face_found is None else bool(face_found[step])
     if attention is not None and matrices is not None and found \
             and np.isfinite(matrices[step]).all():

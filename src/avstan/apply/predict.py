@@ -19,6 +19,10 @@ Per input video, into the output folder:
     <name>.html         with ``html``: a self-contained page playing the video (the overlay
                         if made) beside the curves, in sync (``apply.prediction_page``)
 
+With ``all_faces`` (``--all-faces``) every person in the video is followed with a stable
+identity (``data.people``) and gets ``<name>.person<k>.csv`` and ``.png``; the overlay and
+the page then show each person's box and curves.
+
 Outputs that exist are refused unless ``overwrite``; each file is written atomically, and
 a video that fails leaves nothing behind (files already written for it are removed).
 """
@@ -40,6 +44,7 @@ from avstan.apply.prediction_page import browser_ready_video, write_prediction_p
 from avstan.data.audio import NoAudioError
 from avstan.data.corpora.base import AUDIO_SUFFIXES, VIDEO_SUFFIXES, RecordingSource
 from avstan.data.faces import DEFAULT_TEMPLATE, FaceAligner
+from avstan.data.people import prepare_people
 from avstan.data.prepare import (
     PrepareConfig,
     audio_features,
@@ -48,6 +53,7 @@ from avstan.data.prepare import (
     prepare_recording,
 )
 from avstan.data.store import Recording
+from avstan.data.video import sample_video
 from avstan.errors import AvstanError
 from avstan.evaluation.inference import predict_recordings
 from avstan.evaluation.plots import plot_emotion_curves
@@ -94,6 +100,20 @@ def interpolate_steps(steps: np.ndarray, values: np.ndarray, count: int) -> np.n
     """Values predicted at ``steps`` (M,), (M, K) → every step 0 … count-1, linearly."""
     every = np.arange(count)
     return np.stack([np.interp(every, steps, column) for column in values.T], axis=1)
+
+
+def person_colours(names: Sequence[str], per_person: int) -> dict[str, str]:
+    """A colour per curve of the ``--all-faces`` page: one hue per person, the person's
+    targets in a darker and a lighter shade."""
+    from matplotlib import colormaps
+
+    table = colormaps["tab20"]
+    colours = {}
+    for index, name in enumerate(names):
+        person, target = divmod(index, per_person)
+        r, g, b, _ = table(((person % 10) * 2 + min(target, 1)) / 20)
+        colours[name] = f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}"
+    return colours
 
 
 def predictions_csv(times: np.ndarray, values: np.ndarray, found: np.ndarray,
@@ -154,36 +174,122 @@ class Predictor:
                               "predict this file; use a video-only model for it") from None
         return recording
 
+    def final_values(self, predicted: np.ndarray, steps: int, hop: int) -> np.ndarray:
+        """Every step's values (steps, K) from those predicted every ``hop``-th step:
+        interpolated, post-processed by the model's chain, clipped to [-1, 1]."""
+        values = (interpolate_steps(np.arange(0, steps, hop), predicted, steps) if hop > 1
+                  else predicted)
+        if self.chains:
+            values = np.stack([self.chains[t].apply([values[:, k]])[0]
+                               for k, t in enumerate(self.trained.targets)], axis=1)
+        return np.clip(values, -1.0, 1.0)
+
+    def check_steps(self, video: Path, steps: int, hop: int) -> None:
+        """Refuse a ``hop`` as long as the video; warn when it is shorter than one clip."""
+        clip_length = self.trained.clip_length
+        if hop > 1 and hop >= steps:
+            raise AvstanError(f"{video}: --hop {hop} is not shorter than the video "
+                              f"({steps} steps): every value would be the first step's; use a "
+                              "smaller --hop")
+        if steps < clip_length:
+            seconds = clip_length / self.config.step_rate
+            warnings.warn(f"{video}: shorter than one clip ({steps} steps, the model reads "
+                          f"{clip_length} = {seconds:g} s): its clips are padded with the "
+                          "first frame, as evaluation pads the first steps of every "
+                          "recording", stacklevel=3)
+
+    def predict_people(self, video: Path, output: Path, hop: int = 1, progress: bool = False,
+                       overlay: bool = False, html: bool = False) -> list[VideoPrediction]:
+        """``--all-faces``: one curve per person in ``video`` (``data.people``), written as
+        ``<name>.person<k>.csv`` / ``.png``; ``overlay`` and ``html`` show every person's
+        box and curves in ``<name>.overlay.mp4`` / ``<name>.html``. A file that fails leaves
+        none of its outputs."""
+        trained, config, targets = self.trained, self.config, self.trained.targets
+        if not trained.reads_video:
+            raise AvstanError(f"--all-faces follows faces, and {trained.model_name} reads only "
+                              "the sound; leave --all-faces out for audio models")
+        people = prepare_people(sample_video(video, config.step_rate), self.aligner,
+                                video.stem, config.step_rate, str(video))
+        source = RecordingSource(video.stem, "test", media=video)
+        if trained.reads_audio:
+            try:
+                features = audio_features(source, people[0].recording.times, config)
+            except NoAudioError as error:
+                raise AvstanError(f"{error} — {trained.model_name} reads audio, so it cannot "
+                                  "predict this file; use a video-only model for it") from None
+            for person in people:
+                person.recording.audio_features = features
+        steps = people[0].recording.num_steps
+        self.check_steps(video, steps, hop)
+        predictions = predict_recordings(trained.network, [p.recording for p in people],
+                                         targets, trained.clip_length, device=self.device,
+                                         step=hop, progress=progress)
+        values = [self.final_values(p.prediction, steps, hop) for p in predictions]
+        times = people[0].recording.times
+        written: list[Path] = []
+        results = []
+        try:
+            for person, person_values in zip(people, values, strict=True):
+                stem = f"{video.stem}.person{person.number}"
+                found = person.recording.face_found
+                plot_path = output / f"{stem}.png"
+                plot_emotion_curves(times, {t: person_values[:, k]
+                                            for k, t in enumerate(targets)},
+                                    plot_path, title=f"{video.name}, person {person.number}",
+                                    missing=~found)
+                written.append(plot_path)
+                csv_path = output / f"{stem}.csv"
+                atomic_write_bytes(csv_path, predictions_csv(times, person_values, found,
+                                                             targets))
+                written.append(csv_path)
+                results.append(VideoPrediction(stem, times, person_values, found, targets,
+                                               csv_path, plot_path))
+            labels = [f"person {person.number}" for person in people]
+            if overlay:
+                overlay_path = output / f"{video.stem}.overlay.mp4"
+                written.append(write_overlay_video(
+                    video, overlay_path, times, targets=targets,
+                    people=[(label, person.boxes, person_values)
+                            for label, person, person_values in zip(labels, people, values,
+                                                                    strict=True)]))
+                for result in results:
+                    result.overlay_path = overlay_path
+            if html:
+                html_path = output / f"{video.stem}.html"
+                movie = (written[-1].read_bytes() if overlay
+                         else browser_ready_video(video, output))
+                names = [f"{label} {t}" for label in labels for t in targets]
+                joined = np.concatenate(values, axis=1)
+                written.append(write_prediction_page(
+                    html_path, video.name, movie, times, joined, names,
+                    np.any([p.recording.face_found for p in people], axis=0),
+                    times[-1] + 1.0 / config.step_rate,
+                    note=f"{' and '.join(targets)} of each of {len(people)} people per step "
+                         f"of {1 / config.step_rate:g} s; shaded: nobody's face found.",
+                    colours=person_colours(names, len(targets))))
+                for result in results:
+                    result.html_path = html_path
+        except BaseException:
+            for path in written:
+                path.unlink(missing_ok=True)
+            raise
+        return results
+
     def predict_video(self, video: Path, output: Path, hop: int = 1, progress: bool = False,
                       overlay: bool = False, html: bool = False) -> VideoPrediction:
         """Predict one file into ``output`` (the files of the module docstring); a file
         that fails leaves none of its outputs."""
         model, config, targets = self.trained.network, self.config, self.trained.targets
-        device, chains = self.device, self.chains
+        device = self.device
         recording = self.prepare_media(video)
         if recording.frames is None and (overlay or html):
             raise AvstanError(f"{video}: --overlay and --html draw on the video, and an audio "
                               "model reads only the sound; leave them out for audio models")
-        if hop > 1 and hop >= recording.num_steps:
-            raise AvstanError(f"{video}: --hop {hop} is not shorter than the video "
-                              f"({recording.num_steps} steps): every value would be the first "
-                              "step's; use a smaller --hop")
-        if recording.num_steps < model.clip_length:
-            seconds = model.clip_length / config.step_rate
-            warnings.warn(f"{video}: shorter than one clip ({recording.num_steps} steps, the "
-                          f"model reads {model.clip_length} = {seconds:g} s): its clips are "
-                          "padded with the first frame, as evaluation pads the first steps "
-                          "of every recording", stacklevel=2)
+        self.check_steps(video, recording.num_steps, hop)
         (prediction,) = predict_recordings(model, [recording], targets, model.clip_length,
                                            device=device, step=hop, progress=progress,
                                            keep_attention=overlay)
-        steps = np.arange(0, recording.num_steps, hop)
-        values = interpolate_steps(steps, prediction.prediction, recording.num_steps) \
-            if hop > 1 else prediction.prediction
-        if chains:
-            values = np.stack([chains[t].apply([values[:, k]])[0] for k, t in enumerate(targets)],
-                              axis=1)
-        values = np.clip(values, -1.0, 1.0)
+        values = self.final_values(prediction.prediction, recording.num_steps, hop)
         csv_path, plot_path = output / f"{video.stem}.csv", output / f"{video.stem}.png"
         overlay_path = output / f"{video.stem}.overlay.mp4" if overlay else None
         html_path = output / f"{video.stem}.html" if html else None
@@ -233,12 +339,14 @@ def predict_videos(model_path: str | Path, inputs: str | Path, output: str | Pat
                    device: str = "cpu", hop: int = 1, overwrite: bool = False,
                    postprocess: bool = True, progress: bool = True, log=print,
                    overlay: bool = False, html: bool = False,
-                   redetect_every: int | None = None, detector: str | None = None
+                   redetect_every: int | None = None, detector: str | None = None,
+                   all_faces: bool = False
                    ) -> tuple[list[VideoPrediction], list[tuple[Path, str]]]:
     """Predict every video of ``inputs``; returns (predictions, [(video, reason) failed]).
 
     ``overlay`` adds ``<name>.overlay.mp4``, ``html`` adds ``<name>.html`` (module docstring).
-    ``redetect_every``, ``detector``: see :meth:`Predictor.load`.
+    ``redetect_every``, ``detector``: see :meth:`Predictor.load`. ``all_faces``: one curve
+    per person (:meth:`Predictor.predict_people`) instead of the main face's.
     """
     if hop < 1:
         raise AvstanError(f"--hop must be at least 1, got {hop}")
@@ -257,12 +365,23 @@ def predict_videos(model_path: str | Path, inputs: str | Path, output: str | Pat
         existing = [output / f"{v.stem}{suffix}" for v in videos
                     for suffix in output_suffixes(overlay, html)
                     if (output / f"{v.stem}{suffix}").exists()]
+        if all_faces:  # the per-person files, and not the main face's
+            existing = [path for v in videos for path in sorted(
+                output.glob(f"{v.stem}.person*.csv")) + [
+                output / f"{v.stem}{suffix}" for suffix in output_suffixes(overlay, html)[2:]
+                if (output / f"{v.stem}{suffix}").exists()]]
         if existing:
             raise AvstanError(f"{existing[0]}: exists; pass --overwrite or choose another "
                               "--output folder")
     done, failed = [], []
     for video in videos:
         try:
+            if all_faces:
+                people = predictor.predict_people(video, output, hop, progress, overlay, html)
+                done += people
+                log(f"{video}: {len(people)} people, {len(people[0].times)} steps -> "
+                    + ", ".join(p.csv_path.name for p in people))
+                continue
             done.append(predictor.predict_video(video, output, hop, progress, overlay, html))
             log(f"{video}: {len(done[-1].times)} steps -> {done[-1].csv_path}")
         except AvstanError as error:

@@ -140,18 +140,20 @@ def browser_ready_video(video: str | Path, scratch: str | Path) -> bytes:
 
 def prediction_page_html(title: str, video_mp4: bytes, times: np.ndarray, values: np.ndarray,
                          targets: Sequence[str], face_found: np.ndarray, duration: float,
-                         note: str = "") -> str:
-    """The page as a string; ``values`` (N, K) on ``times`` (N,), ``duration`` in seconds."""
+                         note: str = "", colours: dict[str, str] | None = None) -> str:
+    """The page as a string; ``values`` (N, K) on ``times`` (N,), ``duration`` in seconds;
+    ``colours`` per target name (default: :data:`COLOURS`)."""
+    colours = {**COLOURS, **(colours or {})}
     data = {
         "times": [round(float(t), 4) for t in times],
         "values": {t: [round(float(v), 5) for v in values[:, k]] for k, t in enumerate(targets)},
-        "colours": {t: COLOURS.get(t, "#333") for t in targets},
+        "colours": {t: colours.get(t, "#333") for t in targets},
         "face_found": [bool(f) for f in face_found],
         "duration": float(duration),
     }
     # "</" cannot close the script element from inside the JSON.
     payload = json.dumps(data).replace("</", "<\\/")
-    legend = "".join(f"<span style='color:{COLOURS.get(t, '#333')}'>&#9632; {html.escape(t)}"
+    legend = "".join(f"<span style='color:{colours.get(t, '#333')}'>&#9632; {html.escape(t)}"
                      "</span>" for t in targets)
     legend += "<span style='color:#999'>&#9632; no face</span>"
     source = base64.b64encode(video_mp4).decode()
@@ -169,9 +171,11 @@ def prediction_page_html(title: str, video_mp4: bytes, times: np.ndarray, values
 
 def write_prediction_page(path: str | Path, title: str, video_mp4: bytes, times: np.ndarray,
                           values: np.ndarray, targets: Sequence[str], face_found: np.ndarray,
-                          duration: float, note: str = "") -> Path:
+                          duration: float, note: str = "", colours: dict[str, str] | None = None
+                          ) -> Path:
     """Write the page atomically; returns ``path``."""
     path = Path(path)
     atomic_write_bytes(path, prediction_page_html(title, video_mp4, times, values, targets,
-                                                  face_found, duration, note).encode())
+                                                  face_found, duration, note,
+                                                  colours).encode())
     return path
