@@ -135,3 +135,29 @@ def test_devices_this_machine_does_not_have(device, expected, tiny_store, tmp_pa
                  ["demo", "--output", str(tmp_path / "demo")]):
         assert expected in one_error_line([*args, "--device", device], capsys)
     assert not (tmp_path / "out").exists() and not (tmp_path / "demo").exists()
+
+
+def test_a_nearly_constant_model_is_not_scaled_up_and_evaluate_says_so(tiny_store, tmp_path,
+                                                                       capsys):
+    """Issue 18 item 9: a model whose devel predictions are nearly constant used to get an
+    AVEC scale of ×140; now the scaling is refused (or clipped) and the reports say so."""
+    import json
+
+    from avstan.models import create_model
+    from avstan.models.model_file import TrainedModel
+
+    torch.manual_seed(0)
+    network = create_model("cnn2d", crop_size=16, clip_length=4)
+    with torch.no_grad():
+        last = [m for m in network.modules() if isinstance(m, torch.nn.Linear)][-1]
+        last.weight.mul_(1e-4)  # outputs ≈ the bias, with a tiny input-driven jitter
+    model = TrainedModel(network, ("valence", "arousal"), 4.0).save(tmp_path / "model.pt")
+    assert main(["evaluate", str(model), str(tiny_store), "--output", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "**Warning, post-processing**: valence: scaling ×" in out
+    chains = json.loads((tmp_path / "out" / "metrics.json").read_text())["postprocessing"]
+    for chain in chains.values():
+        assert 0.25 <= chain["scale_factor"] <= 4.0
+        assert chain["notes"] and ("refused" in chain["notes"][0]
+                                   or "clipped" in chain["notes"][0])
+    assert "Warning: scaling" in (tmp_path / "out" / "report.html").read_text()
