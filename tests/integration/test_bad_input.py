@@ -161,3 +161,61 @@ def test_a_nearly_constant_model_is_not_scaled_up_and_evaluate_says_so(tiny_stor
         assert chain["notes"] and ("refused" in chain["notes"][0]
                                    or "clipped" in chain["notes"][0])
     assert "Warning: scaling" in (tmp_path / "out" / "report.html").read_text()
+
+
+@pytest.fixture
+def small_filesystem(tmp_path):
+    """A 100 kB tmpfs (room for single_face's 32-px recording, not moving_face's), or a
+    skip where one cannot be mounted (not root, no mount privilege)."""
+    import os
+    import subprocess
+
+    mount_point = tmp_path / "small"
+    mount_point.mkdir()
+    if os.geteuid() != 0 or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=100k", "tmpfs", str(mount_point)],
+            capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a size-limited tmpfs here (needs root)")
+    yield mount_point
+    subprocess.run(["umount", str(mount_point)], check=True)
+
+
+def test_a_full_disk_during_prepare_stops_with_one_line_and_keeps_what_was_written(
+        small_filesystem, tmp_path, capsys):
+    """Issue 18 item 1: it used to end in a segmentation fault and 100 lines of h5py."""
+    import subprocess
+
+    from avstan.data.store import RecordingStore, read_recording
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(MEDIA / "single_face.mp4", corpus / "a.mp4")
+    shutil.copy(MEDIA / "moving_face.mp4", corpus / "b.mp4")
+    store = small_filesystem / "store"
+    args = ["prepare", str(corpus), str(store), "--crop-size", "32", "--workers", "1"]
+    line = one_error_line(args, capsys)
+    assert line.startswith(f"avstan: error: b: cannot write its recording to {store} "
+                           "(No space left on device)")
+    assert "run the same command again" in line
+    assert sorted(p.name for p in store.iterdir()) == ["a.h5", "manifest.json"]  # no .tmp
+    assert RecordingStore.open(store).names() == ["a"]
+    first = read_recording(store / "a.h5")
+    assert first.num_steps == 10 and first.face_found.all()
+    subprocess.run(["mount", "-o", "remount,size=2m", str(small_filesystem)], check=True)
+    assert main(args) == 0  # space freed: the rerun keeps a and adds b
+    assert "prepared 1, skipped 1" in capsys.readouterr().out
+    assert RecordingStore.open(store).names() == ["a", "b"]
+
+
+def test_a_full_disk_on_any_write_is_one_line(monkeypatch, capsys):
+    import errno
+
+    import avstan.cli
+
+    def full(args):
+        raise OSError(errno.ENOSPC, "No space left on device", "runs/x/predictions.csv")
+
+    monkeypatch.setattr(avstan.cli, "run_models", full)
+    line = one_error_line(["models"], capsys)
+    assert line == ("avstan: error: no space left on the device (writing "
+                    "runs/x/predictions.csv); free some space and run the same command again")

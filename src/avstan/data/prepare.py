@@ -24,11 +24,14 @@ Over a corpus (:func:`prepare_corpus`): a process pool over recordings, one prog
 a summary (prepared, skipped because already complete, failed with the reason). Each
 worker writes its recording file atomically; only the parent process writes the
 manifest. A rerun skips recordings whose file is complete and readable and redoes the
-rest, so killing the run at any moment loses nothing already written.
+rest, so killing the run at any moment loses nothing already written. A full disk stops
+the run with one line naming the recording and the folder; the temporary file is removed
+and the recordings written before stay listed.
 """
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 from collections.abc import Sequence
@@ -67,6 +70,7 @@ from avstan.errors import AvstanError
 from avstan.progress import progress_bar
 
 MIN_CROP_SIZE = 16  # smaller crops leave the 68 landmarks a few pixels apart
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)  # no recording after this one can be written either
 
 
 @dataclass(frozen=True)
@@ -267,6 +271,8 @@ def _prepare_one(source: RecordingSource, config: PrepareConfig, corpus: str,
         status = "no_face" if "no face found" in str(error) else "failed"
         return source.name, status, 0, str(error), ""
     except OSError as error:
+        if error.errno in DISK_FULL:
+            return source.name, "disk_full", 0, error.strerror or str(error), ""
         return source.name, "failed", 0, f"{root}: cannot write ({error.strerror})", ""
     missing = int((~recording.face_found).sum())
     notes = [f"no face in {missing} of {recording.num_steps} steps"
@@ -334,6 +340,9 @@ def prepare_corpus(sources: Sequence[RecordingSource], output: str | Path,
 
     def record(name: str, status: str, steps: int, message: str, no_audio: str,
                partition: str) -> None:
+        if status == "disk_full":  # no later recording fits either: stop after this one
+            disk_full.append((name, message))
+            return
         if status == "complete":
             store.entries[name] = ManifestEntry(name, f"{name}.h5", partition, status, steps,
                                                 message)
@@ -347,20 +356,34 @@ def prepare_corpus(sources: Sequence[RecordingSource], output: str | Path,
         bar.update(1)
 
     partitions = {s.name: s.partition for s in sources}
+    disk_full: list[tuple[str, str]] = []
     try:
         if workers == 1:
             _init_worker(config)
             for source in todo:
                 record(*_prepare_one(source, config, corpus, root), source.partition)
+                if disk_full:
+                    break
         else:
             with ProcessPoolExecutor(workers, initializer=_init_worker,
                                      initargs=(config,)) as pool:
                 futures = [pool.submit(_prepare_one, s, config, corpus, root) for s in todo]
                 for future in as_completed(futures):
+                    if future.cancelled():
+                        continue
                     name, status, steps, message, no_audio = future.result()
                     record(name, status, steps, message, no_audio, partitions[name])
+                    if disk_full:  # the running ones finish (and are recorded), no new ones
+                        for waiting in futures:
+                            waiting.cancel()
     finally:
         bar.close()
+    if disk_full:
+        name, reason = disk_full[0]
+        kept = len(summary.prepared) + len(summary.skipped)
+        raise AvstanError(f"{name}: cannot write its recording to {root} ({reason}); the "
+                          f"recordings already prepared ({kept}) are kept: free some space "
+                          "and run the same command again to resume")
     return summary
 
 

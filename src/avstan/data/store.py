@@ -29,11 +29,16 @@ eye-centre and nose-tip positions in units of the crop size).
 
 Writes are atomic: a file is written under a temporary name in the same folder and then
 renamed, so a reader never sees half a recording and an interrupted run loses nothing
-already written. The manifest is rewritten the same way after every change.
+already written. The manifest is rewritten the same way after every change. HDF5 builds
+each recording file in memory (the recording is in memory already, uncompressed, so the
+image is no larger) and a plain write puts it on disk: a full disk is then one ordinary
+``OSError`` (ENOSPC) and a removed temporary file, never HDF5 failing while it closes a
+file half on disk (which used to end in a segmentation fault at exit).
 """
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -43,7 +48,7 @@ import h5py
 import numpy as np
 
 from avstan.errors import AvstanError
-from avstan.io import atomic_path, atomic_write_bytes, ensure_writable_folder
+from avstan.io import atomic_write_bytes, ensure_writable_folder
 from avstan.targets import LABEL_NAMES
 
 STORE_VERSION = 1
@@ -207,36 +212,39 @@ def _gold_problems(gold_times: np.ndarray | None, gold_labels: np.ndarray | None
 
 
 def write_recording(path: Path, recording: Recording) -> None:
-    """Write one recording to an HDF5 file atomically (temporary name, then rename)."""
+    """Write one recording to an HDF5 file atomically (temporary name, then rename); the
+    file is built in memory first (see the module docstring). A failed write (e.g. a full
+    disk) raises OSError and leaves no temporary file."""
     path = Path(path)
     recording.validate()
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as h5:
-            if recording.frames is not None:
-                chunk = (1, *recording.frames.shape[1:])
-                h5.create_dataset("frames", data=recording.frames, chunks=chunk,
-                                  compression="gzip", compression_opts=1)
-            h5.create_dataset("times", data=recording.times)
-            h5.create_dataset("face_found", data=recording.face_found)
-            h5.create_dataset("labels", data=recording.labels)
-            if recording.audio_features is not None:
-                h5.create_dataset("audio_features", data=recording.audio_features)
-            if recording.salient_mask is not None:
-                h5.create_dataset("salient_mask", data=recording.salient_mask,
-                                  compression="gzip", compression_opts=1)
-            for optional in ("landmarks", "frame_times", "alignment_matrices", "gold_times",
-                             "gold_labels"):
-                if getattr(recording, optional) is not None:
-                    h5.create_dataset(optional, data=getattr(recording, optional))
-            if recording.alignment_template is not None:
-                h5.attrs["alignment_template"] = json.dumps(recording.alignment_template)
-            h5.attrs.update({
-                "name": recording.name, "step_rate": float(recording.step_rate),
-                "partition": recording.partition, "corpus": recording.corpus,
-                "source": recording.source, "crop_size": recording.crop_size,
-                "store_version": STORE_VERSION,
-                "label_names": json.dumps(list(LABEL_NAMES)),
-            })
+    image = io.BytesIO()
+    with h5py.File(image, "w") as h5:
+        if recording.frames is not None:
+            chunk = (1, *recording.frames.shape[1:])
+            h5.create_dataset("frames", data=recording.frames, chunks=chunk,
+                              compression="gzip", compression_opts=1)
+        h5.create_dataset("times", data=recording.times)
+        h5.create_dataset("face_found", data=recording.face_found)
+        h5.create_dataset("labels", data=recording.labels)
+        if recording.audio_features is not None:
+            h5.create_dataset("audio_features", data=recording.audio_features)
+        if recording.salient_mask is not None:
+            h5.create_dataset("salient_mask", data=recording.salient_mask,
+                              compression="gzip", compression_opts=1)
+        for optional in ("landmarks", "frame_times", "alignment_matrices", "gold_times",
+                         "gold_labels"):
+            if getattr(recording, optional) is not None:
+                h5.create_dataset(optional, data=getattr(recording, optional))
+        if recording.alignment_template is not None:
+            h5.attrs["alignment_template"] = json.dumps(recording.alignment_template)
+        h5.attrs.update({
+            "name": recording.name, "step_rate": float(recording.step_rate),
+            "partition": recording.partition, "corpus": recording.corpus,
+            "source": recording.source, "crop_size": recording.crop_size,
+            "store_version": STORE_VERSION,
+            "label_names": json.dumps(list(LABEL_NAMES)),
+        })
+    atomic_write_bytes(path, image.getvalue())
 
 
 def read_recording(path: Path, load_frames: bool = True) -> Recording:
