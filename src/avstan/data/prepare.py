@@ -10,7 +10,9 @@ NaN where a target has no value, so targets annotated at different times arrive 
 union of their times (RECOLA's reader refuses valence and arousal files whose times
 differ). A step without a face is kept with ``face_found = False`` and the nearest
 found crop as its frame (so clips stay well formed); a recording where no face is ever
-found is reported, never stored as if it were fine.
+found is reported, never stored as if it were fine — unless audio features are asked for
+and its audio gives them: then it is stored as an audio-only recording on the video's steps
+(:func:`prepare_faceless_video`; "audio only" in the summary), for the audio models.
 
 Audio (on unless ``audio_window`` is None): eGeMAPS functionals over a window ending at
 each step (:mod:`avstan.data.audio`), from the separate audio file a corpus reader found
@@ -69,6 +71,16 @@ from avstan.data.video import prefetched, sample_image_folder, sample_video
 from avstan.errors import AvstanError
 from avstan.progress import progress_bar
 
+
+class NoFaceError(AvstanError):
+    """No face in any step of a video; ``times (N,)`` are its steps, on which its audio can
+    still make an audio-only recording."""
+
+    def __init__(self, message: str, times: np.ndarray) -> None:
+        super().__init__(message)
+        self.times = times
+
+
 MIN_CROP_SIZE = 16  # smaller crops leave the 68 landmarks a few pixels apart
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)  # no recording after this one can be written either
 
@@ -107,13 +119,18 @@ class PrepareSummary:
     skipped: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (name, reason)
     no_audio: list[tuple[str, str]] = field(default_factory=list)  # prepared, video only
+    audio_only: list[tuple[str, str]] = field(default_factory=list)  # a video without a face
 
     def lines(self) -> list[str]:
         out = [f"no audio {name}: {reason}" for name, reason in self.no_audio]
+        out += [f"audio only {name}: {reason}; kept for the audio models (video models skip "
+                "it)" for name, reason in self.audio_only]
         count = (f"prepared {len(self.prepared)}, skipped {len(self.skipped)} (already "
                  f"complete), failed {len(self.failed)}")
         if self.no_audio:
             count += f"; {len(self.no_audio)} of them without audio"
+        if self.audio_only:
+            count += f"; {len(self.audio_only)} of them audio only (no face)"
         out.append(count)
         out += [f"failed {name}: {reason}" for name, reason in self.failed]
         return out
@@ -164,10 +181,10 @@ def prepare_recording(source: RecordingSource, config: PrepareConfig, corpus: st
         ticks.append(sample.tick)
         frame_times.append(sample.time)
     found = np.array([c is not None for c in crops])
-    if not found.any():
-        raise AvstanError(f"{where}: no face found in any of its {len(crops)} steps; "
-                          "check that the video shows a frontal face")
     ticks = np.asarray(ticks)
+    if not found.any():
+        raise NoFaceError(f"{where}: no face found in any of its {len(crops)} steps; "
+                          "check that the video shows a frontal face", ticks)
     track = source.labels()
     labels = (np.full((len(ticks), 2), np.nan, np.float32) if track is None
               else resample_labels(track, ticks))
@@ -230,6 +247,23 @@ def prepare_audio_recording(source: RecordingSource, config: PrepareConfig, corp
         source=str(source.media), audio_features=features, **gold_track(track))
 
 
+def prepare_faceless_video(source: RecordingSource, times: np.ndarray,
+                           config: PrepareConfig, corpus: str = "") -> Recording:
+    """A video without a face in any step kept as an audio-only recording: eGeMAPS of its
+    audio (its own track or ``extra["audio"]``) and its labels on the video's steps
+    ``times (N,)``, no frames, ``face_found`` all False. AvstanError (NoAudioError included)
+    when the audio cannot stand in."""
+    features = audio_features(source, times, config)
+    track = source.labels()
+    labels = (np.full((len(times), 2), np.nan, np.float32) if track is None
+              else resample_labels(track, times))
+    return Recording(
+        name=source.name, frames=None, times=times, face_found=np.zeros(len(times), bool),
+        labels=labels, step_rate=config.step_rate, partition=source.partition, corpus=corpus,
+        source=str(source.media or source.frames_dir), audio_features=features,
+        **gold_track(track))
+
+
 def _add_audio(recording: Recording, source: RecordingSource, config: PrepareConfig
                ) -> tuple[str, str]:
     """Attach audio features to a prepared video recording: (why it has none, a note)."""
@@ -239,11 +273,16 @@ def _add_audio(recording: Recording, source: RecordingSource, config: PrepareCon
         recording.audio_features = audio_features(source, recording.times, config)
     except AvstanError as error:  # NoAudioError included: the video is still usable
         return str(error), ""
+    return "", _audio_gaps(recording)
+
+
+def _audio_gaps(recording: Recording) -> str:
+    """A note when the audio ends before the steps do, else ""."""
     without = int(np.isnan(recording.audio_features).any(axis=1).sum())
     if without:
-        return "", f"the audio ends early: no audio features in {without} of " \
-                   f"{recording.num_steps} steps"
-    return "", ""
+        return f"the audio ends early: no audio features in {without} of " \
+               f"{recording.num_steps} steps"
+    return ""
 
 
 # One aligner per worker process: loading dlib's predictor takes a moment.
@@ -256,33 +295,46 @@ def _init_worker(config: PrepareConfig) -> None:
 
 
 def _prepare_one(source: RecordingSource, config: PrepareConfig, corpus: str,
-                 root: Path) -> tuple[str, str, int, str, str]:
-    """Worker job: (name, status, steps, message, why it has no audio); writes the
-    recording file itself."""
-    no_audio, audio_note = "", ""
+                 root: Path) -> tuple[str, str, int, str, str, str]:
+    """Worker job: (name, status, steps, message, why it has no audio, why it is audio
+    only); writes the recording file itself."""
+    no_audio, audio_note, audio_only = "", "", ""
     try:
         if is_audio_only(source):
             recording = prepare_audio_recording(source, config, corpus)
         else:
-            recording = prepare_recording(source, config, corpus, _WORKER_ALIGNER)
-            no_audio, audio_note = _add_audio(recording, source, config)
+            try:
+                recording = prepare_recording(source, config, corpus, _WORKER_ALIGNER)
+                no_audio, audio_note = _add_audio(recording, source, config)
+            except NoFaceError as no_face:
+                if config.audio_window is None:
+                    raise
+                try:  # speech without a face: still a recording for the audio models
+                    recording = prepare_faceless_video(source, no_face.times, config, corpus)
+                except AvstanError as audio_error:
+                    reason = str(audio_error).split("; ")[0].split(": ", 1)[-1]
+                    raise AvstanError(f"{no_face} (its audio cannot stand in for it: "
+                                      f"{reason})") from None
+                audio_only = str(no_face).split(";")[0]
+                audio_note = _audio_gaps(recording)
         write_recording(root / f"{source.name}.h5", recording)
     except AvstanError as error:
         status = "no_face" if "no face found" in str(error) else "failed"
-        return source.name, status, 0, str(error), ""
+        return source.name, status, 0, str(error), "", ""
     except OSError as error:
         if error.errno in DISK_FULL:
-            return source.name, "disk_full", 0, error.strerror or str(error), ""
-        return source.name, "failed", 0, f"{root}: cannot write ({error.strerror})", ""
+            return source.name, "disk_full", 0, error.strerror or str(error), "", ""
+        return source.name, "failed", 0, f"{root}: cannot write ({error.strerror})", "", ""
     missing = int((~recording.face_found).sum())
     notes = [f"no face in {missing} of {recording.num_steps} steps"
-             if missing and recording.has_video else ""]
+             if missing and recording.has_video else "",
+             f"audio only: {audio_only}" if audio_only else ""]
     if not np.isfinite(recording.labels).any() and source.read_labels is not None:
         notes.append("labels do not overlap the " + ("video" if recording.has_video
                                                       else "audio"))
     notes += [f"no audio: {no_audio}" if no_audio else "", audio_note]
     return (source.name, "complete", recording.num_steps, "; ".join(n for n in notes if n),
-            no_audio)
+            no_audio, audio_only)
 
 
 def is_prepared(store: RecordingStore, name: str) -> bool:
@@ -339,7 +391,7 @@ def prepare_corpus(sources: Sequence[RecordingSource], output: str | Path,
     root = Path(output)
 
     def record(name: str, status: str, steps: int, message: str, no_audio: str,
-               partition: str) -> None:
+               audio_only: str, partition: str) -> None:
         if status == "disk_full":  # no later recording fits either: stop after this one
             disk_full.append((name, message))
             return
@@ -349,6 +401,8 @@ def prepare_corpus(sources: Sequence[RecordingSource], output: str | Path,
             summary.prepared.append(name)
             if no_audio:
                 summary.no_audio.append((name, no_audio))
+            if audio_only:
+                summary.audio_only.append((name, audio_only))
         else:
             store.entries[name] = ManifestEntry(name, "", partition, status, 0, message)
             summary.failed.append((name, message))
@@ -371,8 +425,9 @@ def prepare_corpus(sources: Sequence[RecordingSource], output: str | Path,
                 for future in as_completed(futures):
                     if future.cancelled():
                         continue
-                    name, status, steps, message, no_audio = future.result()
-                    record(name, status, steps, message, no_audio, partitions[name])
+                    name, status, steps, message, no_audio, audio_only = future.result()
+                    record(name, status, steps, message, no_audio, audio_only,
+                           partitions[name])
                     if disk_full:  # the running ones finish (and are recorded), no new ones
                         for waiting in futures:
                             waiting.cancel()
