@@ -219,3 +219,29 @@ def test_a_full_disk_on_any_write_is_one_line(monkeypatch, capsys):
     line = one_error_line(["models"], capsys)
     assert line == ("avstan: error: no space left on the device (writing "
                     "runs/x/predictions.csv); free some space and run the same command again")
+
+
+def test_a_truncated_video_is_named_in_prepares_summary_and_predicts_warning(
+        tiny_store, tmp_path, capsys):
+    from avstan.models import create_model
+    from avstan.models.model_file import TrainedModel
+    from tests.data.test_video import index_first_copy
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    whole = index_first_copy(MEDIA / "moving_face.mp4", tmp_path / "whole.mp4")
+    (corpus / "cut.mp4").write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    store = tmp_path / "store"
+    assert main(["prepare", str(corpus), str(store), "--crop-size", "32", "--workers", "1",
+                 "--no-audio"]) == 0
+    printed = capsys.readouterr().out
+    assert f"warning cut: {corpus / 'cut.mp4'}: the video ends early: frames up to " in printed
+    from avstan.data.store import RecordingStore
+
+    assert "the video ends early" in RecordingStore.open(store).entries["cut"].message
+
+    model = TrainedModel(create_model("cnn2d", crop_size=16, clip_length=4),
+                         ("valence", "arousal"), 4.0).save(tmp_path / "model.pt")
+    with pytest.warns(UserWarning, match=f"{corpus / 'cut.mp4'}: the video ends early"):
+        assert main(["predict", str(model), str(corpus / "cut.mp4"), "--output",
+                     str(tmp_path / "out")]) == 0

@@ -36,6 +36,7 @@ from __future__ import annotations
 import errno
 import math
 import os
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -120,9 +121,11 @@ class PrepareSummary:
     failed: list[tuple[str, str]] = field(default_factory=list)  # (name, reason)
     no_audio: list[tuple[str, str]] = field(default_factory=list)  # prepared, video only
     audio_only: list[tuple[str, str]] = field(default_factory=list)  # a video without a face
+    warnings: list[tuple[str, str]] = field(default_factory=list)  # (name, e.g. truncated)
 
     def lines(self) -> list[str]:
-        out = [f"no audio {name}: {reason}" for name, reason in self.no_audio]
+        out = [f"warning {name}: {message}" for name, message in self.warnings]
+        out += [f"no audio {name}: {reason}" for name, reason in self.no_audio]
         out += [f"audio only {name}: {reason}; kept for the audio models (video models skip "
                 "it)" for name, reason in self.audio_only]
         count = (f"prepared {len(self.prepared)}, skipped {len(self.skipped)} (already "
@@ -163,8 +166,9 @@ def prepare_recording(source: RecordingSource, config: PrepareConfig, corpus: st
     aligner = aligner or make_aligner(config)
     aligner.reset(source.extra.get("subject", "largest"))
     where = source.media or source.frames_dir
+    decode_report: list[str] = []  # filled by the decoding thread, warned about here
     if source.media is not None:
-        samples = prefetched(sample_video(source.media, config.step_rate))
+        samples = prefetched(sample_video(source.media, config.step_rate, decode_report))
     elif source.frames_dir is not None and source.frame_rate:
         samples = sample_image_folder(source.frames_dir, source.frame_rate, config.step_rate)
     else:
@@ -180,6 +184,8 @@ def prepare_recording(source: RecordingSource, config: PrepareConfig, corpus: st
                         else face.matrix.astype(np.float32))
         ticks.append(sample.tick)
         frame_times.append(sample.time)
+    for message in decode_report:
+        warnings.warn(message, stacklevel=2)
     found = np.array([c is not None for c in crops])
     ticks = np.asarray(ticks)
     if not found.any():
@@ -294,47 +300,70 @@ def _init_worker(config: PrepareConfig) -> None:
     _WORKER_ALIGNER = make_aligner(config)
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What a worker did with one recording (it writes the recording file itself)."""
+
+    name: str
+    status: str  # complete, failed, no_face, disk_full
+    steps: int = 0
+    message: str = ""  # the reason it failed, or notes for the manifest
+    no_audio: str = ""  # why a prepared video has no audio features
+    audio_only: str = ""  # why a video was kept as audio only
+    warnings: tuple[str, ...] = ()  # things the user should hear of (e.g. a truncated file)
+
+
 def _prepare_one(source: RecordingSource, config: PrepareConfig, corpus: str,
-                 root: Path) -> tuple[str, str, int, str, str, str]:
-    """Worker job: (name, status, steps, message, why it has no audio, why it is audio
-    only); writes the recording file itself."""
+                 root: Path) -> Outcome:
+    """Worker job: prepare one recording, write its file, say how it went."""
     no_audio, audio_note, audio_only = "", "", ""
-    try:
-        if is_audio_only(source):
-            recording = prepare_audio_recording(source, config, corpus)
-        else:
-            try:
-                recording = prepare_recording(source, config, corpus, _WORKER_ALIGNER)
-                no_audio, audio_note = _add_audio(recording, source, config)
-            except NoFaceError as no_face:
-                if config.audio_window is None:
-                    raise
-                try:  # speech without a face: still a recording for the audio models
-                    recording = prepare_faceless_video(source, no_face.times, config, corpus)
-                except AvstanError as audio_error:
-                    reason = str(audio_error).split("; ")[0].split(": ", 1)[-1]
-                    raise AvstanError(f"{no_face} (its audio cannot stand in for it: "
-                                      f"{reason})") from None
-                audio_only = str(no_face).split(";")[0]
-                audio_note = _audio_gaps(recording)
-        write_recording(root / f"{source.name}.h5", recording)
-    except AvstanError as error:
-        status = "no_face" if "no face found" in str(error) else "failed"
-        return source.name, status, 0, str(error), "", ""
-    except OSError as error:
-        if error.errno in DISK_FULL:
-            return source.name, "disk_full", 0, error.strerror or str(error), "", ""
-        return source.name, "failed", 0, f"{root}: cannot write ({error.strerror})", "", ""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            recording, no_audio, audio_note, audio_only = _prepare_source(source, config,
+                                                                          corpus)
+            write_recording(root / f"{source.name}.h5", recording)
+        except AvstanError as error:
+            status = "no_face" if "no face found" in str(error) else "failed"
+            return Outcome(source.name, status, message=str(error),
+                           warnings=tuple(str(w.message) for w in caught))
+        except OSError as error:
+            if error.errno in DISK_FULL:
+                return Outcome(source.name, "disk_full", message=error.strerror or str(error))
+            return Outcome(source.name, "failed",
+                           message=f"{root}: cannot write ({error.strerror})")
+    said = tuple(str(w.message) for w in caught)
     missing = int((~recording.face_found).sum())
     notes = [f"no face in {missing} of {recording.num_steps} steps"
              if missing and recording.has_video else "",
-             f"audio only: {audio_only}" if audio_only else ""]
+             f"audio only: {audio_only}" if audio_only else "", *said]
     if not np.isfinite(recording.labels).any() and source.read_labels is not None:
         notes.append("labels do not overlap the " + ("video" if recording.has_video
                                                       else "audio"))
     notes += [f"no audio: {no_audio}" if no_audio else "", audio_note]
-    return (source.name, "complete", recording.num_steps, "; ".join(n for n in notes if n),
-            no_audio, audio_only)
+    return Outcome(source.name, "complete", recording.num_steps,
+                   "; ".join(n for n in notes if n), no_audio, audio_only, said)
+
+
+def _prepare_source(source: RecordingSource, config: PrepareConfig, corpus: str
+                    ) -> tuple[Recording, str, str, str]:
+    """(recording, why it has no audio, a note on its audio, why it is audio only)."""
+    if is_audio_only(source):
+        return prepare_audio_recording(source, config, corpus), "", "", ""
+    try:
+        recording = prepare_recording(source, config, corpus, _WORKER_ALIGNER)
+    except NoFaceError as no_face:
+        if config.audio_window is None:
+            raise
+        try:  # speech without a face: still a recording for the audio models
+            recording = prepare_faceless_video(source, no_face.times, config, corpus)
+        except AvstanError as audio_error:
+            reason = str(audio_error).split("; ")[0].split(": ", 1)[-1]
+            raise AvstanError(f"{no_face} (its audio cannot stand in for it: "
+                              f"{reason})") from None
+        return recording, "", _audio_gaps(recording), str(no_face).split(";")[0]
+    no_audio, audio_note = _add_audio(recording, source, config)
+    return recording, no_audio, audio_note, ""
 
 
 def is_prepared(store: RecordingStore, name: str) -> bool:
@@ -390,22 +419,24 @@ def prepare_corpus(sources: Sequence[RecordingSource], output: str | Path,
                        enabled=progress)
     root = Path(output)
 
-    def record(name: str, status: str, steps: int, message: str, no_audio: str,
-               audio_only: str, partition: str) -> None:
-        if status == "disk_full":  # no later recording fits either: stop after this one
-            disk_full.append((name, message))
+    def record(outcome: Outcome, partition: str) -> None:
+        name = outcome.name
+        summary.warnings += [(name, w) for w in outcome.warnings]
+        if outcome.status == "disk_full":  # no later recording fits either: stop after this
+            disk_full.append((name, outcome.message))
             return
-        if status == "complete":
-            store.entries[name] = ManifestEntry(name, f"{name}.h5", partition, status, steps,
-                                                message)
+        if outcome.status == "complete":
+            store.entries[name] = ManifestEntry(name, f"{name}.h5", partition, outcome.status,
+                                                outcome.steps, outcome.message)
             summary.prepared.append(name)
-            if no_audio:
-                summary.no_audio.append((name, no_audio))
-            if audio_only:
-                summary.audio_only.append((name, audio_only))
+            if outcome.no_audio:
+                summary.no_audio.append((name, outcome.no_audio))
+            if outcome.audio_only:
+                summary.audio_only.append((name, outcome.audio_only))
         else:
-            store.entries[name] = ManifestEntry(name, "", partition, status, 0, message)
-            summary.failed.append((name, message))
+            store.entries[name] = ManifestEntry(name, "", partition, outcome.status, 0,
+                                                outcome.message)
+            summary.failed.append((name, outcome.message))
         store.save_manifest()
         bar.update(1)
 
@@ -415,7 +446,7 @@ def prepare_corpus(sources: Sequence[RecordingSource], output: str | Path,
         if workers == 1:
             _init_worker(config)
             for source in todo:
-                record(*_prepare_one(source, config, corpus, root), source.partition)
+                record(_prepare_one(source, config, corpus, root), source.partition)
                 if disk_full:
                     break
         else:
@@ -425,9 +456,8 @@ def prepare_corpus(sources: Sequence[RecordingSource], output: str | Path,
                 for future in as_completed(futures):
                     if future.cancelled():
                         continue
-                    name, status, steps, message, no_audio, audio_only = future.result()
-                    record(name, status, steps, message, no_audio, audio_only,
-                           partitions[name])
+                    outcome = future.result()
+                    record(outcome, partitions[outcome.name])
                     if disk_full:  # the running ones finish (and are recorded), no new ones
                         for waiting in futures:
                             waiting.cancel()
