@@ -11,6 +11,7 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -245,3 +246,36 @@ def test_a_truncated_video_is_named_in_prepares_summary_and_predicts_warning(
     with pytest.warns(UserWarning, match=f"{corpus / 'cut.mp4'}: the video ends early"):
         assert main(["predict", str(model), str(corpus / "cut.mp4"), "--output",
                      str(tmp_path / "out")]) == 0
+
+
+@pytest.mark.parametrize("times, expected", [
+    (np.arange(0, 2500, 100), "the label times span 0–2400 s against 2.2 s of video; label "
+                              "times must be in seconds (are they milliseconds?)"),
+    (np.arange(100, 110, 0.5), "labels cover only 0 of its 10 steps (label times 100–109.5 s, "
+                               "video 2.2 s)"),
+    (np.arange(0, 0.8, 0.1), "labels cover only 3 of its 10 steps (label times 0–0.7 s, "
+                             "video 2.2 s)"),
+])
+def test_labels_that_do_not_fit_the_video_are_warned_about(times, expected, tmp_path, capsys):
+    """Issue 18 item 11: label times in milliseconds (nearly constant labels) or far outside
+    the video used to pass without a word."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(MEDIA / "single_face.mp4", corpus / "clip.mp4")
+    rows = "\n".join(f"{t:g},{0.5 * np.sin(i / 3):.3f},0.1" for i, t in enumerate(times))
+    (corpus / "clip.csv").write_text("time,valence,arousal\n" + rows + "\n")
+    assert main(["prepare", str(corpus), str(tmp_path / "store"), "--crop-size", "32",
+                 "--workers", "1", "--no-audio"]) == 0
+    printed = capsys.readouterr().out
+    assert f"warning clip: {corpus / 'clip.mp4'}: {expected}" in printed
+
+
+def test_labels_that_fit_give_no_warning(tmp_path, capsys):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(MEDIA / "single_face.mp4", corpus / "clip.mp4")
+    rows = "\n".join(f"{t:.1f},0.2,0.1" for t in np.arange(0, 2.5, 0.1))
+    (corpus / "clip.csv").write_text("time,valence,arousal\n" + rows + "\n")
+    assert main(["prepare", str(corpus), str(tmp_path / "store"), "--crop-size", "32",
+                 "--workers", "1", "--no-audio"]) == 0
+    assert "warning" not in capsys.readouterr().out

@@ -332,7 +332,7 @@ def _prepare_one(source: RecordingSource, config: PrepareConfig, corpus: str,
                 return Outcome(source.name, "disk_full", message=error.strerror or str(error))
             return Outcome(source.name, "failed",
                            message=f"{root}: cannot write ({error.strerror})")
-    said = tuple(str(w.message) for w in caught)
+    said = tuple(str(w.message) for w in caught) + tuple(label_warnings(recording))
     missing = int((~recording.face_found).sum())
     notes = [f"no face in {missing} of {recording.num_steps} steps"
              if missing and recording.has_video else "",
@@ -343,6 +343,29 @@ def _prepare_one(source: RecordingSource, config: PrepareConfig, corpus: str,
     notes += [f"no audio: {no_audio}" if no_audio else "", audio_note]
     return Outcome(source.name, "complete", recording.num_steps,
                    "; ".join(n for n in notes if n), no_audio, audio_only, said)
+
+
+def label_warnings(recording: Recording) -> list[str]:
+    """Labels that look wrong for their recording: less than half of the steps get a label,
+    or the label times span far more (or far less) than the recording lasts — e.g. times
+    in milliseconds, which interpolate to nearly constant labels. [] when none, or
+    without labels at all."""
+    if recording.gold_times is None or recording.gold_times.size == 0 or recording.num_steps < 2:
+        return []
+    what = "video" if recording.has_video else "audio"
+    length = float(recording.times[-1] - recording.times[0])
+    first, last = float(recording.gold_times.min()), float(recording.gold_times.max())
+    where = recording.source or recording.name
+    out = []
+    if length > 0 and last - first > 10 * length:
+        out.append(f"{where}: the label times span {first:g}–{last:g} s against {length:.1f} s "
+                   f"of {what}; label times must be in seconds (are they milliseconds?)")
+    labelled = int(np.isfinite(recording.labels).any(axis=1).sum())
+    if labelled < recording.num_steps / 2:
+        out.append(f"{where}: labels cover only {labelled} of its {recording.num_steps} steps "
+                   f"(label times {first:g}–{last:g} s, {what} {length:.1f} s); check the "
+                   "label file's times")
+    return out
 
 
 def _prepare_source(source: RecordingSource, config: PrepareConfig, corpus: str
