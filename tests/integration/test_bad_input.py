@@ -279,3 +279,34 @@ def test_labels_that_fit_give_no_warning(tmp_path, capsys):
     assert main(["prepare", str(corpus), str(tmp_path / "store"), "--crop-size", "32",
                  "--workers", "1", "--no-audio"]) == 0
     assert "warning" not in capsys.readouterr().out
+
+
+def test_a_label_file_fixed_after_prepare_is_redone_on_rerun(tmp_path, capsys):
+    """Issue 18 item 11: it used to be "skipped, already complete" with the old labels."""
+    import os
+
+    from avstan.data.store import RecordingStore
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(MEDIA / "single_face.mp4", corpus / "clip.mp4")
+    shutil.copy(MEDIA / "single_face.mp4", corpus / "other.mp4")
+    labels = corpus / "clip.csv"
+    labels.write_text("time,valence,arousal\n0,0.1,0.1\n2.5,0.1,0.1\n")
+    store = tmp_path / "store"
+    args = ["prepare", str(corpus), str(store), "--crop-size", "32", "--workers", "1",
+            "--no-audio"]
+    assert main(args) == 0
+    other = (store / "other.h5").stat().st_mtime_ns
+    labels.write_text("time,valence,arousal\n0,0.5,-0.5\n2.5,0.5,-0.5\n")
+    stat = labels.stat()
+    os.utime(labels, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # a later edit
+    capsys.readouterr()
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "changed clip: its labels changed since it was prepared; prepared again" in printed
+    assert "prepared 1, skipped 1" in printed
+    np.testing.assert_allclose(RecordingStore.open(store).load("clip").labels, [[0.5, -0.5]] * 10)
+    assert (store / "other.h5").stat().st_mtime_ns == other  # the unchanged one is kept
+    assert main(args) == 0
+    assert "prepared 0, skipped 2" in capsys.readouterr().out

@@ -25,10 +25,11 @@ no frames, ``face_found`` all False, steps ``k / step_rate`` over the audio's du
 Over a corpus (:func:`prepare_corpus`): a process pool over recordings, one progress bar,
 a summary (prepared, skipped because already complete, failed with the reason). Each
 worker writes its recording file atomically; only the parent process writes the
-manifest. A rerun skips recordings whose file is complete and readable and redoes the
-rest, so killing the run at any moment loses nothing already written. A full disk stops
-the run with one line naming the recording and the folder; the temporary file is removed
-and the recordings written before stay listed.
+manifest. A rerun skips recordings whose file is complete and readable and whose input
+files (video, labels, audio: size and modification time, recorded in the manifest) have
+not changed, and redoes the rest, so killing the run at any moment loses nothing already
+written. A full disk stops the run with one line naming the recording and the folder; the
+temporary file is removed and the recordings written before stay listed.
 """
 
 from __future__ import annotations
@@ -122,9 +123,12 @@ class PrepareSummary:
     no_audio: list[tuple[str, str]] = field(default_factory=list)  # prepared, video only
     audio_only: list[tuple[str, str]] = field(default_factory=list)  # a video without a face
     warnings: list[tuple[str, str]] = field(default_factory=list)  # (name, e.g. truncated)
+    changed: list[tuple[str, str]] = field(default_factory=list)  # (name, which inputs)
 
     def lines(self) -> list[str]:
-        out = [f"warning {name}: {message}" for name, message in self.warnings]
+        out = [f"changed {name}: its {roles} changed since it was prepared; prepared again"
+               for name, roles in self.changed]
+        out += [f"warning {name}: {message}" for name, message in self.warnings]
         out += [f"no audio {name}: {reason}" for name, reason in self.no_audio]
         out += [f"audio only {name}: {reason}; kept for the audio models (video models skip "
                 "it)" for name, reason in self.audio_only]
@@ -389,6 +393,36 @@ def _prepare_source(source: RecordingSource, config: PrepareConfig, corpus: str
     return recording, no_audio, audio_note, ""
 
 
+def input_signature(source: RecordingSource) -> dict[str, list[int]]:
+    """[size, mtime_ns] of every file a recording is prepared from, by role: its video or
+    audio file (``media``) or image folder (``frames``), and the label and audio files the
+    reader found (``extra``). Roles rather than paths, so a store follows its corpus
+    when the corpus folder is renamed with its files' times kept."""
+    files = {"media": source.media, "frames": source.frames_dir,
+             **{key: value for key, value in source.extra.items()
+                if isinstance(value, (str, Path))}}
+    signature = {}
+    for role, path in files.items():
+        try:
+            stat = Path(path).stat() if path is not None else None
+        except OSError:
+            stat = None
+        if stat is not None:
+            signature[role] = [int(stat.st_size), int(stat.st_mtime_ns)]
+    return signature
+
+
+def changed_inputs(store: RecordingStore, source: RecordingSource) -> list[str]:
+    """The roles (e.g. "labels") whose file changed since ``source`` was prepared; [] when
+    nothing changed or the manifest did not record its inputs (older stores)."""
+    entry = store.entries.get(source.name)
+    if entry is None or not entry.inputs:
+        return []
+    now = input_signature(source)
+    return sorted(role for role in {*entry.inputs, *now}
+                  if entry.inputs.get(role) != now.get(role))
+
+
 def is_prepared(store: RecordingStore, name: str) -> bool:
     """Complete in the manifest and its file readable (a damaged file is redone)."""
     if not store.is_complete(name):
@@ -432,8 +466,12 @@ def prepare_corpus(sources: Sequence[RecordingSource], output: str | Path,
         stale.unlink(missing_ok=True)
     summary = PrepareSummary()
     todo = []
+    signatures = {source.name: input_signature(source) for source in sources}
     for source in sources:
-        if is_prepared(store, source.name):
+        changed = changed_inputs(store, source)
+        if changed and store.is_complete(source.name):
+            summary.changed.append((source.name, ", ".join(changed)))
+        if is_prepared(store, source.name) and not changed:
             summary.skipped.append(source.name)
         else:
             todo.append(source)
@@ -450,7 +488,8 @@ def prepare_corpus(sources: Sequence[RecordingSource], output: str | Path,
             return
         if outcome.status == "complete":
             store.entries[name] = ManifestEntry(name, f"{name}.h5", partition, outcome.status,
-                                                outcome.steps, outcome.message)
+                                                outcome.steps, outcome.message,
+                                                signatures[name])
             summary.prepared.append(name)
             if outcome.no_audio:
                 summary.no_audio.append((name, outcome.no_audio))
@@ -458,7 +497,7 @@ def prepare_corpus(sources: Sequence[RecordingSource], output: str | Path,
                 summary.audio_only.append((name, outcome.audio_only))
         else:
             store.entries[name] = ManifestEntry(name, "", partition, outcome.status, 0,
-                                                outcome.message)
+                                                outcome.message, signatures[name])
             summary.failed.append((name, outcome.message))
         store.save_manifest()
         bar.update(1)

@@ -327,6 +327,9 @@ class ManifestEntry:
     status: str = "complete"  # complete | failed | no_face
     num_steps: int = 0
     message: str = ""
+    # What it was prepared from: role ("media", "labels", "audio", ...) -> [size, mtime_ns],
+    # so a rerun redoes a recording whose inputs changed; empty when not known.
+    inputs: dict = field(default_factory=dict)
 
 
 @dataclass
