@@ -310,3 +310,42 @@ def test_a_label_file_fixed_after_prepare_is_redone_on_rerun(tmp_path, capsys):
     assert (store / "other.h5").stat().st_mtime_ns == other  # the unchanged one is kept
     assert main(args) == 0
     assert "prepared 0, skipped 2" in capsys.readouterr().out
+
+
+def flip_a_byte(path: Path, dataset: str) -> None:
+    """Damage one byte inside ``dataset``'s first chunk, leaving the file's structure."""
+    import h5py
+
+    with h5py.File(path, "r") as h5:
+        offset = h5[dataset].id.get_chunk_info(0).byte_offset
+    data = bytearray(path.read_bytes())
+    data[offset + 3] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("dataset", ["labels", "frames", "times"])
+def test_bytes_flipped_in_a_store_file_are_found_and_redone(dataset, tmp_path, capsys):
+    """Issue 18 item 11: flipped bytes used to pass prepare's completeness check and fail
+    only in train. Each dataset carries a Fletcher-32 checksum, and prepare reads it all."""
+    from avstan.data.store import RecordingStore, verify_recording
+    from avstan.errors import AvstanError
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(MEDIA / "single_face.mp4", corpus / "clip.mp4")
+    (corpus / "clip.csv").write_text("time,valence,arousal\n0,0.1,0.1\n2.5,0.3,0.1\n")
+    store = tmp_path / "store"
+    args = ["prepare", str(corpus), str(store), "--crop-size", "32", "--workers", "1",
+            "--no-audio"]
+    assert main(args) == 0
+    good = RecordingStore.open(store).load("clip")
+    flip_a_byte(store / "clip.h5", dataset)
+    with pytest.raises(AvstanError, match=r"clip\.h5: damaged recording file"):
+        verify_recording(store / "clip.h5")
+    capsys.readouterr()
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert f"damaged clip: {store / 'clip.h5'}: damaged recording file (" in printed
+    assert "prepared 1, skipped 0" in printed
+    verify_recording(store / "clip.h5")
+    np.testing.assert_array_equal(RecordingStore.open(store).load("clip").labels, good.labels)

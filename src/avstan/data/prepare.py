@@ -67,6 +67,7 @@ from avstan.data.store import (
     Recording,
     RecordingStore,
     read_recording,
+    verify_recording,
     write_recording,
 )
 from avstan.data.video import prefetched, sample_image_folder, sample_video
@@ -124,10 +125,12 @@ class PrepareSummary:
     audio_only: list[tuple[str, str]] = field(default_factory=list)  # a video without a face
     warnings: list[tuple[str, str]] = field(default_factory=list)  # (name, e.g. truncated)
     changed: list[tuple[str, str]] = field(default_factory=list)  # (name, which inputs)
+    damaged: list[tuple[str, str]] = field(default_factory=list)  # (name, what is wrong)
 
     def lines(self) -> list[str]:
         out = [f"changed {name}: its {roles} changed since it was prepared; prepared again"
                for name, roles in self.changed]
+        out += [f"damaged {name}: {reason}; prepared again" for name, reason in self.damaged]
         out += [f"warning {name}: {message}" for name, message in self.warnings]
         out += [f"no audio {name}: {reason}" for name, reason in self.no_audio]
         out += [f"audio only {name}: {reason}; kept for the audio models (video models skip "
@@ -423,15 +426,15 @@ def changed_inputs(store: RecordingStore, source: RecordingSource) -> list[str]:
                   if entry.inputs.get(role) != now.get(role))
 
 
-def is_prepared(store: RecordingStore, name: str) -> bool:
-    """Complete in the manifest and its file readable (a damaged file is redone)."""
-    if not store.is_complete(name):
-        return False
+def stored_damage(store: RecordingStore, name: str) -> str | None:
+    """Why a recording listed complete cannot be trusted (file missing, unreadable, or a
+    checksum wrong: it is redone), or None when it is fine. Not for incomplete ones."""
     try:
+        verify_recording(store.path_of(name))  # first: it names a damaged byte as such
         read_recording(store.path_of(name), load_frames=False)
-    except AvstanError:
-        return False
-    return True
+    except AvstanError as error:
+        return str(error).split("; ")[0]
+    return None
 
 
 def prepare_corpus(sources: Sequence[RecordingSource], output: str | Path,
@@ -471,7 +474,10 @@ def prepare_corpus(sources: Sequence[RecordingSource], output: str | Path,
         changed = changed_inputs(store, source)
         if changed and store.is_complete(source.name):
             summary.changed.append((source.name, ", ".join(changed)))
-        if is_prepared(store, source.name) and not changed:
+        damage = stored_damage(store, source.name) if store.is_complete(source.name) else None
+        if damage is not None:
+            summary.damaged.append((source.name, damage))
+        if store.is_complete(source.name) and damage is None and not changed:
             summary.skipped.append(source.name)
         else:
             todo.append(source)
