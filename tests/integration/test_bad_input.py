@@ -349,3 +349,29 @@ def test_bytes_flipped_in_a_store_file_are_found_and_redone(dataset, tmp_path, c
     assert "prepared 1, skipped 0" in printed
     verify_recording(store / "clip.h5")
     np.testing.assert_array_equal(RecordingStore.open(store).load("clip").labels, good.labels)
+
+
+def test_audio_features_of_the_wrong_width_are_one_line(tiny_store, tmp_path, capsys):
+    """Issue 18 item 11: 50 features instead of 88 used to be a tensor-size traceback in
+    evaluate and in baseline."""
+    from dataclasses import replace
+
+    from avstan.data.store import RecordingStore
+    from avstan.models import create_model
+    from avstan.models.model_file import TrainedModel
+
+    source = RecordingStore.open(tiny_store)
+    narrow = RecordingStore.create(tmp_path / "narrow", corpus="tiny")
+    for recording in source:
+        if recording.partition == "test":
+            recording = replace(recording, audio_features=recording.audio_features[:, :50])
+        narrow.add(recording)
+    model = TrainedModel(create_model("lstm", clip_length=4), ("valence", "arousal"),
+                         4.0).save(tmp_path / "lstm.pt")
+    line = one_error_line(["evaluate", str(model), str(narrow.root), "--no-postprocess"],
+                          capsys)
+    assert line.endswith("test_000's audio features are 50 wide but "
+                         f"{model} reads 88; prepare the store again with this avstan "
+                         "(eGeMAPS v02: 88)")
+    line = one_error_line(["baseline", str(narrow.root), str(tmp_path / "baseline")], capsys)
+    assert "test_000's audio features are 50 wide, train_000's (train) 88" in line

@@ -132,6 +132,14 @@ def run_baseline(store_root: str | Path, output: str | Path | None = None,
         if not recordings:
             raise AvstanError(f"{store_root}: no recordings with audio features in the {name} "
                               "partition; prepare the corpus with audio (avstan prepare)")
+    width = loaded["train"][0].audio_features.shape[1]
+    for recordings in loaded.values():
+        for recording in recordings:
+            if recording.audio_features.shape[1] != width:
+                raise AvstanError(
+                    f"{store_root}: {recording.name}'s audio features are "
+                    f"{recording.audio_features.shape[1]} wide, {loaded['train'][0].name}'s "
+                    f"(train) {width}; prepare the whole store again with one avstan version")
     baseline = fit_baseline(loaded["train"], loaded["devel"], targets, complexities)
     devel = _predictions(baseline, loaded["devel"], targets)
     scored = _predictions(baseline, loaded[partition], targets)
