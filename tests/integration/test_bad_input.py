@@ -375,3 +375,30 @@ def test_audio_features_of_the_wrong_width_are_one_line(tiny_store, tmp_path, ca
                          "(eGeMAPS v02: 88)")
     line = one_error_line(["baseline", str(narrow.root), str(tmp_path / "baseline")], capsys)
     assert "test_000's audio features are 50 wide, train_000's (train) 88" in line
+
+
+def test_a_test_recording_without_labels_is_named_as_left_out(tiny_store, tmp_path, capsys):
+    """Issue 18 item 11: it used to be left out of the score without a note."""
+    from dataclasses import replace
+
+    from avstan.data.store import RecordingStore
+    from avstan.models import create_model
+    from avstan.models.model_file import TrainedModel
+
+    store = RecordingStore.create(tmp_path / "store", corpus="tiny")
+    for recording in RecordingStore.open(tiny_store):
+        store.add(recording)
+        if recording.partition == "test":
+            store.add(replace(recording, name="unlabelled",
+                              labels=np.full_like(recording.labels, np.nan)))
+    model = TrainedModel(create_model("cnn2d", crop_size=16, clip_length=4),
+                         ("valence", "arousal"), 4.0).save(tmp_path / "model.pt")
+    note = ("the test partition's unlabelled has no valence labels: left out of the valence "
+            "scores")
+    with pytest.warns(UserWarning, match=note):
+        assert main(["evaluate", str(model), str(store.root), "--no-postprocess", "--output",
+                     str(tmp_path / "out")]) == 0
+    assert f"**Note**: {note}" in capsys.readouterr().out
+    import html
+
+    assert html.escape(note) in (tmp_path / "out" / "report.html").read_text()

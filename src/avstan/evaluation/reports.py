@@ -76,6 +76,8 @@ def metrics_markdown(evaluation: Evaluation) -> str:
     notes = describe_notes(evaluation.postprocessing)
     if notes is not None:
         table += f"\n\n**Warning, post-processing**: {notes}"
+    for note in evaluation.notes:
+        table += f"\n\n**Note**: {note}"
     return table
 
 
@@ -129,6 +131,7 @@ def write_evaluation(evaluation: Evaluation, output: Path) -> None:
                         f"{rec.name}: predicted and gold {target} (grey: no face)")
              for rec in evaluation.recordings for target in evaluation.targets]
     write_html_report(output / "report.html", f"avstan evaluation: {evaluation.model}",
-                      [("Scores", score_tables_html([evaluation])),
+                      [("Scores", score_tables_html([evaluation])
+                        + [paragraph(f"Note: {note}") for note in evaluation.notes]),
                        ("Post-processing", chain_html(evaluation)),
                        ("Predictions over time", plots)])
