@@ -10,6 +10,7 @@ interrupted run exits 130 and resumes when the same command is run again.
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 import warnings
 from collections.abc import Sequence
@@ -384,6 +385,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.handler(args)
     except AvstanError as error:
         print(f"avstan: error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # Any write may meet a full disk; every write is atomic, so nothing written before
+        # is lost and the same command resumes once there is space.
+        where = f"writing {error.filename}" if error.filename else "writing"
+        print(f"avstan: error: no space left on the device ({where}); free some space and "
+              "run the same command again", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("avstan: interrupted; run the same command again to resume", file=sys.stderr)

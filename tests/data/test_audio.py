@@ -133,6 +133,53 @@ def test_bad_files_raise_one_line_naming_the_file(tmp_path):
         load_audio(tmp_path / "absent.wav")
 
 
+def encode_mp3(path: Path, signal: np.ndarray, xing: bool) -> Path:
+    """``signal`` as a 16 kHz mono mp3, with or without the Xing/Info header that states
+    its length (without one FFmpeg estimates the duration from the file size)."""
+    with av.open(str(path), "w", options={"write_xing": "1" if xing else "0"}) as out:
+        stream = out.add_stream("libmp3lame", rate=RATE)
+        stream.layout = "mono"
+        frame = av.AudioFrame.from_ndarray((signal[None] * 30000).astype(np.int16),
+                                           format="s16", layout="mono")
+        frame.sample_rate = RATE
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("xing, reason", [
+    (True, r"truncated audio: decoded 2\.\d\d s of the 5\.\d\d s its header declares"),
+    (False, r"truncated audio: its last frame is cut off after 2\.\d\d s"),
+])
+def test_a_truncated_mp3_is_detected(xing, reason, tmp_path):
+    """Issue 18 item 8: a cut-off mp3 without a Xing header used to decode "completely"
+    to FFmpeg's size-based estimate; its last frame, shorter than its header says, shows
+    the cut."""
+    signal = concatenated(range(3))[: 5 * RATE]
+    whole = encode_mp3(tmp_path / "whole.mp3", signal, xing)
+    assert load_audio(whole).size / RATE == pytest.approx(5.0, abs=0.1)
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.mp3"
+    cut.write_bytes(data[: len(data) // 2 + 37])  # inside a frame
+    with pytest.raises(AvstanError, match=rf"cut\.mp3: {reason}; re-export the file"):
+        load_audio(cut)
+
+
+def test_other_codecs_are_not_taken_for_cut_frames(tmp_path):
+    """FLAC's frame sync looks like an ADTS header; only mp3 and ADTS AAC are checked."""
+    signal = concatenated(range(2))
+    path = tmp_path / "speech.flac"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("flac", rate=RATE)
+        stream.layout = "mono"
+        frame = av.AudioFrame.from_ndarray((signal[None] * 30000).astype(np.int16),
+                                           format="s16", layout="mono")
+        frame.sample_rate = RATE
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(packet)
+    assert load_audio(path).size == signal.size
+
+
 # ------------------------------------------------------------------------------ features
 
 

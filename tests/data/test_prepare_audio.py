@@ -166,3 +166,44 @@ def test_a_video_whose_audio_is_too_short_or_ends_early(tmp_path, capsys):
     missing = np.isnan(leaves.audio_features).any(axis=1)
     assert missing[leaves.times - 1.0 > 3.97].all() and not missing[leaves.times < 4.5].any()
     assert f"no audio features in {missing.sum()} of" in store.entries["leaves"].message
+
+
+def test_a_video_with_audio_but_no_face_is_kept_audio_only(tmp_path, capsys):
+    """Issue 18 item 7: no_face.mp4 (3.9 s, aac) used to fail as "no face" even when the
+    audio models could use it; now it is an audio-only recording on the video's steps,
+    named in the summary, and only audio models read it."""
+    from avstan.data.clips import usable_recordings
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(MEDIA / "no_face.mp4", corpus)
+    (corpus / "no_face.csv").write_text("time,valence,arousal\n0,0.1,0.2\n3.9,0.5,-0.2\n")
+    out = tmp_path / "store"
+    assert main(["prepare", str(corpus), str(out), "--crop-size", "32", "--workers", "1",
+                 "--audio-window", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert (f"audio only no_face: {corpus / 'no_face.mp4'}: no face found in any of its 17 "
+            "steps; kept for the audio models (video models skip it)") in printed
+    assert "1 of them audio only (no face)" in printed
+    recording = RecordingStore.open(out).load("no_face")
+    assert recording.frames is None and not recording.face_found.any()
+    np.testing.assert_allclose(recording.times, np.arange(17) / 4)  # the video's steps
+    assert recording.audio_features.shape == (17, 88)
+    assert np.isfinite(recording.audio_features[8:]).all()  # full 2 s windows from 2 s on
+    np.testing.assert_allclose(recording.labels[[0, 8]],
+                               [[0.1, 0.2], [0.1 + 0.4 * 2 / 3.9, 0.2 - 0.4 * 2 / 3.9]],
+                               atol=1e-5)
+    assert usable_recordings([recording], ("clip",))[0] == []
+    assert usable_recordings([recording], ("audio",))[0] == [recording]
+
+    # Without audio features, or audio shorter than one window: still "no face".
+    for flags, why in ((["--no-audio"], None),
+                       ([], "its audio cannot stand in for it: the audio is 3.97 s long")):
+        store = tmp_path / f"store{len(flags)}"
+        assert main(["prepare", str(corpus), str(store), "--crop-size", "32", "--workers",
+                     "1", *flags]) == EXIT_PARTIAL_FAILURE
+        printed = capsys.readouterr().out
+        assert "failed no_face:" in printed and "no face found" in printed
+        assert RecordingStore.open(store).entries["no_face"].status == "no_face"
+        if why:
+            assert why in printed

@@ -105,3 +105,33 @@ def test_prefetched_keeps_order_and_hands_errors_over():
     early = prefetched(iter(range(1000)), size=2)
     assert next(early) == 0
     early.close()  # the consumer stops early: the producer thread ends
+
+
+def index_first_copy(source: Path, target: Path) -> Path:
+    """A stream copy of ``source``'s video with the MP4 index (moov) at the start, so a
+    truncated copy still declares the whole duration."""
+    with av.open(str(source)) as container, \
+            av.open(str(target), "w", options={"movflags": "faststart"}) as out:
+        video = out.add_stream_from_template(container.streams.video[0])
+        for packet in container.demux(container.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = video
+                out.mux(packet)
+    return target
+
+
+def test_a_truncated_mp4_is_sampled_as_far_as_it_goes_and_reported(tmp_path):
+    """Issue 18 item 11: such a file used to be stored as a complete, shorter recording
+    without a word."""
+    whole = index_first_copy(MEDIA / "moving_face.mp4", tmp_path / "whole.mp4")  # 9.0 s
+    report: list[str] = []
+    assert len(list(sample_video(whole, 4.0, report))) == 37 and report == []
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    steps = list(sample_video(cut, 4.0, report))
+    assert 8 < len(steps) < 30
+    assert len(report) == 1
+    assert report[0].startswith(f"{cut}: the video ends early: frames up to ")
+    assert "of the 9.01 s its header declares" in report[0]
+    with pytest.warns(UserWarning, match="the video ends early"):
+        list(sample_video(cut, 4.0))  # without a report list: a warning

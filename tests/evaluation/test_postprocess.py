@@ -5,7 +5,10 @@ import pytest
 
 from avstan.errors import AvstanError
 from avstan.evaluation.postprocess import (
+    SCALE_BOUNDS,
     PostProcessing,
+    correlation_noise_level,
+    describe_notes,
     fit_postprocessing,
     interpolate_missing,
     median_smooth,
@@ -94,3 +97,85 @@ def test_devel_without_labels_is_a_clear_error():
         fit_postprocessing([np.zeros(5)], [np.full(5, np.nan)])
     with pytest.raises(AvstanError, match="devel partition is empty"):
         fit_postprocessing([], [])
+
+
+def autoregressive(rng, length, coefficient):
+    values = np.zeros(length)
+    innovations = rng.normal(size=length)
+    for i in range(1, length):
+        values[i] = coefficient * values[i - 1] + innovations[i]
+    return values
+
+
+@pytest.mark.parametrize("coefficient", [0.0, 0.9])
+def test_the_noise_level_is_the_spread_of_r_between_unrelated_series(coefficient):
+    """Against a simulation: r of independent smooth series (3 recordings × 300 steps)
+    spreads as correlation_noise_level says, far more than 1/sqrt(N) when they are smooth,
+    and the 2-sigma rule lets about 5 % of them through."""
+    rng = np.random.default_rng(7)
+    correlations, levels = [], []
+    for _ in range(300):
+        preds = [autoregressive(rng, 300, coefficient) for _ in range(3)]
+        golds = [autoregressive(rng, 300, coefficient) for _ in range(3)]
+        correlations.append(np.corrcoef(np.concatenate(preds), np.concatenate(golds))[0, 1])
+        levels.append(correlation_noise_level(preds, golds))
+    simulated = np.std(correlations)
+    assert np.mean(levels) == pytest.approx(simulated, rel=0.15)
+    assert np.mean(np.abs(correlations) > 2 * np.array(levels)) < 0.1
+    if coefficient:
+        assert simulated > 2.5 / np.sqrt(900)
+
+
+def nearly_constant(seed, leak):
+    """Devel predictions with a spread of about 0.5 % of the gold's: a slow jitter of their
+    own plus ``leak`` times the gold (the demo's cnn3d once had a devel CCC of 0.002)."""
+    rng = np.random.default_rng(seed)
+    _, golds = recordings(seed)
+    preds = [0.1 + 0.003 * (leak * g / 0.6 + (1 - leak) * autoregressive(rng, g.size, 0.95) / 3)
+             for g in golds]
+    return preds, golds
+
+
+def test_scaling_nearly_constant_noise_is_refused_and_said():
+    preds, golds = nearly_constant(0, leak=0.05)
+    unbounded = np.std(np.concatenate(golds)) / np.std(np.concatenate(preds))
+    assert unbounded > 50  # what the old rule would have multiplied by
+    chain = fit_postprocessing(preds, golds)
+    assert chain.scale_factor == 1.0
+    assert len(chain.notes) == 1 and "refused" in chain.notes[0] and "within noise" in \
+        chain.notes[0]
+    assert describe_notes({"valence": chain}).startswith("valence: scaling ×")
+    after = np.concatenate(chain.apply(preds))
+    assert np.std(after) < 0.01  # the spread was not blown up
+
+
+def test_a_large_factor_on_a_real_correlation_is_clipped_and_said():
+    preds, golds = nearly_constant(0, leak=0.9)  # tiny spread, but it follows the gold
+    chain = fit_postprocessing(preds, golds)
+    assert chain.scale_factor == SCALE_BOUNDS[1]
+    assert len(chain.notes) == 1 and chain.notes[0].startswith("scaling clipped to ×4")
+
+
+def test_constant_predictions_are_not_scaled_and_said():
+    _, golds = recordings(0)
+    chain = fit_postprocessing([np.full(g.size, 0.2) for g in golds], golds)
+    assert chain.scale_factor == 1.0 and "constant" in chain.notes[0]
+
+
+def test_a_well_scaled_case_is_fitted_as_before():
+    """The factor is std(gold) / std(smoothed, centred prediction), computed here with the
+    loop median; nothing is noted."""
+    preds, golds = recordings(0)
+    chain = fit_postprocessing(preds, golds)
+    assert chain.notes == [] and describe_notes({"valence": chain}) is None
+    smoothed = np.concatenate([loop_median(p, chain.median_window) for p in preds])
+    gold = np.concatenate(golds)
+    assert chain.scale_factor == pytest.approx(np.std(gold) / np.std(smoothed), rel=1e-9)
+    assert chain.scale_reference == pytest.approx(np.mean(smoothed) + chain.centre_offset)
+    assert SCALE_BOUNDS[0] < chain.scale_factor < SCALE_BOUNDS[1]
+
+
+def test_a_chain_stored_before_notes_existed_still_loads():
+    stored = PostProcessing(median_window=3, scale_factor=1.5).to_dict()
+    del stored["notes"]
+    assert PostProcessing.from_dict(stored).notes == []

@@ -50,3 +50,17 @@ def test_a_branch_name_without_a_recipe_is_one_clear_error(tiny_store, tmp_path)
     raw["training"]["init_branches"] = {"audio": "lstm_ta"}
     with pytest.raises(AvstanError, match="init_branches.audio: 'lstm_ta' is not a model file"):
         resolve_init_branches(config_from_dict(raw))
+
+
+def test_trains_printed_line_warns_of_a_refused_scaling():
+    from avstan.evaluation.postprocess import PostProcessing
+
+    chains = {"valence": PostProcessing(devel_ccc_raw=0.002, devel_ccc=0.002,
+                                        notes=["scaling ×143 refused: devel correlation 0.118 "
+                                               "is within noise (needs > 2 × 0.150)"]),
+              "arousal": PostProcessing(devel_ccc_raw=0.5, devel_ccc=0.6)}
+    line = describe_chains(chains)
+    assert "\n" not in line
+    assert line.endswith(". Warning: valence: scaling ×143 refused: devel correlation 0.118 "
+                         "is within noise (needs > 2 × 0.150)")
+    assert "Warning" not in describe_chains({"arousal": chains["arousal"]})

@@ -11,6 +11,7 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -155,3 +156,269 @@ def test_devices_this_machine_does_not_have(device, expected, tiny_store, tmp_pa
                  ["demo", "--output", str(tmp_path / "demo")]):
         assert expected in one_error_line([*args, "--device", device], capsys)
     assert not (tmp_path / "out").exists() and not (tmp_path / "demo").exists()
+
+
+def test_a_nearly_constant_model_is_not_scaled_up_and_evaluate_says_so(tiny_store, tmp_path,
+                                                                       capsys):
+    """Issue 18 item 9: a model whose devel predictions are nearly constant used to get an
+    AVEC scale of ×140; now the scaling is refused (or clipped) and the reports say so."""
+    import json
+
+    from avstan.models import create_model
+    from avstan.models.model_file import TrainedModel
+
+    torch.manual_seed(0)
+    network = create_model("cnn2d", crop_size=16, clip_length=4)
+    with torch.no_grad():
+        last = [m for m in network.modules() if isinstance(m, torch.nn.Linear)][-1]
+        last.weight.mul_(1e-4)  # outputs ≈ the bias, with a tiny input-driven jitter
+    model = TrainedModel(network, ("valence", "arousal"), 4.0).save(tmp_path / "model.pt")
+    assert main(["evaluate", str(model), str(tiny_store), "--output", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "**Warning, post-processing**: valence: scaling ×" in out
+    chains = json.loads((tmp_path / "out" / "metrics.json").read_text())["postprocessing"]
+    for chain in chains.values():
+        assert 0.25 <= chain["scale_factor"] <= 4.0
+        assert chain["notes"] and ("refused" in chain["notes"][0]
+                                   or "clipped" in chain["notes"][0])
+    assert "Warning: scaling" in (tmp_path / "out" / "report.html").read_text()
+
+
+@pytest.fixture
+def small_filesystem(tmp_path):
+    """A 100 kB tmpfs (room for single_face's 32-px recording, not moving_face's), or a
+    skip where one cannot be mounted (not root, no mount privilege)."""
+    import os
+    import subprocess
+
+    mount_point = tmp_path / "small"
+    mount_point.mkdir()
+    if os.geteuid() != 0 or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=100k", "tmpfs", str(mount_point)],
+            capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a size-limited tmpfs here (needs root)")
+    yield mount_point
+    subprocess.run(["umount", str(mount_point)], check=True)
+
+
+def test_a_full_disk_during_prepare_stops_with_one_line_and_keeps_what_was_written(
+        small_filesystem, tmp_path, capsys):
+    """Issue 18 item 1: it used to end in a segmentation fault and 100 lines of h5py."""
+    import subprocess
+
+    from avstan.data.store import RecordingStore, read_recording
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(MEDIA / "single_face.mp4", corpus / "a.mp4")
+    shutil.copy(MEDIA / "moving_face.mp4", corpus / "b.mp4")
+    store = small_filesystem / "store"
+    args = ["prepare", str(corpus), str(store), "--crop-size", "32", "--workers", "1"]
+    line = one_error_line(args, capsys)
+    assert line.startswith(f"avstan: error: b: cannot write its recording to {store} "
+                           "(No space left on device)")
+    assert "run the same command again" in line
+    assert sorted(p.name for p in store.iterdir()) == ["a.h5", "manifest.json"]  # no .tmp
+    assert RecordingStore.open(store).names() == ["a"]
+    first = read_recording(store / "a.h5")
+    assert first.num_steps == 10 and first.face_found.all()
+    subprocess.run(["mount", "-o", "remount,size=2m", str(small_filesystem)], check=True)
+    assert main(args) == 0  # space freed: the rerun keeps a and adds b
+    assert "prepared 1, skipped 1" in capsys.readouterr().out
+    assert RecordingStore.open(store).names() == ["a", "b"]
+
+
+def test_a_full_disk_on_any_write_is_one_line(monkeypatch, capsys):
+    import errno
+
+    import avstan.cli
+
+    def full(args):
+        raise OSError(errno.ENOSPC, "No space left on device", "runs/x/predictions.csv")
+
+    monkeypatch.setattr(avstan.cli, "run_models", full)
+    line = one_error_line(["models"], capsys)
+    assert line == ("avstan: error: no space left on the device (writing "
+                    "runs/x/predictions.csv); free some space and run the same command again")
+
+
+def test_a_truncated_video_is_named_in_prepares_summary_and_predicts_warning(
+        tiny_store, tmp_path, capsys):
+    from avstan.models import create_model
+    from avstan.models.model_file import TrainedModel
+    from tests.data.test_video import index_first_copy
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    whole = index_first_copy(MEDIA / "moving_face.mp4", tmp_path / "whole.mp4")
+    (corpus / "cut.mp4").write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    store = tmp_path / "store"
+    assert main(["prepare", str(corpus), str(store), "--crop-size", "32", "--workers", "1",
+                 "--no-audio"]) == 0
+    printed = capsys.readouterr().out
+    assert f"warning cut: {corpus / 'cut.mp4'}: the video ends early: frames up to " in printed
+    from avstan.data.store import RecordingStore
+
+    assert "the video ends early" in RecordingStore.open(store).entries["cut"].message
+
+    model = TrainedModel(create_model("cnn2d", crop_size=16, clip_length=4),
+                         ("valence", "arousal"), 4.0).save(tmp_path / "model.pt")
+    with pytest.warns(UserWarning, match=f"{corpus / 'cut.mp4'}: the video ends early"):
+        assert main(["predict", str(model), str(corpus / "cut.mp4"), "--output",
+                     str(tmp_path / "out")]) == 0
+
+
+@pytest.mark.parametrize("times, expected", [
+    (np.arange(0, 2500, 100), "the label times span 0–2400 s against 2.2 s of video; label "
+                              "times must be in seconds (are they milliseconds?)"),
+    (np.arange(100, 110, 0.5), "labels cover only 0 of its 10 steps (label times 100–109.5 s, "
+                               "video 2.2 s)"),
+    (np.arange(0, 0.8, 0.1), "labels cover only 3 of its 10 steps (label times 0–0.7 s, "
+                             "video 2.2 s)"),
+])
+def test_labels_that_do_not_fit_the_video_are_warned_about(times, expected, tmp_path, capsys):
+    """Issue 18 item 11: label times in milliseconds (nearly constant labels) or far outside
+    the video used to pass without a word."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(MEDIA / "single_face.mp4", corpus / "clip.mp4")
+    rows = "\n".join(f"{t:g},{0.5 * np.sin(i / 3):.3f},0.1" for i, t in enumerate(times))
+    (corpus / "clip.csv").write_text("time,valence,arousal\n" + rows + "\n")
+    assert main(["prepare", str(corpus), str(tmp_path / "store"), "--crop-size", "32",
+                 "--workers", "1", "--no-audio"]) == 0
+    printed = capsys.readouterr().out
+    assert f"warning clip: {corpus / 'clip.mp4'}: {expected}" in printed
+
+
+def test_labels_that_fit_give_no_warning(tmp_path, capsys):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(MEDIA / "single_face.mp4", corpus / "clip.mp4")
+    rows = "\n".join(f"{t:.1f},0.2,0.1" for t in np.arange(0, 2.5, 0.1))
+    (corpus / "clip.csv").write_text("time,valence,arousal\n" + rows + "\n")
+    assert main(["prepare", str(corpus), str(tmp_path / "store"), "--crop-size", "32",
+                 "--workers", "1", "--no-audio"]) == 0
+    assert "warning" not in capsys.readouterr().out
+
+
+def test_a_label_file_fixed_after_prepare_is_redone_on_rerun(tmp_path, capsys):
+    """Issue 18 item 11: it used to be "skipped, already complete" with the old labels."""
+    import os
+
+    from avstan.data.store import RecordingStore
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(MEDIA / "single_face.mp4", corpus / "clip.mp4")
+    shutil.copy(MEDIA / "single_face.mp4", corpus / "other.mp4")
+    labels = corpus / "clip.csv"
+    labels.write_text("time,valence,arousal\n0,0.1,0.1\n2.5,0.1,0.1\n")
+    store = tmp_path / "store"
+    args = ["prepare", str(corpus), str(store), "--crop-size", "32", "--workers", "1",
+            "--no-audio"]
+    assert main(args) == 0
+    other = (store / "other.h5").stat().st_mtime_ns
+    labels.write_text("time,valence,arousal\n0,0.5,-0.5\n2.5,0.5,-0.5\n")
+    stat = labels.stat()
+    os.utime(labels, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # a later edit
+    capsys.readouterr()
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "changed clip: its labels changed since it was prepared; prepared again" in printed
+    assert "prepared 1, skipped 1" in printed
+    np.testing.assert_allclose(RecordingStore.open(store).load("clip").labels, [[0.5, -0.5]] * 10)
+    assert (store / "other.h5").stat().st_mtime_ns == other  # the unchanged one is kept
+    assert main(args) == 0
+    assert "prepared 0, skipped 2" in capsys.readouterr().out
+
+
+def flip_a_byte(path: Path, dataset: str) -> None:
+    """Damage one byte inside ``dataset``'s first chunk, leaving the file's structure."""
+    import h5py
+
+    with h5py.File(path, "r") as h5:
+        offset = h5[dataset].id.get_chunk_info(0).byte_offset
+    data = bytearray(path.read_bytes())
+    data[offset + 3] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("dataset", ["labels", "frames", "times"])
+def test_bytes_flipped_in_a_store_file_are_found_and_redone(dataset, tmp_path, capsys):
+    """Issue 18 item 11: flipped bytes used to pass prepare's completeness check and fail
+    only in train. Each dataset carries a Fletcher-32 checksum, and prepare reads it all."""
+    from avstan.data.store import RecordingStore, verify_recording
+    from avstan.errors import AvstanError
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(MEDIA / "single_face.mp4", corpus / "clip.mp4")
+    (corpus / "clip.csv").write_text("time,valence,arousal\n0,0.1,0.1\n2.5,0.3,0.1\n")
+    store = tmp_path / "store"
+    args = ["prepare", str(corpus), str(store), "--crop-size", "32", "--workers", "1",
+            "--no-audio"]
+    assert main(args) == 0
+    good = RecordingStore.open(store).load("clip")
+    flip_a_byte(store / "clip.h5", dataset)
+    with pytest.raises(AvstanError, match=r"clip\.h5: damaged recording file"):
+        verify_recording(store / "clip.h5")
+    capsys.readouterr()
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert f"damaged clip: {store / 'clip.h5'}: damaged recording file (" in printed
+    assert "prepared 1, skipped 0" in printed
+    verify_recording(store / "clip.h5")
+    np.testing.assert_array_equal(RecordingStore.open(store).load("clip").labels, good.labels)
+
+
+def test_audio_features_of_the_wrong_width_are_one_line(tiny_store, tmp_path, capsys):
+    """Issue 18 item 11: 50 features instead of 88 used to be a tensor-size traceback in
+    evaluate and in baseline."""
+    from dataclasses import replace
+
+    from avstan.data.store import RecordingStore
+    from avstan.models import create_model
+    from avstan.models.model_file import TrainedModel
+
+    source = RecordingStore.open(tiny_store)
+    narrow = RecordingStore.create(tmp_path / "narrow", corpus="tiny")
+    for recording in source:
+        if recording.partition == "test":
+            recording = replace(recording, audio_features=recording.audio_features[:, :50])
+        narrow.add(recording)
+    model = TrainedModel(create_model("lstm", clip_length=4), ("valence", "arousal"),
+                         4.0).save(tmp_path / "lstm.pt")
+    line = one_error_line(["evaluate", str(model), str(narrow.root), "--no-postprocess"],
+                          capsys)
+    assert line.endswith("test_000's audio features are 50 wide but "
+                         f"{model} reads 88; prepare the store again with this avstan "
+                         "(eGeMAPS v02: 88)")
+    line = one_error_line(["baseline", str(narrow.root), str(tmp_path / "baseline")], capsys)
+    assert "test_000's audio features are 50 wide, train_000's (train) 88" in line
+
+
+def test_a_test_recording_without_labels_is_named_as_left_out(tiny_store, tmp_path, capsys):
+    """Issue 18 item 11: it used to be left out of the score without a note."""
+    from dataclasses import replace
+
+    from avstan.data.store import RecordingStore
+    from avstan.models import create_model
+    from avstan.models.model_file import TrainedModel
+
+    store = RecordingStore.create(tmp_path / "store", corpus="tiny")
+    for recording in RecordingStore.open(tiny_store):
+        store.add(recording)
+        if recording.partition == "test":
+            store.add(replace(recording, name="unlabelled",
+                              labels=np.full_like(recording.labels, np.nan)))
+    model = TrainedModel(create_model("cnn2d", crop_size=16, clip_length=4),
+                         ("valence", "arousal"), 4.0).save(tmp_path / "model.pt")
+    note = ("the test partition's unlabelled has no valence labels: left out of the valence "
+            "scores")
+    with pytest.warns(UserWarning, match=note):
+        assert main(["evaluate", str(model), str(store.root), "--no-postprocess", "--output",
+                     str(tmp_path / "out")]) == 0
+    assert f"**Note**: {note}" in capsys.readouterr().out
+    import html
+
+    assert html.escape(note) in (tmp_path / "out" / "report.html").read_text()

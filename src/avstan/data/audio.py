@@ -143,10 +143,14 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         buffer = _GrowingBuffer(int(declared * sample_rate * 1.02) + sample_rate
                                 if declared else 60 * sample_rate)
         resampler = av.AudioResampler(format="fltp", rate=sample_rate)
+        last_packet = None
         try:
-            for frame in container.decode(stream):
-                for out in resampler.resample(frame):
-                    buffer.append(out.to_ndarray().mean(axis=0))
+            for packet in container.demux(stream):
+                if packet.size:
+                    last_packet = packet
+                for frame in packet.decode():
+                    for out in resampler.resample(frame):
+                        buffer.append(out.to_ndarray().mean(axis=0))
             for out in resampler.resample(None):
                 buffer.append(out.to_ndarray().mean(axis=0))
         except (av.error.FFmpegError, ValueError) as exc:
@@ -163,6 +167,9 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     if declared and seconds < declared - max(0.5, 0.05 * declared):
         raise AvstanError(f"{path}: truncated audio: decoded {seconds:.2f} s of the "
                           f"{declared:.2f} s its header declares; re-export the file")
+    if last_packet is not None and _frame_cut_off(bytes(last_packet), stream.codec_context.name):
+        raise AvstanError(f"{path}: truncated audio: its last frame is cut off after "
+                          f"{seconds:.2f} s; re-export the file")
     missing = _wav_missing_bytes(path)
     if missing:
         raise AvstanError(f"{path}: truncated wav file: {missing} bytes of the audio data its "
@@ -182,6 +189,43 @@ def _declared_seconds(stream: av.audio.stream.AudioStream, container) -> float |
     if container.duration and not container.streams.video:
         return container.duration / 1e6  # microseconds (av.time_base)
     return None
+
+
+_MPEG_BITRATES = {  # kbit/s by bitrate index 1..14: (MPEG-1 layer III, MPEG-2/2.5 layer III)
+    1: (32, 8), 2: (40, 16), 3: (48, 24), 4: (56, 32), 5: (64, 40), 6: (80, 48), 7: (96, 56),
+    8: (112, 64), 9: (128, 80), 10: (160, 96), 11: (192, 112), 12: (224, 128),
+    13: (256, 144), 14: (320, 160)}
+_MPEG_SAMPLE_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000),
+                      0: (11025, 12000, 8000)}  # by version bits: MPEG-1, -2, -2.5
+
+
+def _frame_cut_off(packet: bytes, codec: str) -> bool:
+    """Whether the last packet of an MP3 (MPEG layer III) or ADTS AAC stream is shorter
+    than the frame length its own header announces: the file was cut inside that frame.
+
+    Such files state no duration of their own: without a Xing/Info header FFmpeg estimates
+    an mp3's duration from the file size and bit rate, so a cut-off file decodes
+    "completely" to the estimate. A cut that falls exactly on a frame boundary is not
+    seen here (nothing in the file says more was meant to follow)."""
+    if len(packet) < 7 or packet[0] != 0xFF or codec not in ("mp3", "mp3float", "aac"):
+        return False
+    if codec == "aac":
+        if packet[1] & 0xF6 != 0xF0:  # raw AAC (e.g. in MP4): framed by the container
+            return False
+        # ADTS: 13-bit frame length in bytes 3-5, header included
+        length = ((packet[3] & 0x03) << 11) | (packet[4] << 3) | (packet[5] >> 5)
+        return len(packet) < length
+    version, layer = (packet[1] >> 3) & 0x03, (packet[1] >> 1) & 0x03
+    if packet[1] & 0xE0 != 0xE0 or layer != 1 or version == 1:  # not layer III
+        return False
+    bitrate_index, rate_index = packet[2] >> 4, (packet[2] >> 2) & 0x03
+    if bitrate_index not in _MPEG_BITRATES or rate_index == 3:
+        return False
+    bitrate = _MPEG_BITRATES[bitrate_index][0 if version == 3 else 1] * 1000
+    sample_rate = _MPEG_SAMPLE_RATES[version][rate_index]
+    padding = (packet[2] >> 1) & 0x01
+    length = (144 if version == 3 else 72) * bitrate // sample_rate + padding
+    return len(packet) < length
 
 
 def _wav_missing_bytes(path: Path) -> int:

@@ -10,7 +10,9 @@ NaN where a target has no value, so targets annotated at different times arrive 
 union of their times (RECOLA's reader refuses valence and arousal files whose times
 differ). A step without a face is kept with ``face_found = False`` and the nearest
 found crop as its frame (so clips stay well formed); a recording where no face is ever
-found is reported, never stored as if it were fine.
+found is reported, never stored as if it were fine — unless audio features are asked for
+and its audio gives them: then it is stored as an audio-only recording on the video's steps
+(:func:`prepare_faceless_video`; "audio only" in the summary), for the audio models.
 
 Audio (on unless ``audio_window`` is None): eGeMAPS functionals over a window ending at
 each step (:mod:`avstan.data.audio`), from the separate audio file a corpus reader found
@@ -23,14 +25,19 @@ no frames, ``face_found`` all False, steps ``k / step_rate`` over the audio's du
 Over a corpus (:func:`prepare_corpus`): a process pool over recordings, one progress bar,
 a summary (prepared, skipped because already complete, failed with the reason). Each
 worker writes its recording file atomically; only the parent process writes the
-manifest. A rerun skips recordings whose file is complete and readable and redoes the
-rest, so killing the run at any moment loses nothing already written.
+manifest. A rerun skips recordings whose file is complete and readable and whose input
+files (video, labels, audio: size and modification time, recorded in the manifest) have
+not changed, and redoes the rest, so killing the run at any moment loses nothing already
+written. A full disk stops the run with one line naming the recording and the folder; the
+temporary file is removed and the recordings written before stay listed.
 """
 
 from __future__ import annotations
 
+import errno
 import math
 import os
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -62,14 +69,26 @@ from avstan.data.store import (
     Recording,
     RecordingStore,
     read_recording,
+    verify_recording,
     write_recording,
 )
 from avstan.data.video import prefetched, sample_image_folder, sample_video
 from avstan.errors import AvstanError
 from avstan.progress import progress_bar
 
+
+class NoFaceError(AvstanError):
+    """No face in any step of a video; ``times (N,)`` are its steps, on which its audio can
+    still make an audio-only recording."""
+
+    def __init__(self, message: str, times: np.ndarray) -> None:
+        super().__init__(message)
+        self.times = times
+
+
 LANDMARK_SOURCES = ("corpus", "detect")
 MIN_CROP_SIZE = 16  # smaller crops leave the 68 landmarks a few pixels apart
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)  # no recording after this one can be written either
 
 
 @dataclass(frozen=True)
@@ -118,13 +137,25 @@ class PrepareSummary:
     skipped: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (name, reason)
     no_audio: list[tuple[str, str]] = field(default_factory=list)  # prepared, video only
+    audio_only: list[tuple[str, str]] = field(default_factory=list)  # a video without a face
+    warnings: list[tuple[str, str]] = field(default_factory=list)  # (name, e.g. truncated)
+    changed: list[tuple[str, str]] = field(default_factory=list)  # (name, which inputs)
+    damaged: list[tuple[str, str]] = field(default_factory=list)  # (name, what is wrong)
 
     def lines(self) -> list[str]:
-        out = [f"no audio {name}: {reason}" for name, reason in self.no_audio]
+        out = [f"changed {name}: its {roles} changed since it was prepared; prepared again"
+               for name, roles in self.changed]
+        out += [f"damaged {name}: {reason}; prepared again" for name, reason in self.damaged]
+        out += [f"warning {name}: {message}" for name, message in self.warnings]
+        out += [f"no audio {name}: {reason}" for name, reason in self.no_audio]
+        out += [f"audio only {name}: {reason}; kept for the audio models (video models skip "
+                "it)" for name, reason in self.audio_only]
         count = (f"prepared {len(self.prepared)}, skipped {len(self.skipped)} (already "
                  f"complete), failed {len(self.failed)}")
         if self.no_audio:
             count += f"; {len(self.no_audio)} of them without audio"
+        if self.audio_only:
+            count += f"; {len(self.audio_only)} of them audio only (no face)"
         out.append(count)
         out += [f"failed {name}: {reason}" for name, reason in self.failed]
         return out
@@ -157,8 +188,9 @@ def prepare_recording(source: RecordingSource, config: PrepareConfig, corpus: st
     aligner = aligner or make_aligner(config)
     aligner.reset(source.extra.get("subject", "largest"))
     where = source.media or source.frames_dir
+    decode_report: list[str] = []  # filled by the decoding thread, warned about here
     if source.media is not None:
-        samples = prefetched(sample_video(source.media, config.step_rate))
+        samples = prefetched(sample_video(source.media, config.step_rate, decode_report))
     elif source.frames_dir is not None and source.frame_rate:
         samples = sample_image_folder(source.frames_dir, source.frame_rate, config.step_rate)
     else:
@@ -178,11 +210,13 @@ def prepare_recording(source: RecordingSource, config: PrepareConfig, corpus: st
                         else face.matrix.astype(np.float32))
         ticks.append(sample.tick)
         frame_times.append(sample.time)
+    for message in decode_report:
+        warnings.warn(message, stacklevel=2)
     found = np.array([c is not None for c in crops])
-    if not found.any():
-        raise AvstanError(f"{where}: no face found in any of its {len(crops)} steps; "
-                          "check that the video shows a frontal face")
     ticks = np.asarray(ticks)
+    if not found.any():
+        raise NoFaceError(f"{where}: no face found in any of its {len(crops)} steps; "
+                          "check that the video shows a frontal face", ticks)
     track = source.labels()
     labels = (np.full((len(ticks), 2), np.nan, np.float32) if track is None
               else resample_labels(track, ticks))
@@ -246,6 +280,23 @@ def prepare_audio_recording(source: RecordingSource, config: PrepareConfig, corp
         source=str(source.media), audio_features=features, **gold_track(track))
 
 
+def prepare_faceless_video(source: RecordingSource, times: np.ndarray,
+                           config: PrepareConfig, corpus: str = "") -> Recording:
+    """A video without a face in any step kept as an audio-only recording: eGeMAPS of its
+    audio (its own track or ``extra["audio"]``) and its labels on the video's steps
+    ``times (N,)``, no frames, ``face_found`` all False. AvstanError (NoAudioError included)
+    when the audio cannot stand in."""
+    features = audio_features(source, times, config)
+    track = source.labels()
+    labels = (np.full((len(times), 2), np.nan, np.float32) if track is None
+              else resample_labels(track, times))
+    return Recording(
+        name=source.name, frames=None, times=times, face_found=np.zeros(len(times), bool),
+        labels=labels, step_rate=config.step_rate, partition=source.partition, corpus=corpus,
+        source=str(source.media or source.frames_dir), audio_features=features,
+        **gold_track(track))
+
+
 def _add_audio(recording: Recording, source: RecordingSource, config: PrepareConfig
                ) -> tuple[str, str]:
     """Attach audio features to a prepared video recording: (why it has none, a note)."""
@@ -255,11 +306,16 @@ def _add_audio(recording: Recording, source: RecordingSource, config: PrepareCon
         recording.audio_features = audio_features(source, recording.times, config)
     except AvstanError as error:  # NoAudioError included: the video is still usable
         return str(error), ""
+    return "", _audio_gaps(recording)
+
+
+def _audio_gaps(recording: Recording) -> str:
+    """A note when the audio ends before the steps do, else ""."""
     without = int(np.isnan(recording.audio_features).any(axis=1).sum())
     if without:
-        return "", f"the audio ends early: no audio features in {without} of " \
-                   f"{recording.num_steps} steps"
-    return "", ""
+        return f"the audio ends early: no audio features in {without} of " \
+               f"{recording.num_steps} steps"
+    return ""
 
 
 # One aligner per worker process: loading dlib's predictor takes a moment.
@@ -271,43 +327,134 @@ def _init_worker(config: PrepareConfig) -> None:
     _WORKER_ALIGNER = make_aligner(config)
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What a worker did with one recording (it writes the recording file itself)."""
+
+    name: str
+    status: str  # complete, failed, no_face, disk_full
+    steps: int = 0
+    message: str = ""  # the reason it failed, or notes for the manifest
+    no_audio: str = ""  # why a prepared video has no audio features
+    audio_only: str = ""  # why a video was kept as audio only
+    warnings: tuple[str, ...] = ()  # things the user should hear of (e.g. a truncated file)
+
+
 def _prepare_one(source: RecordingSource, config: PrepareConfig, corpus: str,
-                 root: Path) -> tuple[str, str, int, str, str]:
-    """Worker job: (name, status, steps, message, why it has no audio); writes the
-    recording file itself."""
-    no_audio, audio_note = "", ""
-    try:
-        if is_audio_only(source):
-            recording = prepare_audio_recording(source, config, corpus)
-        else:
-            recording = prepare_recording(source, config, corpus, _WORKER_ALIGNER)
-            no_audio, audio_note = _add_audio(recording, source, config)
-        write_recording(root / f"{source.name}.h5", recording)
-    except AvstanError as error:
-        status = "no_face" if "no face found" in str(error) else "failed"
-        return source.name, status, 0, str(error), ""
-    except OSError as error:
-        return source.name, "failed", 0, f"{root}: cannot write ({error.strerror})", ""
+                 root: Path) -> Outcome:
+    """Worker job: prepare one recording, write its file, say how it went."""
+    no_audio, audio_note, audio_only = "", "", ""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            recording, no_audio, audio_note, audio_only = _prepare_source(source, config,
+                                                                          corpus)
+            write_recording(root / f"{source.name}.h5", recording)
+        except AvstanError as error:
+            status = "no_face" if "no face found" in str(error) else "failed"
+            return Outcome(source.name, status, message=str(error),
+                           warnings=tuple(str(w.message) for w in caught))
+        except OSError as error:
+            if error.errno in DISK_FULL:
+                return Outcome(source.name, "disk_full", message=error.strerror or str(error))
+            return Outcome(source.name, "failed",
+                           message=f"{root}: cannot write ({error.strerror})")
+    said = tuple(str(w.message) for w in caught) + tuple(label_warnings(recording))
     missing = int((~recording.face_found).sum())
     notes = [f"no face in {missing} of {recording.num_steps} steps"
-             if missing and recording.has_video else ""]
+             if missing and recording.has_video else "",
+             f"audio only: {audio_only}" if audio_only else "", *said]
     if not np.isfinite(recording.labels).any() and source.read_labels is not None:
         notes.append("labels do not overlap the " + ("video" if recording.has_video
                                                       else "audio"))
     notes += [f"no audio: {no_audio}" if no_audio else "", audio_note]
-    return (source.name, "complete", recording.num_steps, "; ".join(n for n in notes if n),
-            no_audio)
+    return Outcome(source.name, "complete", recording.num_steps,
+                   "; ".join(n for n in notes if n), no_audio, audio_only, said)
 
 
-def is_prepared(store: RecordingStore, name: str) -> bool:
-    """Complete in the manifest and its file readable (a damaged file is redone)."""
-    if not store.is_complete(name):
-        return False
+def label_warnings(recording: Recording) -> list[str]:
+    """Labels that look wrong for their recording: less than half of the steps get a label,
+    or the label times span far more (or far less) than the recording lasts — e.g. times
+    in milliseconds, which interpolate to nearly constant labels. [] when none, or
+    without labels at all."""
+    if recording.gold_times is None or recording.gold_times.size == 0 or recording.num_steps < 2:
+        return []
+    what = "video" if recording.has_video else "audio"
+    length = float(recording.times[-1] - recording.times[0])
+    first, last = float(recording.gold_times.min()), float(recording.gold_times.max())
+    where = recording.source or recording.name
+    out = []
+    if length > 0 and last - first > 10 * length:
+        out.append(f"{where}: the label times span {first:g}–{last:g} s against {length:.1f} s "
+                   f"of {what}; label times must be in seconds (are they milliseconds?)")
+    labelled = int(np.isfinite(recording.labels).any(axis=1).sum())
+    if labelled < recording.num_steps / 2:
+        out.append(f"{where}: labels cover only {labelled} of its {recording.num_steps} steps "
+                   f"(label times {first:g}–{last:g} s, {what} {length:.1f} s); check the "
+                   "label file's times")
+    return out
+
+
+def _prepare_source(source: RecordingSource, config: PrepareConfig, corpus: str
+                    ) -> tuple[Recording, str, str, str]:
+    """(recording, why it has no audio, a note on its audio, why it is audio only)."""
+    if is_audio_only(source):
+        return prepare_audio_recording(source, config, corpus), "", "", ""
     try:
+        recording = prepare_recording(source, config, corpus, _WORKER_ALIGNER)
+    except NoFaceError as no_face:
+        if config.audio_window is None:
+            raise
+        try:  # speech without a face: still a recording for the audio models
+            recording = prepare_faceless_video(source, no_face.times, config, corpus)
+        except AvstanError as audio_error:
+            reason = str(audio_error).split("; ")[0].split(": ", 1)[-1]
+            raise AvstanError(f"{no_face} (its audio cannot stand in for it: "
+                              f"{reason})") from None
+        return recording, "", _audio_gaps(recording), str(no_face).split(";")[0]
+    no_audio, audio_note = _add_audio(recording, source, config)
+    return recording, no_audio, audio_note, ""
+
+
+def input_signature(source: RecordingSource) -> dict[str, list[int]]:
+    """[size, mtime_ns] of every file a recording is prepared from, by role: its video or
+    audio file (``media``) or image folder (``frames``), and the label and audio files the
+    reader found (``extra``). Roles rather than paths, so a store follows its corpus
+    when the corpus folder is renamed with its files' times kept."""
+    files = {"media": source.media, "frames": source.frames_dir,
+             **{key: value for key, value in source.extra.items()
+                if isinstance(value, (str, Path))}}
+    signature = {}
+    for role, path in files.items():
+        try:
+            stat = Path(path).stat() if path is not None else None
+        except OSError:
+            stat = None
+        if stat is not None:
+            signature[role] = [int(stat.st_size), int(stat.st_mtime_ns)]
+    return signature
+
+
+def changed_inputs(store: RecordingStore, source: RecordingSource) -> list[str]:
+    """The roles (e.g. "labels") whose file changed since ``source`` was prepared; [] when
+    nothing changed or the manifest did not record its inputs (older stores)."""
+    entry = store.entries.get(source.name)
+    if entry is None or not entry.inputs:
+        return []
+    now = input_signature(source)
+    return sorted(role for role in {*entry.inputs, *now}
+                  if entry.inputs.get(role) != now.get(role))
+
+
+def stored_damage(store: RecordingStore, name: str) -> str | None:
+    """Why a recording listed complete cannot be trusted (file missing, unreadable, or a
+    checksum wrong: it is redone), or None when it is fine. Not for incomplete ones."""
+    try:
+        verify_recording(store.path_of(name))  # first: it names a damaged byte as such
         read_recording(store.path_of(name), load_frames=False)
-    except AvstanError:
-        return False
-    return True
+    except AvstanError as error:
+        return str(error).split("; ")[0]
+    return None
 
 
 def prepare_corpus(sources: Sequence[RecordingSource], output: str | Path,
@@ -352,8 +499,15 @@ def prepare_corpus(sources: Sequence[RecordingSource], output: str | Path,
         stale.unlink(missing_ok=True)
     summary = PrepareSummary()
     todo = []
+    signatures = {source.name: input_signature(source) for source in sources}
     for source in sources:
-        if is_prepared(store, source.name):
+        changed = changed_inputs(store, source)
+        if changed and store.is_complete(source.name):
+            summary.changed.append((source.name, ", ".join(changed)))
+        damage = stored_damage(store, source.name) if store.is_complete(source.name) else None
+        if damage is not None:
+            summary.damaged.append((source.name, damage))
+        if store.is_complete(source.name) and damage is None and not changed:
             summary.skipped.append(source.name)
         else:
             todo.append(source)
@@ -362,37 +516,59 @@ def prepare_corpus(sources: Sequence[RecordingSource], output: str | Path,
                        enabled=progress)
     root = Path(output)
 
-    def record(name: str, status: str, steps: int, message: str, no_audio: str,
-               partition: str) -> None:
-        if status == "complete":
-            store.entries[name] = ManifestEntry(name, f"{name}.h5", partition, status, steps,
-                                                message)
+    def record(outcome: Outcome, partition: str) -> None:
+        name = outcome.name
+        summary.warnings += [(name, w) for w in outcome.warnings]
+        if outcome.status == "disk_full":  # no later recording fits either: stop after this
+            disk_full.append((name, outcome.message))
+            return
+        if outcome.status == "complete":
+            store.entries[name] = ManifestEntry(name, f"{name}.h5", partition, outcome.status,
+                                                outcome.steps, outcome.message,
+                                                signatures[name])
             summary.prepared.append(name)
-            if no_audio:
-                summary.no_audio.append((name, no_audio))
+            if outcome.no_audio:
+                summary.no_audio.append((name, outcome.no_audio))
+            if outcome.audio_only:
+                summary.audio_only.append((name, outcome.audio_only))
         else:
-            store.entries[name] = ManifestEntry(name, "", partition, status, 0, message)
-            summary.failed.append((name, message))
+            store.entries[name] = ManifestEntry(name, "", partition, outcome.status, 0,
+                                                outcome.message, signatures[name])
+            summary.failed.append((name, outcome.message))
         store.save_manifest()
         bar.update(1)
 
     partitions = {s.name: s.partition for s in sources}
     if todo and any(not is_audio_only(s) for s in todo):
         make_detector(config.detector)  # a missing model: one line here, not in each worker
+    disk_full: list[tuple[str, str]] = []
     try:
         if workers == 1:
             _init_worker(config)
             for source in todo:
-                record(*_prepare_one(source, config, corpus, root), source.partition)
+                record(_prepare_one(source, config, corpus, root), source.partition)
+                if disk_full:
+                    break
         else:
             with ProcessPoolExecutor(workers, initializer=_init_worker,
                                      initargs=(config,)) as pool:
                 futures = [pool.submit(_prepare_one, s, config, corpus, root) for s in todo]
                 for future in as_completed(futures):
-                    name, status, steps, message, no_audio = future.result()
-                    record(name, status, steps, message, no_audio, partitions[name])
+                    if future.cancelled():
+                        continue
+                    outcome = future.result()
+                    record(outcome, partitions[outcome.name])
+                    if disk_full:  # the running ones finish (and are recorded), no new ones
+                        for waiting in futures:
+                            waiting.cancel()
     finally:
         bar.close()
+    if disk_full:
+        name, reason = disk_full[0]
+        kept = len(summary.prepared) + len(summary.skipped)
+        raise AvstanError(f"{name}: cannot write its recording to {root} ({reason}); the "
+                          f"recordings already prepared ({kept}) are kept: free some space "
+                          "and run the same command again to resume")
     return summary
 
 

@@ -7,6 +7,12 @@ time, so variable frame rates are handled, and the stream's duration is never ne
 (many files lack it): ticks run until the last decoded frame, including a final tick that
 lies less than half a step after it.
 
+A file cut short (e.g. an MP4 whose index at the start still describes the whole video)
+decodes without complaint up to the cut; where the stream states its duration, a decode
+that ends more than ``max(0.5 s, 5 %)`` before it is reported (:func:`decoded_frames`'s
+``report``: a list the message is appended to, or else a warning naming the file), and
+the frames decoded so far are kept.
+
 Image sequences (a folder of numbered frames at a known rate) are sampled the same way.
 """
 
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,13 +80,15 @@ def sample_ticks(times: Iterator[tuple[float, object]], step_rate: float
             step += 1
 
 
-def sample_video(path: str | Path, step_rate: float = 4.0) -> Iterator[SampledFrame]:
-    """Decode ``path`` and yield one frame per step; bad media raise AvstanError naming it."""
+def sample_video(path: str | Path, step_rate: float = 4.0, report: list[str] | None = None
+                 ) -> Iterator[SampledFrame]:
+    """Decode ``path`` and yield one frame per step; bad media raise AvstanError naming it.
+    A video that ends before its stated duration is reported (see the module docstring)."""
     path = Path(path)
     if not path.is_file():
         raise AvstanError(f"{path}: file not found")
     with open_media(str(path), path) as container:
-        yield from sample_container(container, path, step_rate)
+        yield from sample_container(container, path, step_rate, report=report)
 
 
 def open_media(file, where, input_format: str | None = None,
@@ -93,13 +102,14 @@ def open_media(file, where, input_format: str | None = None,
                           "check the file or re-encode it") from None
 
 
-def decoded_frames(container: av.container.InputContainer, where, thread_type: str = "AUTO"
-                   ) -> Iterator[tuple[float, av.VideoFrame]]:
+def decoded_frames(container: av.container.InputContainer, where, thread_type: str = "AUTO",
+                   report: list[str] | None = None) -> Iterator[tuple[float, av.VideoFrame]]:
     """(time in seconds, frame) of every frame of the first video stream, as decoded.
 
     A file that yields no frame at all raises AvstanError; a truncated tail ends the
-    frames early. ``thread_type="AUTO"`` decodes several frames in parallel (faster, but
-    each frame comes out a few frames late); a live stream uses "SLICE".
+    frames early, and is reported (see the module docstring) when the stream's stated
+    duration shows it. ``thread_type="AUTO"`` decodes several frames in parallel (faster,
+    but each frame comes out a few frames late); a live stream uses "SLICE".
     """
     if not container.streams.video:
         raise AvstanError(f"{where}: has no video stream; a face model needs video "
@@ -107,11 +117,12 @@ def decoded_frames(container: av.container.InputContainer, where, thread_type: s
     stream = container.streams.video[0]
     stream.thread_type = thread_type
     rate = float(stream.average_rate) if stream.average_rate else None
-    index = 0
+    index, last = 0, None
     try:
         for frame in container.decode(stream):
             time = _frame_time(frame, index, rate)
             if time is not None:
+                last = time
                 yield time, frame
             index += 1
     except av.error.FFmpegError as exc:
@@ -119,15 +130,37 @@ def decoded_frames(container: av.container.InputContainer, where, thread_type: s
             raise AvstanError(f"{where}: cannot decode any frame "
                               f"({_reason(exc, where)}); "
                               "the file is corrupt or truncated") from None
-        # A truncated tail: keep the frames decoded so far.
+        # A truncated tail: keep the frames decoded so far (and say so below).
+    declared = _declared_end(stream, container)
+    if last is not None and declared is not None:
+        decoded = last + (1.0 / rate if rate else 0.0)
+        if decoded < declared - max(0.5, 0.05 * declared):
+            message = (f"{where}: the video ends early: frames up to {decoded:.2f} s of the "
+                       f"{declared:.2f} s its header declares, so the file is probably "
+                       "truncated; used as far as it goes")
+            if report is None:
+                warnings.warn(message, stacklevel=2)
+            else:
+                report.append(message)
+
+
+def _declared_end(stream: av.video.stream.VideoStream, container) -> float | None:
+    """The stream's end time (s, on the frames' clock) as its header states it, or None."""
+    if stream.duration and stream.time_base:
+        start = stream.start_time or 0
+        return float((start + stream.duration) * stream.time_base)
+    if container.duration:
+        return (container.start_time or 0) / 1e6 + container.duration / 1e6
+    return None
 
 
 def sample_container(container: av.container.InputContainer, where, step_rate: float,
-                     thread_type: str = "AUTO") -> Iterator[SampledFrame]:
+                     thread_type: str = "AUTO", report: list[str] | None = None
+                     ) -> Iterator[SampledFrame]:
     """One frame per step from an open container (see :func:`sample_ticks`)."""
     any_frame = False
-    for step, tick, time, frame in sample_ticks(decoded_frames(container, where, thread_type),
-                                                step_rate):
+    frames = decoded_frames(container, where, thread_type, report)
+    for step, tick, time, frame in sample_ticks(frames, step_rate):
         any_frame = True
         yield SampledFrame(step, tick, time, frame.to_ndarray(format="rgb24"))
     if not any_frame:

@@ -32,7 +32,7 @@ from avstan.errors import AvstanError
 from avstan.evaluation.inference import RecordingPrediction, gold_track
 from avstan.evaluation.postprocess import fit_postprocessing
 from avstan.evaluation.reports import write_evaluation
-from avstan.evaluation.scoring import Evaluation, score_predictions
+from avstan.evaluation.scoring import Evaluation, score_predictions, unlabelled_notes
 from avstan.evaluation.timeline import scoring_timeline
 from avstan.io import write_report_file
 from avstan.metrics import concordance_cc
@@ -132,6 +132,14 @@ def run_baseline(store_root: str | Path, output: str | Path | None = None,
         if not recordings:
             raise AvstanError(f"{store_root}: no recordings with audio features in the {name} "
                               "partition; prepare the corpus with audio (avstan prepare)")
+    width = loaded["train"][0].audio_features.shape[1]
+    for recordings in loaded.values():
+        for recording in recordings:
+            if recording.audio_features.shape[1] != width:
+                raise AvstanError(
+                    f"{store_root}: {recording.name}'s audio features are "
+                    f"{recording.audio_features.shape[1]} wide, {loaded['train'][0].name}'s "
+                    f"(train) {width}; prepare the whole store again with one avstan version")
     baseline = fit_baseline(loaded["train"], loaded["devel"], targets, complexities)
     devel = _predictions(baseline, loaded["devel"], targets)
     scored = _predictions(baseline, loaded[partition], targets)
@@ -143,7 +151,8 @@ def run_baseline(store_root: str | Path, output: str | Path | None = None,
     raw_scores = score_predictions(scored, [p.prediction for p in scored], targets, partition)
     evaluation = Evaluation(MODEL_NAME, partition, tuple(targets), raw_scores, None, scored,
                             chains, score_predictions(scored, processed, targets, partition),
-                            processed, skipped, timeline=scoring_timeline(scored))
+                            processed, skipped, timeline=scoring_timeline(scored),
+                            notes=unlabelled_notes(scored, raw_scores, targets, partition))
     if output is not None:
         output = Path(output)
         write_evaluation(evaluation, output)

@@ -17,6 +17,7 @@ from avstan.evaluation.html_report import (
     write_html_report,
 )
 from avstan.evaluation.plots import plot_predictions
+from avstan.evaluation.postprocess import describe_notes
 from avstan.evaluation.scoring import Evaluation
 from avstan.evaluation.tables import format_results_table
 from avstan.evaluation.timeline import on_gold_timeline, scored_series
@@ -72,6 +73,11 @@ def metrics_markdown(evaluation: Evaluation) -> str:
         for processed, kind in variants
         for label, convention in (("Concatenated (AVEC)", "concatenated"),
                                   ("Mean over recordings", "per_recording_mean")))
+    notes = describe_notes(evaluation.postprocessing)
+    if notes is not None:
+        table += f"\n\n**Warning, post-processing**: {notes}"
+    for note in evaluation.notes:
+        table += f"\n\n**Note**: {note}"
     return table
 
 
@@ -97,7 +103,8 @@ def chain_html(evaluation: Evaluation) -> list[str]:
     return [paragraph(
         f"{target}: median window {c.median_window} steps, centring {c.centre_offset:+.3f}, "
         f"scaling ×{c.scale_factor:.3f}, time shift {c.shift_steps} steps; devel CCC "
-        f"{c.devel_ccc_raw:.3f} → {c.devel_ccc:.3f}")
+        f"{c.devel_ccc_raw:.3f} → {c.devel_ccc:.3f}"
+        + "".join(f". Warning: {note}" for note in c.notes))
         for target, c in evaluation.postprocessing.items()]
 
 
@@ -124,6 +131,7 @@ def write_evaluation(evaluation: Evaluation, output: Path) -> None:
                         f"{rec.name}: predicted and gold {target} (grey: no face)")
              for rec in evaluation.recordings for target in evaluation.targets]
     write_html_report(output / "report.html", f"avstan evaluation: {evaluation.model}",
-                      [("Scores", score_tables_html([evaluation])),
+                      [("Scores", score_tables_html([evaluation])
+                        + [paragraph(f"Note: {note}") for note in evaluation.notes]),
                        ("Post-processing", chain_html(evaluation)),
                        ("Predictions over time", plots)])

@@ -15,6 +15,7 @@ then moved onto the gold timeline for scoring.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +47,7 @@ class Evaluation:
     postprocessed: list[np.ndarray] | None = field(repr=False, default=None)  # (N, K) each
     skipped: list[str] = field(default_factory=list)  # recordings left out, with the reason
     timeline: str = "steps"  # what was scored: scoring_timeline(recordings)
+    notes: list[str] = field(default_factory=list)  # e.g. recordings without labels, unscored
 
     def table_row(self, convention: str = "concatenated",
                   postprocessed: bool = False) -> dict[str, Any]:
@@ -66,7 +68,7 @@ class Evaluation:
                 "postprocessing": None if self.postprocessing is None else
                 {t: chain.to_dict() for t, chain in self.postprocessing.items()},
                 "recordings": [r.name for r in self.recordings], "skipped": self.skipped,
-                "timeline": self.timeline}
+                "timeline": self.timeline, "notes": self.notes}
 
 
 def fit_chains(model: nn.Module, devel: Sequence, targets: Sequence[str], clip_length: int,
@@ -104,7 +106,8 @@ def evaluate_model(model: nn.Module, recordings: Sequence, targets: Sequence[str
     ratios = [p.attention_in_mask for p in predictions if p.attention_in_mask is not None]
     evaluation = Evaluation(name, partition, tuple(targets), scores,
                             float(np.mean(ratios)) if ratios else None, predictions,
-                            timeline=scoring_timeline(predictions))
+                            timeline=scoring_timeline(predictions),
+                            notes=unlabelled_notes(predictions, scores, targets, partition))
     if chains is None and devel:
         chains = fit_chains(model, devel, targets, clip_length, batch_size, device, shifts,
                             progress)
@@ -116,6 +119,24 @@ def evaluate_model(model: nn.Module, recordings: Sequence, targets: Sequence[str
         evaluation.postprocessed_scores = score_predictions(predictions, processed, targets,
                                                             partition)
     return evaluation
+
+
+def unlabelled_notes(predictions: Sequence[RecordingPrediction],
+                     scores: dict[str, dict[str, Any]], targets: Sequence[str],
+                     partition: str) -> list[str]:
+    """One note (also warned) per target naming the recordings that have no label of it:
+    they are left out of that target's score (both conventions)."""
+    notes = []
+    for target in targets:
+        missing = [p.name for p, score in zip(predictions, scores[target]["per_recording"],
+                                              strict=True) if score is None]
+        if missing:
+            notes.append(f"the {partition} partition's {', '.join(missing)} "
+                         f"{'has' if len(missing) == 1 else 'have'} no {target} labels: left "
+                         f"out of the {target} scores")
+    for note in notes:
+        warnings.warn(note, stacklevel=3)
+    return notes
 
 
 def score_predictions(predictions: Sequence[RecordingPrediction], values: Sequence[np.ndarray],

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from avstan.errors import AvstanError
 from avstan.evaluation.evaluate import attach_postprocessing
-from avstan.evaluation.postprocess import PostProcessing, chains_from_dicts
+from avstan.evaluation.postprocess import PostProcessing, chains_from_dicts, describe_notes
 from avstan.models.model_file import TrainedModel
 from avstan.training.config import ExperimentConfig
 from avstan.training.fit import TrainResult, train_experiment
@@ -70,8 +70,11 @@ def train_and_calibrate(config: ExperimentConfig, restart: bool = False,
 
 
 def describe_chains(chains: dict[str, PostProcessing]) -> str:
-    """One line: each target's fitted chain and its devel CCC before and after."""
-    return "; ".join(
+    """One line: each target's fitted chain and its devel CCC before and after, and a
+    warning for each step that was refused or clipped."""
+    line = "; ".join(
         f"{t}: median {c.median_window}, centre {c.centre_offset:+.3f}, scale "
         f"{c.scale_factor:.3f} (devel CCC {c.devel_ccc_raw:.3f} -> {c.devel_ccc:.3f})"
         for t, c in chains.items())
+    notes = describe_notes(chains)
+    return line if notes is None else f"{line}. Warning: {notes}"

@@ -152,15 +152,34 @@ class TrainedModel:
             raise AvstanError(f"--redetect-every {every}: use 1 (search every step) or more")
         return int(every)
 
+    @property
+    def audio_width(self) -> int | None:
+        """How many audio features per step the network reads (None: no audio input)."""
+        if "audio" not in self.input_names:
+            return None
+        for module in self.network.modules():
+            width = getattr(module, "audio_features", None)
+            if isinstance(width, int):
+                return width
+        return None
+
     def check_recordings(self, recordings: Sequence, model_path: str | Path,
                          store_root: str | Path) -> None:
-        """Refuse recordings whose crop size or step rate differs from the training data's."""
+        """Refuse recordings whose crop size, audio feature width or step rate differs from
+        the training data's."""
         if self.crop_size is not None:
             sizes = {r.crop_size for r in recordings}
             if sizes != {self.crop_size}:
                 raise AvstanError(f"{store_root}: crops are {sorted(sizes)} px but {model_path} "
                                   f"was trained on {self.crop_size} px; prepare the corpus "
                                   f"with --crop-size {self.crop_size}")
+        width = self.audio_width
+        for recording in recordings:
+            features = getattr(recording, "audio_features", None)
+            if width is not None and features is not None and features.shape[-1] != width:
+                raise AvstanError(f"{store_root}: {recording.name}'s audio features are "
+                                  f"{features.shape[-1]} wide but {model_path} reads {width}; "
+                                  "prepare the store again with this avstan (eGeMAPS v02: 88)")
         rates = {r.step_rate for r in recordings}
         if rates != {self.step_rate}:
             raise AvstanError(f"{store_root}: step rate {sorted(rates)} but {model_path} was "

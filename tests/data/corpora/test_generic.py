@@ -91,3 +91,26 @@ def test_duplicate_names(tmp_path):
     write(tmp_path / "a.avi")
     message = error_message(generic.find_recordings, tmp_path)
     assert "a.avi" in message and "a.mp4" in message
+
+
+def test_a_split_line_for_a_recording_that_is_not_there_is_warned_about(corpus):
+    """Issue 18 item 11: such a line used to be ignored silently."""
+    write(corpus / "split.csv", "a,train\nsession1__clip,test\nsession2__speech,devel\n"
+                                "session3__gone,test\n")
+    with pytest.warns(UserWarning, match=r"split\.csv: names recordings the corpus does not "
+                                         r"have \(session3__gone\); those lines are ignored"):
+        recordings = generic.find_recordings(corpus)
+    assert {r.name: r.partition for r in recordings}["session1__clip"] == "test"
+
+
+def test_label_files_without_media_are_warned_about(corpus, recwarn):
+    """orphan.csv has no media file; a speech corpus's arousal.csv (one ``file,value`` row
+    per utterance) is named as a format that is not read (issue 18 item 11)."""
+    write(corpus / "arousal.csv", "a.mp4,0.7\nsession2/speech.flac,0.6\n")
+    generic.find_recordings(corpus)
+    messages = [str(w.message) for w in recwarn.list]
+    assert any(m.startswith(f"{corpus / 'arousal.csv'}: one value per media file is not a "
+                            "label format avstan reads") for m in messages), messages
+    assert f"{corpus / 'orphan.csv'}: no video or audio file of the same name, so these " \
+           "labels are ignored" in messages
+    assert not any(str(corpus / "a.csv") in m for m in messages)  # a's labels are used

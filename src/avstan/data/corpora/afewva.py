@@ -31,6 +31,7 @@ from avstan.data.corpora.common import (
     read_split,
     split_partition,
     walk_files,
+    warn_unused_split_lines,
 )
 from avstan.errors import AvstanError
 
@@ -62,6 +63,7 @@ def find_recordings(root: Path) -> list[RecordingSource]:
                         frames_dir=path.parent, frame_rate=FRAME_RATE, read_labels=read_labels,
                         extra={"labels": path}, read_landmarks=read_landmarks)
         for path in _clip_files(root)]
+    warn_unused_split_lines(split, recordings, root)
     return finish(recordings, root, "afewva", EXPECTED)
 
 

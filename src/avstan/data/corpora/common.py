@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -136,6 +137,20 @@ def split_partition(split: dict[str, str] | None, name: str, root: Path) -> str:
         raise AvstanError(f"{Path(root) / SPLIT_FILE}: no line for recording '{name}'; add "
                           f"'{name},train' (or devel, test)")
     return split[name]
+
+
+def warn_unused_split_lines(split: dict[str, str] | None,
+                            recordings: Iterable[RecordingSource], root: Path) -> None:
+    """Warn, naming split.csv, about its lines for recordings the corpus does not have (a
+    renamed or removed file, a typo): they are ignored."""
+    if not split:
+        return
+    unused = sorted(set(split) - {r.name for r in recordings})
+    if unused:
+        shown = ", ".join(unused[:5]) + (f" and {len(unused) - 5} more" if len(unused) > 5
+                                         else "")
+        warnings.warn(f"{Path(root) / SPLIT_FILE}: names recordings the corpus does not have "
+                      f"({shown}); those lines are ignored — check the names", stacklevel=3)
 
 
 def finish(recordings: list[RecordingSource], root: Path, layout: str,

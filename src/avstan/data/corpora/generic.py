@@ -10,13 +10,16 @@
 The recording name is the path below the root without suffix, ``/`` → ``__``. Labels:
 times in seconds; either value column may be left out, and an empty cell or ``nan``
 means "not annotated" (NaN); other columns are ignored; ``;`` also works as separator.
-A label file without a media file is ignored; a media file without one has no labels.
+A label file without a media file is ignored, with a warning naming it (and saying so when
+it holds one value per media file, which is not a label format read here); a media file
+without one has no labels.
 Without ``split.csv`` every recording is train; with it, every recording must be listed
 (``session1__clip`` or ``session1/clip``).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections import defaultdict
 from pathlib import Path
 
@@ -24,6 +27,7 @@ import numpy as np
 
 from avstan.data.corpora.base import AUDIO_SUFFIXES, VIDEO_SUFFIXES, LabelTrack, RecordingSource
 from avstan.data.corpora.common import (
+    SPLIT_FILE,
     check_folder,
     finish,
     is_video,
@@ -32,6 +36,8 @@ from avstan.data.corpora.common import (
     read_lines,
     read_split,
     split_partition,
+    walk_files,
+    warn_unused_split_lines,
 )
 from avstan.errors import AvstanError
 
@@ -73,7 +79,39 @@ def find_recordings(root: Path) -> list[RecordingSource]:
         recordings.append(RecordingSource(
             name=name, partition=split_partition(split, name, root), media=media,
             read_labels=read_labels if "labels" in extra else None, extra=extra))
+    warn_unused_split_lines(split, recordings, root)
+    warn_orphan_label_files(root, {r.extra["labels"] for r in recordings if "labels" in r.extra})
     return finish(recordings, root, "generic", EXPECTED)
+
+
+def warn_orphan_label_files(root: Path, used: set[Path]) -> None:
+    """Warn about .csv files that are no recording's labels (they are ignored): one warning
+    naming them; files of one ``<media file>,<value>`` row per recording (a whole-file label,
+    as a speech corpus gives) are said to be in a format avstan does not read."""
+    orphans = [path for path in walk_files(root, (".csv",))
+               if path not in used and path != root / SPLIT_FILE]
+    if not orphans:
+        return
+    per_file = [path for path in orphans if _names_media_files(path)]
+    others = [path for path in orphans if path not in per_file]
+    if per_file:
+        warnings.warn(f"{', '.join(map(str, per_file))}: one value per media file is not a "
+                      "label format avstan reads, so these are ignored; give each recording "
+                      "a <name>.csv beside it with time,valence,arousal rows (for one value "
+                      "per file: two rows, at 0 and at its end)", stacklevel=3)
+    if others:
+        warnings.warn(f"{', '.join(map(str, others))}: no video or audio file of the same "
+                      "name, so these labels are ignored", stacklevel=3)
+
+
+def _names_media_files(path: Path) -> bool:
+    """Whether a CSV's first cell names a media file (``00.wav,0.7``)."""
+    try:
+        lines = [line for line in read_lines(path)[:3] if line.strip()]
+    except AvstanError:
+        return False
+    first = [line.replace(";", ",").split(",")[0].strip().lower() for line in lines]
+    return any(cell.endswith(VIDEO_SUFFIXES + AUDIO_SUFFIXES) for cell in first)
 
 
 def read_labels(recording: RecordingSource) -> LabelTrack:
