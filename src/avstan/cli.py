@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("output", help="recording store folder to write")
     prepare.add_argument("--layout", default="auto",
                          help="corpus layout: auto, generic, recola, avec2017, affwild2, "
-                              "afewva (default: auto-detect)")
+                              "afewva, ravdess, cremad (default: auto-detect)")
     prepare.add_argument("--crop-size", type=int, default=96, help="crop size S (default 96)")
     prepare.add_argument("--step-rate", type=float, default=4.0,
                          help="steps per second (default 4, as the papers)")
@@ -96,6 +96,18 @@ def build_parser() -> argparse.ArgumentParser:
                          help="corpus: align from the corpus's own 68 landmarks where it ships "
                               "them (AFEW-VA), detect elsewhere; detect: always detect and fit "
                               "(default corpus)")
+    prepare.add_argument("--continuous", action="store_true",
+                         help="acted corpora (ravdess, cremad): join each speaker's utterances "
+                              "into one continuous recording (blocks of same-category "
+                              "utterances, silence between, labels at 10 Hz), written to "
+                              "OUTPUT/continuous/; without it each utterance is a recording")
+    prepare.add_argument("--block-size", type=int, default=3, metavar="N",
+                         help="with --continuous: utterances of one category in a row, at "
+                              "most (default 3)")
+    prepare.add_argument("--gap", type=float, default=0.5, metavar="SECONDS",
+                         help="with --continuous: silence between utterances (default 0.5)")
+    prepare.add_argument("--block-seed", type=int, default=0, metavar="SEED",
+                         help="with --continuous: seed of the block order (default 0)")
 
     synth = commands.add_parser(
         "synthesize", help="write a synthetic corpus into a recording store",
@@ -249,14 +261,17 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def run_prepare(args: argparse.Namespace) -> int:
+    from avstan.data.continuous import ContinuousConfig
     from avstan.data.prepare import PrepareConfig, prepare_folder
 
     config = PrepareConfig(crop_size=args.crop_size, step_rate=args.step_rate,
                            audio_window=None if args.no_audio else args.audio_window,
                            redetect_every=args.redetect_every, detector=args.detector,
                            landmarks=args.landmarks)
+    continuous = ContinuousConfig(args.block_size, args.gap, args.block_seed) \
+        if args.continuous else None
     summary = prepare_folder(args.corpus, args.output, config, args.layout, args.workers,
-                             preview=args.preview)
+                             preview=args.preview, continuous=continuous)
     return EXIT_PARTIAL_FAILURE if summary.failed else 0
 
 

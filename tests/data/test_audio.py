@@ -19,6 +19,7 @@ from avstan.data.audio import (
     fit_standardisation,
     load_audio,
     standardise,
+    standardise_per_recording,
 )
 from avstan.errors import AvstanError
 
@@ -344,3 +345,21 @@ def test_fit_standardisation_statistics():
     assert center[2] == 7.0 and scale[2] == 1.0
     with pytest.raises(AvstanError, match="no finite value"):
         fit_standardisation(np.full((5, 2), np.nan))
+
+
+def test_per_recording_standardisation_matches_a_numpy_formula():
+    rng = np.random.default_rng(3)
+    features = rng.normal(5.0, 2.0, size=(200, 4)) * np.array([1.0, 10.0, 0.1, 1.0])
+    features[7, 0] = 1e5  # one exploding window: clipped, and the median ignores it
+    features[9, 2] = np.nan  # a step without audio: 0
+    out = standardise_per_recording(features, clip=5.0)
+    # Independent: median and IQR / 1.349 per column, by numpy directly.
+    median = np.nanmedian(features, axis=0)
+    q1, q3 = np.nanpercentile(features, 25, axis=0), np.nanpercentile(features, 75, axis=0)
+    expected = np.clip((features - median) / ((q3 - q1) / 1.349), -5.0, 5.0)
+    expected[9, 2] = 0.0
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+    assert out[7, 0] == 5.0 and out.dtype == np.float32
+    # A speaker's level goes away: the same speech, louder and higher, standardises the same.
+    np.testing.assert_allclose(standardise_per_recording(features * 3.0 + 7.0), out,
+                               rtol=1e-3, atol=1e-3)

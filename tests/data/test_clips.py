@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from avstan.data.audio import standardise_per_recording
 from avstan.data.clips import (
     AugmentConfig,
     ClipDataset,
@@ -158,3 +159,26 @@ def test_shift_augmentation_moves_clip_and_mask_together_within_its_reach():
     assert seen == {(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)}
     with pytest.raises(AvstanError, match="augment.shift"):
         AugmentConfig(shift=0.5)
+
+
+def test_audio_per_recording_and_step_targets():
+    rng = np.random.default_rng(0)
+    recordings = []
+    for number, level in enumerate((0.0, 100.0)):
+        steps = 12
+        recordings.append(Recording(
+            name=f"r{number}", frames=None, times=np.arange(steps) / 4.0,
+            face_found=np.zeros(steps, bool),
+            labels=np.stack([np.linspace(-1, 1, steps), np.linspace(1, -1, steps)], 1),
+            audio_features=level + rng.normal(size=(steps, 3)).astype(np.float32)))
+    plain = ClipDataset(recordings, clip_length=4, stride=1, with_video=False, with_audio=True)
+    own = ClipDataset(recordings, clip_length=4, stride=1, with_video=False, with_audio=True,
+                      audio_per_recording=True, step_targets=True)
+    assert plain[20]["audio"].mean() > 50 and "step_target" not in plain[20]
+    item = own[20]  # recording 1, last step 8
+    assert abs(float(item["audio"].mean())) < 2.0
+    expected = standardise_per_recording(recordings[1].audio_features)[5:9]
+    torch.testing.assert_close(item["audio"], torch.from_numpy(expected))
+    torch.testing.assert_close(item["step_target"],
+                               torch.from_numpy(recordings[1].labels[5:9]))
+    torch.testing.assert_close(item["step_target"][-1], item["target"])

@@ -124,3 +124,49 @@ def test_unknown_model_and_option_are_clear_errors():
         create_model("sta4d")
     with pytest.raises(AvstanError, match="no option 'crop_sise'"):
         create_model("sta3d", crop_sise=48)
+
+
+# Every option that is not a size: each variant runs the same forward/backward sweep.
+OPTION_VARIANTS = [
+    ("lstm", {"recording_standardisation": True}),
+    ("lstm", {"input_noise": 0.3}),
+    ("lstm", {"lstm_dropout": 0.3}),
+    ("lstm_ta", {"recording_standardisation": True}),
+    ("lstm_ta", {"input_noise": 0.3}),
+    ("lstm_ta", {"lstm_dropout": 0.3}),
+]
+
+
+@pytest.mark.parametrize(("name", "options"), OPTION_VARIANTS)
+def test_options_forward_backward_every_parameter_gets_a_gradient(name, options):
+    model = tiny_model(name, **options)
+    out = model(**tiny_inputs(model))
+    assert out["prediction"].shape == (2, 2) and torch.isfinite(out["prediction"]).all()
+    # In training the audio models also predict every step (a loss on every step).
+    assert out["step_predictions"].shape == (2, 4, 2)
+    out["prediction"].square().sum().backward()
+    missing = [n for n, p in model.named_parameters()
+               if p.requires_grad and (p.grad is None or p.grad.abs().sum() == 0)]
+    assert not missing, f"{name} {options}: parameters without a gradient: {missing}"
+    model.eval()
+    inputs = tiny_inputs(model)
+    first = model(**inputs)
+    assert "step_predictions" not in first
+    torch.testing.assert_close(first["prediction"], model(**inputs)["prediction"])
+
+
+def test_input_noise_changes_training_outputs_only():
+    model = tiny_model("lstm", input_noise=0.5)
+    inputs = tiny_inputs(model)
+    model.train()
+    model.dropout.p = 0.0  # leave the noise as the only random part
+    assert not torch.allclose(model(**inputs)["prediction"], model(**inputs)["prediction"])
+    quiet = tiny_model("lstm", input_noise=0.0)
+    quiet.dropout.p = 0.0
+    torch.testing.assert_close(quiet(**inputs)["prediction"], quiet(**inputs)["prediction"])
+
+
+def test_last_step_prediction_is_the_last_of_the_step_predictions():
+    model = tiny_model("lstm_ta", dropout=0.0)
+    out = model(**tiny_inputs(model))
+    torch.testing.assert_close(out["step_predictions"][:, -1], out["prediction"])

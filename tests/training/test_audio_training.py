@@ -106,3 +106,35 @@ def test_audio_feature_count_must_match_the_model(tiny_av_store, tmp_path):
                         {**AUDIO_OPTIONS, "audio_features": FEATURES + 1})
     with pytest.raises(AvstanError, match=f"have {FEATURES} values per step.*audio_features="):
         train_experiment(config, progress=False)
+
+
+def test_per_recording_standardisation_and_loss_on_every_step(tiny_av_store, tmp_path):
+    from avstan.data.audio import standardise_per_recording
+
+    options = {**AUDIO_OPTIONS, "recording_standardisation": True, "input_noise": 0.1,
+               "lstm_dropout": 0.2}
+    config = config_for(tiny_av_store, tmp_path / "levers", "lstm", options,
+                        loss_every_step=True, loss="ccc")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = train_experiment(config, progress=False)
+    model = TrainedModel.load(result.model_path).network
+    assert model.recording_standardisation
+    store = RecordingStore.open(tiny_av_store)
+    train = [standardise_per_recording(r.audio_features) for r in store.load_partition("train")
+             if r.audio_features is not None]
+    # The training statistics are those of the per-recording standardised features.
+    center, scale = fit_standardisation(np.concatenate(train))
+    torch.testing.assert_close(model.audio_standardiser.center, torch.from_numpy(center))
+    evaluation = evaluate_model_file(result.model_path, tiny_av_store, "test", postprocess=False,
+                                     progress=False)
+    assert all(np.isfinite(r.prediction).all() for r in evaluation.recordings)
+
+
+def test_loss_on_every_step_needs_a_model_that_predicts_every_step(tiny_av_store, tmp_path):
+    config = config_for(tiny_av_store, tmp_path / "cnn", "cnn3d", VIDEO_OPTIONS,
+                        loss_every_step=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(AvstanError, match="loss_every_step.*predicts only the last step"):
+            train_experiment(config, progress=False)

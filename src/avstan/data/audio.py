@@ -440,3 +440,14 @@ def standardise(features: np.ndarray, center: np.ndarray, scale: np.ndarray,
         raise ValueError("scales must be finite and positive, clip finite")
     z = (features - center) / scale
     return np.clip(np.nan_to_num(z, nan=0.0), -clip, clip).astype(np.float32)
+
+
+def standardise_per_recording(features: np.ndarray, clip: float = 5.0) -> np.ndarray:
+    """Each recording standardised with its own statistics, as AVEC systems normalise per
+    speaker: :func:`fit_standardisation` on the recording's own steps, then
+    :func:`standardise` (median and IQR / 1.349, z-scores clipped to ±``clip``, NaN → 0).
+    ``features (N, D)`` → ``(N, D)`` float32. It removes a speaker's level (pitch, loudness,
+    timbre) so a model sees how the speaker departs from their own habit; the price is
+    that a recording of one emotion throughout loses its level too."""
+    center, scale = fit_standardisation(features)
+    return standardise(features, center, scale, clip)

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from avstan.data.audio import standardise_per_recording
 from avstan.data.store import LABEL_NAMES, Recording
 from avstan.errors import AvstanError
 
@@ -131,6 +132,8 @@ class ClipDataset(Dataset):
         recording   int, index into ``recordings``
         step        int, the clip's last step
         mask        (T, S, S) bool, only when ``with_masks`` (the synthetic salient mask)
+        step_target (T, K) float32, the labels at every step of the clip, only when
+                    ``step_targets`` (a loss on every step)
 
     Args:
         stride: distance between the last steps of consecutive clips.
@@ -139,12 +142,17 @@ class ClipDataset(Dataset):
             which Lightning's ``seed_everything(workers=True)`` seeds in every worker.
         with_video, with_audio: which inputs to cut (``inputs_for_model`` maps a model's
             ``input_names`` to these flags).
+        audio_per_recording: standardise each recording's audio features with its own
+            statistics first (``data.audio.standardise_per_recording``; the model's
+            ``recording_standardisation`` option says so).
+        step_targets: also return the labels of every step of the clip.
     """
 
     def __init__(self, recordings: Sequence[Recording], clip_length: int = 16, stride: int = 1,
                  targets: Sequence[str] = LABEL_NAMES, labelled_only: bool = False,
                  augment: AugmentConfig | None = None, with_masks: bool = False,
-                 with_video: bool = True, with_audio: bool = False) -> None:
+                 with_video: bool = True, with_audio: bool = False,
+                 audio_per_recording: bool = False, step_targets: bool = False) -> None:
         if clip_length < 1 or stride < 1:
             raise AvstanError(f"clip_length and stride must be >= 1, got {clip_length}, {stride}")
         unknown = [t for t in targets if t not in LABEL_NAMES]
@@ -168,8 +176,10 @@ class ClipDataset(Dataset):
         # Frames as (N, 3, S, S) uint8 tensors so a clip is one gather plus one conversion.
         self._frames = [torch.from_numpy(r.frames).permute(0, 3, 1, 2).contiguous()
                         for r in self.recordings] if with_video else None
-        self._audio = [torch.from_numpy(r.audio_features) for r in self.recordings] \
-            if with_audio else None
+        self._audio = [torch.from_numpy(standardise_per_recording(r.audio_features)
+                                        if audio_per_recording else r.audio_features)
+                       for r in self.recordings] if with_audio else None
+        self.step_targets = step_targets
         self._labels = [torch.from_numpy(r.labels[:, columns]) for r in self.recordings]
         self._masks = None
         if with_masks:
@@ -205,6 +215,8 @@ class ClipDataset(Dataset):
             out["clip"] = clip
         if self._audio is not None:
             out["audio"] = self._audio[number][steps]
+        if self.step_targets:
+            out["step_target"] = self._labels[number][steps]
         if mask is not None:
             out["mask"] = mask
         return out

@@ -52,6 +52,8 @@ from avstan.data.audio import (
     egemaps_functionals,
     load_audio,
 )
+from avstan.data.continuous import FOLDER as CONTINUOUS_FOLDER
+from avstan.data.continuous import ContinuousConfig, build_continuous
 from avstan.data.corpora import find_corpus
 from avstan.data.corpora.base import (
     AUDIO_SUFFIXES,
@@ -74,6 +76,7 @@ from avstan.data.store import (
 )
 from avstan.data.video import prefetched, sample_image_folder, sample_video
 from avstan.errors import AvstanError
+from avstan.io import ensure_writable_folder
 from avstan.progress import progress_bar
 
 
@@ -459,7 +462,8 @@ def stored_damage(store: RecordingStore, name: str) -> str | None:
 
 def prepare_corpus(sources: Sequence[RecordingSource], output: str | Path,
                    config: PrepareConfig = PrepareConfig(), corpus: str = "",
-                   workers: int | None = None, progress: bool = True) -> PrepareSummary:
+                   workers: int | None = None, progress: bool = True,
+                   store_attrs: dict | None = None) -> PrepareSummary:
     """Prepare every source into the store at ``output``; see the module docstring."""
     if workers is not None and workers < 1:
         raise AvstanError(f"--workers {workers}: use 1 or more (default: all cores)")
@@ -494,7 +498,8 @@ def prepare_corpus(sources: Sequence[RecordingSource], output: str | Path,
     store = RecordingStore.create(output, corpus=corpus, crop_size=config.crop_size,
                                   step_rate=config.step_rate, audio_window=config.audio_window,
                                   redetect_every=config.redetect_every,
-                                  detector=config.detector, landmarks=config.landmarks)
+                                  detector=config.detector, landmarks=config.landmarks,
+                                  **(store_attrs or {}))
     for stale in Path(output).glob(".*.tmp"):  # leftovers of a run that was killed
         stale.unlink(missing_ok=True)
     summary = PrepareSummary()
@@ -574,14 +579,28 @@ def prepare_corpus(sources: Sequence[RecordingSource], output: str | Path,
 
 def prepare_folder(corpus: str | Path, output: str | Path, config: PrepareConfig,
                    layout: str = "auto", workers: int | None = None, preview: bool = False,
-                   progress: bool = True, log=print) -> PrepareSummary:
+                   progress: bool = True, log=print,
+                   continuous: ContinuousConfig | None = None) -> PrepareSummary:
     """``avstan prepare``: find the corpus's recordings (``layout``, detected by default),
     prepare them into the store at ``output``, optionally write a contact sheet per
-    recording to ``output/preview/``, and log the summary's lines."""
+    recording to ``output/preview/``, and log the summary's lines. With ``continuous``
+    (acted corpora of categorical utterances), each speaker's utterances are first joined
+    into one continuous recording under ``output/continuous/`` (:mod:`avstan.data.continuous`)."""
     layout, sources = find_corpus(corpus, layout)
     log(f"{corpus}: {layout} layout, {len(sources)} recordings")
+    setting = None if continuous is None else continuous.describe()
+    if (Path(output) / MANIFEST_NAME).is_file():
+        existing = RecordingStore.open(output)
+        held = existing.attrs.get("continuous")
+        if existing.names() and held != setting:
+            raise AvstanError(f"{output}: holds " + (f"continuous recordings ({held})" if held
+                              else "one recording per utterance") + "; prepare into another "
+                              "folder for other --continuous settings")
+    if continuous is not None:
+        ensure_writable_folder(output, "the recording store")
+        sources = build_continuous(sources, Path(output) / CONTINUOUS_FOLDER, continuous, log)
     summary = prepare_corpus(sources, output, config, corpus=layout, workers=workers,
-                             progress=progress)
+                             progress=progress, store_attrs={"continuous": setting})
     if preview:
         store = RecordingStore.open(output)
         for name in store.names():

@@ -103,6 +103,8 @@ def predict_recordings(model: nn.Module, recordings: Sequence[Recording],
                         maps.append(out["attention"][:, -1].float().cpu())
             else:
                 dataset = ClipDataset([recording], clip_length, stride=1, targets=targets,
+                                      audio_per_recording=getattr(
+                                          model, "recording_standardisation", False),
                                       **{**flags,
                                          "with_masks": with_masks or flags["with_masks"]})
                 if step > 1:

@@ -14,6 +14,15 @@ Every model names the batch entries it reads in ``input_names`` ("audio"), and r
 same dict as the video models: ``prediction (B, K)``, ``features (B, F)``, plus
 ``temporal_attention (B, T)`` where there is one.
 
+Options for the low-data regime (real speech with a few speakers, see docs/benchmarks.md):
+``recording_standardisation`` standardises each recording's features with its own
+statistics before the training-set standardiser (the data code does it, reading this
+flag: a clip alone cannot know its recording); ``input_noise`` adds Gaussian noise of that
+standard deviation to the standardised features in training; ``lstm_dropout`` is dropout
+between the LSTM layers. In training the models also return ``step_predictions (B, T, K)``,
+the output layer on every step's hidden state, for a loss on every step of the clip
+(``training.loss_every_step``).
+
 Choices the paper leaves open, fixed here: the attention MLP is D → ``attention_hidden``
 → 1 with tanh; the LSTM has ``hidden`` units per layer (the paper gives neither); dropout
 0.5 before the output layer, as between the paper's fully connected layers.
@@ -86,16 +95,19 @@ class AudioLSTMModel(nn.Module):
 
     def __init__(self, targets: Sequence[str], clip_length: int, audio_features: int,
                  hidden: int, layers: int, attention: bool, attention_hidden: int,
-                 dropout: float, feature_clip: float) -> None:
+                 dropout: float, feature_clip: float, recording_standardisation: bool = False,
+                 input_noise: float = 0.0, lstm_dropout: float = 0.0) -> None:
         super().__init__()
         self.targets = tuple(targets)
         self.clip_length = clip_length
         self.audio_features = audio_features
         self.audio_standardiser = FeatureStandardiser(audio_features, feature_clip)
+        self.recording_standardisation = bool(recording_standardisation)
+        self.input_noise = float(input_noise)
         self.attention_branch = TemporalAttention(audio_features, attention_hidden) \
             if attention else None
         self.lstm = nn.LSTM(audio_features, hidden, num_layers=layers, batch_first=True,
-                            dropout=0.0)
+                            dropout=lstm_dropout if layers > 1 else 0.0)
         self.dropout = nn.Dropout(dropout)
         self.output = nn.Linear(hidden, len(targets))
         self.feature_size = hidden
@@ -103,23 +115,29 @@ class AudioLSTMModel(nn.Module):
     def encode(self, audio: Tensor) -> dict[str, Tensor]:
         """Z^S (B, hidden) and, with attention, the weights (B, T)."""
         sequence = self.audio_standardiser(audio)
+        if self.training and self.input_noise > 0:
+            sequence = sequence + self.input_noise * torch.randn_like(sequence)
         out: dict[str, Tensor] = {}
         if self.attention_branch is not None:
             sequence, out["temporal_attention"] = self.attention_branch(sequence)
         hidden, _ = self.lstm(sequence)
         out["features"] = hidden[:, -1]
+        if self.training:
+            out["step_hidden"] = hidden
         return out
 
     def forward(self, audio: Tensor) -> dict[str, Tensor]:
         out = self.encode(audio)
         out["prediction"] = self.output(self.dropout(out["features"]))
+        if "step_hidden" in out:
+            out["step_predictions"] = self.output(self.dropout(out.pop("step_hidden")))
         return out
 
 
 def _audio_model(targets, clip_length, audio_features, hidden, layers, attention,
-                 attention_hidden, dropout, feature_clip) -> AudioLSTMModel:
+                 attention_hidden, dropout, feature_clip, **levers) -> AudioLSTMModel:
     model = AudioLSTMModel(targets, clip_length, audio_features, hidden, layers, attention,
-                           attention_hidden, dropout, feature_clip)
+                           attention_hidden, dropout, feature_clip, **levers)
     xavier_uniform_init(model)
     for name, parameter in model.lstm.named_parameters():
         if name.startswith("weight"):
@@ -136,16 +154,23 @@ def _audio_model(targets, clip_length, audio_features, hidden, layers, attention
 def lstm_ta(clip_length: int = 16, targets: Sequence[str] = LABEL_NAMES,
             audio_features: int = EGEMAPS_SIZE, hidden: int = 64, layers: int = 4,
             attention_hidden: int = 64, dropout: float = 0.5,
-            feature_clip: float = 5.0) -> AudioLSTMModel:
+            feature_clip: float = 5.0, recording_standardisation: bool = False,
+            input_noise: float = 0.0, lstm_dropout: float = 0.0) -> AudioLSTMModel:
     """LSTM-RNN + TA: temporal attention over eGeMAPS steps, then a 4-layer LSTM."""
     return _audio_model(targets, clip_length, audio_features, hidden, layers, True,
-                        attention_hidden, dropout, feature_clip)
+                        attention_hidden, dropout, feature_clip,
+                        recording_standardisation=recording_standardisation,
+                        input_noise=input_noise, lstm_dropout=lstm_dropout)
 
 
 @register_model
 def lstm(clip_length: int = 16, targets: Sequence[str] = LABEL_NAMES,
          audio_features: int = EGEMAPS_SIZE, hidden: int = 64, layers: int = 4,
-         dropout: float = 0.5, feature_clip: float = 5.0) -> AudioLSTMModel:
+         dropout: float = 0.5, feature_clip: float = 5.0,
+         recording_standardisation: bool = False, input_noise: float = 0.0,
+         lstm_dropout: float = 0.0) -> AudioLSTMModel:
     """LSTM-RNN: the audio model without temporal attention (MM paper, Table 1)."""
     return _audio_model(targets, clip_length, audio_features, hidden, layers, False, 0,
-                        dropout, feature_clip)
+                        dropout, feature_clip,
+                        recording_standardisation=recording_standardisation,
+                        input_noise=input_noise, lstm_dropout=lstm_dropout)

@@ -41,6 +41,7 @@ class AudioVisualFusion(nn.Module):
         self.crop_size = video_branch.crop_size
         self.audio_features = audio_branch.audio_features
         self.audio_standardiser = audio_branch.audio_standardiser
+        self.recording_standardisation = audio_branch.recording_standardisation
         video_size = video_branch.trunk.head.output.in_features
         # The branches' own output layers are kept (so trained branch models load as they
         # are) but unused: frozen, so nothing without a gradient is in the optimiser or DDP.

@@ -58,6 +58,8 @@ class TrainingSection:
     attention_entropy_start: float = 0.0
     attention_entropy_ramp: float = 0.0
     weight_decay: float = 0.0
+    # the loss on every step of each clip (audio models), not only on the last one
+    loss_every_step: bool = False
     batch_size: int = 16
     max_epochs: int = 30
     patience: int = 10  # early stopping on devel CCC, in epochs

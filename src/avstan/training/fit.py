@@ -151,9 +151,11 @@ def configure_torch(threads: int | None) -> None:
 def fit_audio_standardisation(model: torch.nn.Module, recordings: list, store: str) -> None:
     """Set the model's feature standardisation from the training recordings' audio features
     (train partition only; the statistics are buffers, so they are saved with the model)."""
-    from avstan.data.audio import fit_standardisation
+    from avstan.data.audio import fit_standardisation, standardise_per_recording
 
-    features = np.concatenate([r.audio_features for r in recordings])
+    per_recording = getattr(model, "recording_standardisation", False)
+    features = np.concatenate([standardise_per_recording(r.audio_features) if per_recording
+                               else r.audio_features for r in recordings])
     expected = model.audio_standardiser.center.shape[0]
     if features.shape[1] != expected:
         raise AvstanError(f"{store}: audio features have {features.shape[1]} values per step, "
@@ -236,11 +238,13 @@ def train_experiment(config: ExperimentConfig, restart: bool = False, progress: 
     module = EmotionRegressor(config.model.name, options, config.data.targets, section.loss,
                               section.lr, section.attention_lr, section.weight_decay,
                               section.attention_entropy, section.attention_entropy_start,
-                              section.attention_entropy_ramp)
+                              section.attention_entropy_ramp, section.loss_every_step)
     datamodule = RecordingDataModule(
         config.data.store, config.data.targets, config.data.clip_length, config.data.train_stride,
         config.data.val_stride, section.batch_size, config.data.augment, section.num_workers,
-        crop_size=options.get("crop_size"), input_names=module.model.input_names)
+        crop_size=options.get("crop_size"), input_names=module.model.input_names,
+        audio_per_recording=getattr(module.model, "recording_standardisation", False),
+        step_targets=section.loss_every_step)
     datamodule.setup("fit")
     if "audio" in module.model.input_names:
         fit_audio_standardisation(module.model, datamodule.train_dataset.recordings,

@@ -53,7 +53,7 @@ class EmotionRegressor(L.LightningModule):
                  loss: str = "mse", lr: float = 1e-4, attention_lr: float | None = None,
                  weight_decay: float = 0.0, attention_entropy: float = 0.0,
                  attention_entropy_start: float = 0.0,
-                 attention_entropy_ramp: float = 0.0) -> None:
+                 attention_entropy_ramp: float = 0.0, loss_every_step: bool = False) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.model = create_model(model_name, targets=list(targets), **model_options)
@@ -78,7 +78,10 @@ class EmotionRegressor(L.LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_index: int) -> torch.Tensor:
         out = self(batch)
-        loss = self.loss_fn(out["prediction"], batch["target"])
+        if self.hparams.loss_every_step:
+            loss = self._every_step_loss(out, batch)
+        else:
+            loss = self.loss_fn(out["prediction"], batch["target"])
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True,
                  batch_size=len(batch["target"]))
         if self.hparams.attention_entropy:
@@ -92,6 +95,19 @@ class EmotionRegressor(L.LightningModule):
             if weight:
                 loss = loss + weight * entropy
         return loss
+
+    def _every_step_loss(self, out: dict[str, torch.Tensor], batch: dict[str, Any]
+                         ) -> torch.Tensor:
+        """The loss over every labelled step of every clip: ``step_predictions (B, T, K)``
+        against ``step_target (B, T, K)``."""
+        if "step_predictions" not in out:
+            raise AvstanError(f"training.loss_every_step: model {self.hparams.model_name!r} "
+                              "predicts only the last step; train lstm or lstm_ta, or set "
+                              "it to false")
+        prediction = out["step_predictions"].flatten(0, 1)
+        target = batch["step_target"].flatten(0, 1)
+        known = torch.isfinite(target).all(dim=1)
+        return self.loss_fn(prediction[known], target[known])
 
     def _epoch_progress(self, batch_index: int) -> float:
         """Training progress in epochs: the epoch plus the fraction of its batches done."""
@@ -171,7 +187,8 @@ class RecordingDataModule(L.LightningDataModule):
                  train_stride: int = 16, val_stride: int = 1, batch_size: int = 16,
                  augment: AugmentConfig | None = None, num_workers: int = 0,
                  crop_size: int | None = None,
-                 input_names: Sequence[str] = ("clip",)) -> None:
+                 input_names: Sequence[str] = ("clip",), audio_per_recording: bool = False,
+                 step_targets: bool = False) -> None:
         super().__init__()
         self.store_root = store
         self.targets = tuple(targets)
@@ -183,6 +200,8 @@ class RecordingDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.crop_size = crop_size
         self.input_names = tuple(input_names)
+        self.audio_per_recording = audio_per_recording
+        self.step_targets = step_targets
         self.skipped: list[str] = []
         self.train_dataset: ClipDataset | None = None
         self.val_dataset: ClipDataset | None = None
@@ -222,9 +241,12 @@ class RecordingDataModule(L.LightningDataModule):
         with_masks = video and all(r.salient_mask is not None for r in devel)
         self.train_dataset = ClipDataset(train, self.clip_length, self.train_stride,
                                          self.targets, labelled_only=True, augment=self.augment,
-                                         with_masks=train_masks, **flags)
+                                         with_masks=train_masks,
+                                         audio_per_recording=self.audio_per_recording,
+                                         step_targets=self.step_targets, **flags)
         self.val_dataset = ClipDataset(devel, self.clip_length, self.val_stride, self.targets,
-                                       labelled_only=True, with_masks=with_masks, **flags)
+                                       labelled_only=True, with_masks=with_masks,
+                                       audio_per_recording=self.audio_per_recording, **flags)
         if len(self.train_dataset) == 0:
             raise AvstanError(f"{self.store_root}: the train partition has no labelled clip")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from avstan.data.corpora import afewva, affwild2, avec2017, generic, recola
+from avstan.data.corpora import afewva, affwild2, avec2017, cremad, generic, ravdess, recola
 from avstan.data.corpora.base import LabelTrack, RecordingSource, resample_labels
 from avstan.data.corpora.common import check_folder
 from avstan.errors import AvstanError
@@ -20,6 +20,8 @@ LAYOUTS: dict[str, Callable[[Path], list[RecordingSource]]] = {
     "avec2017": avec2017.find_recordings,
     "affwild2": affwild2.find_recordings,
     "afewva": afewva.find_recordings,
+    "ravdess": ravdess.find_recordings,
+    "cremad": cremad.find_recordings,
     "generic": generic.find_recordings,
 }
 # Corpus-specific layouts are recognised by their own files; generic is the fallback.
@@ -28,6 +30,8 @@ _SPECIFIC = {
     "avec2017": avec2017.looks_like,
     "affwild2": affwild2.looks_like,
     "afewva": afewva.looks_like,
+    "ravdess": ravdess.looks_like,
+    "cremad": cremad.looks_like,
 }
 
 __all__ = ["LAYOUTS", "LabelTrack", "RecordingSource", "detect_layout", "find_corpus",

@@ -115,7 +115,8 @@ def read_split(root: Path) -> dict[str, str] | None:
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         fields = [field.strip() for field in line.split(";" if ";" in line else ",")]
-        if not split and [f.lower() for f in fields] == ["recording", "partition"]:
+        if not split and [f.lower() for f in fields] in (["recording", "partition"],
+                                                         ["speaker", "partition"]):
             continue
         if len(fields) != 2 or not fields[0]:
             raise AvstanError(f"{path}, line {number}: expected 'recording,partition', got "

@@ -1,0 +1,138 @@
+"""Real speech with few speakers: the AVEC SVR baseline against ``lstm`` and ``lstm_ta``.
+
+RAVDESS speech (``../shared/data/speech-ravdess/``, 24 actors) prepared as continuous
+recordings (``avstan prepare --layout ravdess --continuous``: one recording per actor,
+blocks of up to 3 same-category utterances, 0.5 s silences, labels at 10 Hz from the
+circumplex table; defaults otherwise: 4 steps/s, 4 s eGeMAPS windows). Fixed speakers:
+devel Actor_19–20, test Actor_21–24 (the reader's default split); training on the first
+6 (Actor_01–06, 3 male, 3 female) or all 18 (Actor_01–18). The store is prepared once
+into ``WORK/store``; a setting's store is a view of it (links to the same files, a
+manifest of its speakers). Each learned model is trained with its demo config
+(``src/avstan/configs/demo_<model>.yaml``, ``--set`` overrides on top) for every seed; the
+baseline is deterministic and run once. Prints mean ± sd over seeds of the concatenated
+CCC on ``--partition`` (test by default; use devel to choose settings), raw and after the
+AVEC chain fitted on devel. Runs are kept under ``WORK/runs`` and reused.
+
+    .venv/bin/python benchmarks/real_speech.py [--speakers 6 18] [--seeds 0 1 2]
+        [--models baseline lstm lstm_ta] [--partition test] [--set KEY=VALUE ...]
+        [--tag NAME] [--work runs/real_speech]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from avstan.data.continuous import ContinuousConfig
+from avstan.data.prepare import PrepareConfig, prepare_folder
+from avstan.data.store import RecordingStore
+from avstan.evaluation.baseline import run_baseline
+from avstan.evaluation.evaluate import evaluate_model_file
+from avstan.experiments.calibrated_training import train_and_calibrate
+from avstan.training.config import load_config, packaged_config
+
+CORPUS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "speech-ravdess"
+TRAIN_SPEAKERS = {6: [f"Actor_{n:02d}" for n in range(1, 7)],
+                  18: [f"Actor_{n:02d}" for n in range(1, 19)]}
+TARGETS = ("valence", "arousal")
+
+
+def full_store(work: Path, corpus: Path) -> Path:
+    store = work / "store"
+    summary = prepare_folder(corpus, store, PrepareConfig(), layout="ravdess", workers=1,
+                             progress=False, log=lambda line: None,
+                             continuous=ContinuousConfig())
+    if summary.failed:
+        raise SystemExit(f"{store}: {len(summary.failed)} recordings failed: {summary.failed}")
+    return store
+
+
+def speaker_store(work: Path, store: Path, speakers: int) -> Path:
+    """A store with the given training speakers and every devel and test speaker."""
+    view = work / f"store_{speakers}"
+    full = RecordingStore.open(store)
+    keep = set(TRAIN_SPEAKERS[speakers]) | set(full.names("devel")) | set(full.names("test"))
+    subset = RecordingStore.create(view, corpus=full.corpus, **full.attrs)
+    for name in sorted(keep):
+        entry = full.entries[name]
+        link = view / entry.file
+        if not link.exists():
+            os.symlink((store / entry.file).resolve(), link)
+        subset.entries[name] = entry
+    subset.save_manifest()
+    return view
+
+
+def ccc(evaluation, postprocessed: bool) -> list[float]:
+    scores = evaluation.postprocessed_scores if postprocessed else evaluation.scores
+    return [scores[t]["concatenated"]["ccc"] for t in TARGETS]
+
+
+def run_model(model: str, store: Path, run: Path, seed: int, overrides: list[str],
+              partition: str) -> tuple[list[float], list[float]]:
+    if model == "baseline":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            evaluation, _ = run_baseline(store, None, partition)
+        return ccc(evaluation, False), ccc(evaluation, True)
+    config = load_config(packaged_config(f"demo_{model}"), [
+        *overrides, f"data.store={store}", f"output={run}", f"training.seed={seed}"])
+    trained = train_and_calibrate(config, progress=False)
+    evaluation = evaluate_model_file(trained.model_path, store, partition, progress=False)
+    return ccc(evaluation, False), ccc(evaluation, True)
+
+
+def cell(values: list[float]) -> str:
+    return f"{np.mean(values):.3f} ± {np.std(values):.3f}" if len(values) > 1 \
+        else f"{values[0]:.3f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--speakers", type=int, nargs="+", default=[6, 18],
+                        choices=sorted(TRAIN_SPEAKERS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--models", nargs="+", default=["baseline", "lstm", "lstm_ta"])
+    parser.add_argument("--partition", default="test", choices=["devel", "test"])
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="config override for the learned models")
+    parser.add_argument("--tag", default="default", help="names the runs of these overrides")
+    parser.add_argument("--work", default="runs/real_speech")
+    parser.add_argument("--corpus", default=str(CORPUS))
+    args = parser.parse_args()
+    work = Path(args.work)
+    started = time.perf_counter()
+    store = full_store(work, Path(args.corpus))
+    rows = []
+    for speakers in args.speakers:
+        view = speaker_store(work, store, speakers)
+        for model in args.models:
+            seeds = [0] if model == "baseline" else args.seeds
+            raw, processed = [], []
+            for seed in seeds:
+                run = work / "runs" / args.tag / f"{model}_{speakers}spk_seed{seed}"
+                r, p = run_model(model, view, run, seed, args.overrides, args.partition)
+                raw.append(r)
+                processed.append(p)
+                print(f"  {speakers} speakers, {model}, seed {seed}: {args.partition} CCC "
+                      f"V {r[0]:.3f} A {r[1]:.3f} (post-processed {p[0]:.3f} / {p[1]:.3f})",
+                      flush=True)
+            raw, processed = np.array(raw), np.array(processed)
+            name = "`avstan baseline` (SVR)" if model == "baseline" else f"`{model}`"
+            rows.append(f"| {speakers} | {name} | {len(seeds)} | {cell(raw[:, 0])} | "
+                        f"{cell(raw[:, 1])} | {cell(processed[:, 0])} | {cell(processed[:, 1])} |")
+    print(f"\n{args.partition} CCC (concatenated), mean ± sd over seeds; overrides: "
+          f"{' '.join(args.overrides) or 'none'} ({time.perf_counter() - started:.0f} s)\n")
+    print("| training speakers | model | seeds | CCC valence | CCC arousal | "
+          "valence, post-processed | arousal, post-processed |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
