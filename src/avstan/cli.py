@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="steps per second (default 4, as the papers)")
     prepare.add_argument("--workers", type=int, default=None,
                          help="parallel processes (default: all cores)")
+    add_engine_arguments(prepare)
     prepare.add_argument("--preview", action="store_true",
                          help="also write a contact sheet of crops with landmarks per "
                               "recording to OUTPUT/preview/")
@@ -208,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="search for the face every K-th step and follow its landmarks "
                               "in between (default: as the model's training store was "
                               "prepared; 1 searches every step)")
+    add_engine_arguments(predict)
     predict.add_argument("--all-faces", action="store_true",
                          help="follow every person in the video (a stable identity from a "
                               "face descriptor, kept across cuts) and write one curve per "
@@ -252,6 +254,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--engine", choices=("local", "ray"), default="local",
+                        help="where the files are processed: local (a process pool on this "
+                             "machine) or ray (Ray tasks; pip install 'avstan[ray]') "
+                             "(default local)")
+    parser.add_argument("--ray-address", metavar="ADDR",
+                        help="with --engine ray: the cluster, HOST:PORT, ray://HOST:PORT or "
+                             "auto (default: a Ray instance on this machine for the run); the "
+                             "output folder must be on storage every node sees")
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from avstan.experiments.demo import DEMO_MODELS, run_demo
 
@@ -271,7 +284,8 @@ def run_prepare(args: argparse.Namespace) -> int:
     continuous = ContinuousConfig(args.block_size, args.gap, args.block_seed) \
         if args.continuous else None
     summary = prepare_folder(args.corpus, args.output, config, args.layout, args.workers,
-                             preview=args.preview, continuous=continuous)
+                             preview=args.preview, continuous=continuous, engine=args.engine,
+                             ray_address=args.ray_address)
     return EXIT_PARTIAL_FAILURE if summary.failed else 0
 
 
@@ -357,7 +371,8 @@ def run_predict(args: argparse.Namespace) -> int:
                                   args.hop, args.overwrite, not args.no_postprocess,
                                   overlay=args.overlay, html=args.html,
                                   redetect_every=args.redetect_every,
-                                  detector=args.detector, all_faces=args.all_faces)
+                                  detector=args.detector, all_faces=args.all_faces,
+                                  engine=args.engine, ray_address=args.ray_address)
     print(f"predicted {len(done)}, failed {len(failed)}")
     return EXIT_PARTIAL_FAILURE if failed else 0
 

@@ -41,6 +41,7 @@ import torch
 
 from avstan.apply.overlay import write_overlay_video
 from avstan.apply.prediction_page import browser_ready_video, write_prediction_page
+from avstan.cluster import RayRun, check_engine, check_reachable, check_shared_folder
 from avstan.data.audio import NoAudioError
 from avstan.data.corpora.base import AUDIO_SUFFIXES, VIDEO_SUFFIXES, RecordingSource
 from avstan.data.faces import DEFAULT_TEMPLATE, FaceAligner
@@ -60,6 +61,7 @@ from avstan.evaluation.plots import plot_emotion_curves
 from avstan.evaluation.postprocess import PostProcessing, chains_from_dicts
 from avstan.io import atomic_write_bytes, ensure_writable_folder
 from avstan.models.model_file import TrainedModel
+from avstan.progress import progress_bar
 
 
 @dataclass
@@ -324,6 +326,23 @@ class Predictor:
                                csv_path, plot_path, overlay_path, html_path)
 
 
+_WORKER_PREDICTOR: tuple[tuple, Predictor] | None = None
+
+
+def _predict_on_ray(settings: tuple, video: Path, output: Path, hop: int, overlay: bool,
+                    html: bool, all_faces: bool) -> list[VideoPrediction]:
+    """A Ray task: one video's predictions, with the worker's Predictor (loaded once per
+    worker process and model settings)."""
+    global _WORKER_PREDICTOR
+    if _WORKER_PREDICTOR is None or _WORKER_PREDICTOR[0] != settings:
+        torch.set_flush_denormal(True)
+        _WORKER_PREDICTOR = (settings, Predictor.load(*settings))
+    predictor = _WORKER_PREDICTOR[1]
+    if all_faces:
+        return predictor.predict_people(video, output, hop, False, overlay, html)
+    return [predictor.predict_video(video, output, hop, False, overlay, html)]
+
+
 def prepare_config_for(trained: TrainedModel, redetect_every: int | None = None,
                        detector: str | None = None) -> PrepareConfig:
     """prepare's settings that read new media as the model's training store was read."""
@@ -340,16 +359,23 @@ def predict_videos(model_path: str | Path, inputs: str | Path, output: str | Pat
                    postprocess: bool = True, progress: bool = True, log=print,
                    overlay: bool = False, html: bool = False,
                    redetect_every: int | None = None, detector: str | None = None,
-                   all_faces: bool = False
+                   all_faces: bool = False, engine: str = "local",
+                   ray_address: str | None = None
                    ) -> tuple[list[VideoPrediction], list[tuple[Path, str]]]:
     """Predict every video of ``inputs``; returns (predictions, [(video, reason) failed]).
 
     ``overlay`` adds ``<name>.overlay.mp4``, ``html`` adds ``<name>.html`` (module docstring).
     ``redetect_every``, ``detector``: see :meth:`Predictor.load`. ``all_faces``: one curve
-    per person (:meth:`Predictor.predict_people`) instead of the main face's.
+    per person (:meth:`Predictor.predict_people`) instead of the main face's. ``engine``
+    "ray": each video is a Ray task (one CPU, and one GPU when ``device`` is CUDA) on the
+    cluster at ``ray_address`` or a local Ray instance (``avstan.cluster``); the output
+    folder must be on storage every node sees.
     """
     if hop < 1:
         raise AvstanError(f"--hop must be at least 1, got {hop}")
+    check_engine(engine)
+    if engine == "ray" and ray_address:
+        check_reachable(ray_address)
     torch.set_flush_denormal(True)  # the recurrent path can crawl on denormals (DESIGN.md)
     predictor = Predictor.load(model_path, device, postprocess, redetect_every, detector)
     videos = find_videos(inputs, predictor.media_suffixes)
@@ -374,6 +400,25 @@ def predict_videos(model_path: str | Path, inputs: str | Path, output: str | Pat
             raise AvstanError(f"{existing[0]}: exists; pass --overwrite or choose another "
                               "--output folder")
     done, failed = [], []
+    if engine == "ray":
+        settings = (str(model_path), device, postprocess, redetect_every, detector)
+        jobs = [(settings, video, output, hop, overlay, html, all_faces) for video in videos]
+        bar = progress_bar(len(videos), "predicting", "video", enabled=progress)
+        with RayRun(ray_address) as run:
+            check_shared_folder(run, output)
+            gpus = 1 if str(device).startswith("cuda") else 0
+            for index, result in run.map_unordered(_predict_on_ray, jobs, num_gpus=gpus):
+                video = videos[index]
+                bar.update(1)
+                if isinstance(result, Exception):
+                    failed.append((video, str(result)))
+                    log(f"failed {video.name}: {result}")
+                    continue
+                done += result
+                log(f"{video}: {len(result[0].times)} steps -> "
+                    + ", ".join(p.csv_path.name for p in result))
+        bar.close()
+        return done, failed
     for video in videos:
         try:
             if all_faces:

@@ -45,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
+from avstan.cluster import RayRun, check_engine, check_reachable, check_shared_folder
 from avstan.data.audio import (
     DEFAULT_AUDIO_WINDOW,
     SAMPLE_RATE,
@@ -326,8 +327,21 @@ _WORKER_ALIGNER: FaceAligner | None = None
 
 
 def _init_worker(config: PrepareConfig) -> None:
-    global _WORKER_ALIGNER
+    global _WORKER_ALIGNER, _WORKER_CONFIG
     _WORKER_ALIGNER = make_aligner(config)
+    _WORKER_CONFIG = config
+
+
+_WORKER_CONFIG: PrepareConfig | None = None
+
+
+def _prepare_on_ray(source: RecordingSource, config: PrepareConfig, corpus: str,
+                    root: Path) -> Outcome:
+    """A Ray task: :func:`_prepare_one` with the worker's aligner (made once per worker
+    process and configuration, as the local pool's initializer does)."""
+    if _WORKER_CONFIG != config:
+        _init_worker(config)
+    return _prepare_one(source, config, corpus, root)
 
 
 @dataclass(frozen=True)
@@ -463,10 +477,17 @@ def stored_damage(store: RecordingStore, name: str) -> str | None:
 def prepare_corpus(sources: Sequence[RecordingSource], output: str | Path,
                    config: PrepareConfig = PrepareConfig(), corpus: str = "",
                    workers: int | None = None, progress: bool = True,
-                   store_attrs: dict | None = None) -> PrepareSummary:
-    """Prepare every source into the store at ``output``; see the module docstring."""
+                   store_attrs: dict | None = None, engine: str = "local",
+                   ray_address: str | None = None) -> PrepareSummary:
+    """Prepare every source into the store at ``output``; see the module docstring.
+    ``engine``: "local" (a process pool of ``workers``) or "ray" (Ray tasks on the cluster
+    at ``ray_address``, or on a local Ray instance of ``workers`` CPUs; ``avstan.cluster``)."""
     if workers is not None and workers < 1:
         raise AvstanError(f"--workers {workers}: use 1 or more (default: all cores)")
+    check_engine(engine)
+    if engine == "ray" and ray_address:
+        check_reachable(ray_address)
+    requested_workers = workers
     names = [s.name for s in sources]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -548,7 +569,18 @@ def prepare_corpus(sources: Sequence[RecordingSource], output: str | Path,
         make_detector(config.detector)  # a missing model: one line here, not in each worker
     disk_full: list[tuple[str, str]] = []
     try:
-        if workers == 1:
+        if engine == "ray" and todo:
+            with RayRun(ray_address, requested_workers) as run:
+                check_shared_folder(run, root)
+                jobs = [(source, config, corpus, root) for source in todo]
+                for index, result in run.map_unordered(_prepare_on_ray, jobs):
+                    if isinstance(result, Exception):  # the task itself failed on its worker
+                        result = Outcome(todo[index].name, "failed",
+                                         message=f"{todo[index].name}: {result}")
+                    record(result, partitions[result.name])
+                    if disk_full:  # the rest are cancelled when this run's Ray shuts down
+                        break
+        elif workers == 1:
             _init_worker(config)
             for source in todo:
                 record(_prepare_one(source, config, corpus, root), source.partition)
@@ -580,7 +612,8 @@ def prepare_corpus(sources: Sequence[RecordingSource], output: str | Path,
 def prepare_folder(corpus: str | Path, output: str | Path, config: PrepareConfig,
                    layout: str = "auto", workers: int | None = None, preview: bool = False,
                    progress: bool = True, log=print,
-                   continuous: ContinuousConfig | None = None) -> PrepareSummary:
+                   continuous: ContinuousConfig | None = None, engine: str = "local",
+                   ray_address: str | None = None) -> PrepareSummary:
     """``avstan prepare``: find the corpus's recordings (``layout``, detected by default),
     prepare them into the store at ``output``, optionally write a contact sheet per
     recording to ``output/preview/``, and log the summary's lines. With ``continuous``
@@ -600,6 +633,7 @@ def prepare_folder(corpus: str | Path, output: str | Path, config: PrepareConfig
         ensure_writable_folder(output, "the recording store")
         sources = build_continuous(sources, Path(output) / CONTINUOUS_FOLDER, continuous, log)
     summary = prepare_corpus(sources, output, config, corpus=layout, workers=workers,
+                             engine=engine, ray_address=ray_address,
                              progress=progress, store_attrs={"continuous": setting})
     if preview:
         store = RecordingStore.open(output)
