@@ -1,6 +1,7 @@
 """The prediction page: self-contained, plays the video, draws the curves, cursor in sync."""
 
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -75,3 +76,25 @@ def test_page_renders_in_headless_chromium(tmp_path):
                    capture_output=True, timeout=120)
     pixels = imread(shot)[..., :3]
     assert pixels.shape[:2] == (500, 1400) and pixels.std() > 0.05  # not a blank page
+
+
+def test_long_videos_are_linked_not_embedded(tmp_path):
+    from avstan.apply.prediction_page import page_video, prediction_page_html
+
+    inline, made = page_video(MEDIA / "single_face.mp4", tmp_path, "single_face")
+    assert inline == (MEDIA / "single_face.mp4").read_bytes() and made is None
+    # above the limit: the original by its file:// address, a file beside the page by name
+    linked, made = page_video(MEDIA / "single_face.mp4", tmp_path, "single_face", limit=0)
+    assert linked == (MEDIA / "single_face.mp4").resolve().as_uri() and made is None
+    shutil.copy(MEDIA / "single_face.mp4", tmp_path / "clip.overlay.mp4")
+    assert page_video(tmp_path / "clip.overlay.mp4", tmp_path, "clip", limit=0) == (
+        "clip.overlay.mp4", None)
+    # a video a browser cannot play is re-encoded beside the page and linked
+    linked, made = page_video(MEDIA / "face_noface.mov", tmp_path, "face_noface", limit=0)
+    assert linked == "face_noface.video.mp4" and made == tmp_path / "face_noface.video.mp4"
+    with av.open(str(made)) as container:
+        assert container.streams.video[0].codec_context.name == "h264"
+    page = prediction_page_html("t", linked, np.arange(3) / 4, np.zeros((3, 1)),
+                                ["valence"], np.ones(3, bool), 1.0)
+    assert "src='face_noface.video.mp4'" in page and "base64" not in page
+    assert "The video is linked, not embedded" in page

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from avstan.apply.overlay import write_overlay_video
-from avstan.apply.prediction_page import browser_ready_video, write_prediction_page
+from avstan.apply.prediction_page import page_video, write_prediction_page
 from avstan.cluster import RayRun, check_engine, check_reachable, check_shared_folder
 from avstan.data.audio import NoAudioError
 from avstan.data.corpora.base import AUDIO_SUFFIXES, VIDEO_SUFFIXES, RecordingSource
@@ -258,8 +258,9 @@ class Predictor:
                     result.overlay_path = overlay_path
             if html:
                 html_path = output / f"{video.stem}.html"
-                movie = (written[-1].read_bytes() if overlay
-                         else browser_ready_video(video, output))
+                movie, made = page_video(written[-1] if overlay else video, output,
+                                         video.stem)
+                written += [made] if made is not None else []
                 names = [f"{label} {t}" for label in labels for t in targets]
                 joined = np.concatenate(values, axis=1)
                 written.append(write_prediction_page(
@@ -305,8 +306,8 @@ class Predictor:
                     video, overlay_path, recording.times, values, targets, recording.face_found,
                     attention, recording.alignment_matrices))
             if html_path is not None:
-                movie = (overlay_path.read_bytes() if overlay_path is not None
-                         else browser_ready_video(video, output))
+                movie, made = page_video(overlay_path or video, output, video.stem)
+                written += [made] if made is not None else []
                 written.append(write_prediction_page(
                     html_path, video.name, movie, recording.times, values, targets,
                     recording.face_found, recording.times[-1] + 1.0 / config.step_rate,

@@ -8,7 +8,10 @@ file can be mailed or archived as is. ``#t=SECONDS`` in the address starts there
 
 The video must play in a browser: H.264 in MP4. :func:`browser_ready_video` keeps such a
 file as it is and re-encodes anything else (through ``overlay.write_overlay_video`` with
-the frames unchanged).
+the frames unchanged). A video larger than ``INLINE_LIMIT_BYTES`` (a long one) is linked
+instead of embedded (:func:`page_video`): the page then plays it from beside the page (the
+overlay, or a re-encode ``<name>.video.mp4``) or from its own path (``file://``), and says
+so; the page itself stays small and is written without holding the video in memory.
 
 For the tests the script leaves its state on ``<body>``: ``data-curves`` (polylines
 drawn), ``data-video-width`` (set once the browser decoded the video), ``data-cursor-time``.
@@ -31,6 +34,7 @@ from avstan.errors import AvstanError
 from avstan.io import atomic_write_bytes
 
 COLOURS = {"valence": "#1f77b4", "arousal": "#d62728"}
+INLINE_LIMIT_BYTES = 64 * 2**20  # larger videos are linked, not embedded
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
@@ -117,10 +121,9 @@ SCRIPT = """
 """
 
 
-def browser_ready_video(video: str | Path, scratch: str | Path) -> bytes:
-    """The bytes of an MP4 a browser plays: ``video`` itself when it is H.264 (with AAC or
-    MP3 audio, or none) in MP4, else a re-encode written under ``scratch`` and removed."""
-    video = Path(video)
+def is_browser_ready(video: Path) -> bool:
+    """Whether a browser plays ``video`` as it is: H.264 (with AAC or MP3 audio, or none)
+    in MP4."""
     try:
         with av.open(str(video)) as container:
             formats = set(container.format.name.split(","))
@@ -128,9 +131,16 @@ def browser_ready_video(video: str | Path, scratch: str | Path) -> bytes:
                       if s.type in ("video", "audio")}
     except (av.error.FFmpegError, OSError) as exc:
         raise AvstanError(f"{video}: not a readable media file ({exc})") from None
-    if video.suffix.lower() in (".mp4", ".m4v") and "mp4" in formats \
-            and codecs.get("video") == "h264" \
-            and codecs.get("audio", "aac") in ("aac", "mp3", "mp3float"):
+    return (video.suffix.lower() in (".mp4", ".m4v") and "mp4" in formats
+            and codecs.get("video") == "h264"
+            and codecs.get("audio", "aac") in ("aac", "mp3", "mp3float"))
+
+
+def browser_ready_video(video: str | Path, scratch: str | Path) -> bytes:
+    """The bytes of an MP4 a browser plays: ``video`` itself when it is H.264 (with AAC or
+    MP3 audio, or none) in MP4, else a re-encode written under ``scratch`` and removed."""
+    video = Path(video)
+    if is_browser_ready(video):
         return video.read_bytes()
     with tempfile.TemporaryDirectory(dir=scratch, prefix=".reencode-") as folder:
         path = write_overlay_video(video, Path(folder) / "video.mp4", np.zeros(1),
@@ -138,11 +148,35 @@ def browser_ready_video(video: str | Path, scratch: str | Path) -> bytes:
         return path.read_bytes()
 
 
-def prediction_page_html(title: str, video_mp4: bytes, times: np.ndarray, values: np.ndarray,
+def page_video(video: Path, page_folder: Path, stem: str,
+               limit: int | None = None) -> tuple[bytes | str, Path | None]:
+    """What the page plays: the bytes to embed, or (above ``limit`` bytes) the address to
+    link: a file beside the page by name, else the video's ``file://`` URI. Returns it with
+    the file made for it (a re-encode ``<stem>.video.mp4`` beside the page), if any."""
+    video = Path(video)
+    limit = INLINE_LIMIT_BYTES if limit is None else limit
+    if is_browser_ready(video):
+        if video.stat().st_size <= limit:
+            return video.read_bytes(), None
+        if video.resolve().parent == Path(page_folder).resolve():
+            return video.name, None
+        return video.resolve().as_uri(), None
+    linked = Path(page_folder) / f"{stem}.video.mp4"
+    write_overlay_video(video, linked, np.zeros(1), annotate=False)
+    if linked.stat().st_size <= limit:
+        movie = linked.read_bytes()
+        linked.unlink()
+        return movie, None
+    return linked.name, linked
+
+
+def prediction_page_html(title: str, video_mp4: bytes | str, times: np.ndarray,
+                         values: np.ndarray,
                          targets: Sequence[str], face_found: np.ndarray, duration: float,
                          note: str = "", colours: dict[str, str] | None = None) -> str:
     """The page as a string; ``values`` (N, K) on ``times`` (N,), ``duration`` in seconds;
-    ``colours`` per target name (default: :data:`COLOURS`)."""
+    ``colours`` per target name (default: :data:`COLOURS`). ``video_mp4``: the bytes to
+    embed, or the address (a string) of a video to link."""
     colours = {**COLOURS, **(colours or {})}
     data = {
         "times": [round(float(t), 4) for t in times],
@@ -156,20 +190,28 @@ def prediction_page_html(title: str, video_mp4: bytes, times: np.ndarray, values
     legend = "".join(f"<span style='color:{colours.get(t, '#333')}'>&#9632; {html.escape(t)}"
                      "</span>" for t in targets)
     legend += "<span style='color:#999'>&#9632; no face</span>"
-    source = base64.b64encode(video_mp4).decode()
+    if isinstance(video_mp4, str):
+        source = html.escape(video_mp4, quote=True)
+        linked = (f"<p class='note'>The video is linked, not embedded (it is long): "
+                  f"<a href='{source}'>{html.escape(video_mp4)}</a>; keep this page next to "
+                  "it.</p>")
+    else:
+        source = "data:video/mp4;base64," + base64.b64encode(video_mp4).decode()
+        linked = ""
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>"
         f"<h1>{html.escape(title)}</h1><div class='row'>"
-        f"<video id='video' controls preload='auto' src='data:video/mp4;base64,{source}'>"
+        f"<video id='video' controls preload='auto' src='{source}'>"
         "</video><div><svg id='chart' width='640' height='300' viewBox='0 0 640 300'></svg>"
         f"<div class='legend'>{legend}</div><div class='now' id='now'></div></div></div>"
-        + (f"<p class='note'>{html.escape(note)}</p>" if note else "")
+        + (f"<p class='note'>{html.escape(note)}</p>" if note else "") + linked
         + f"<script type='application/json' id='predictions'>{payload}</script>"
         f"<script>{SCRIPT}</script></body></html>")
 
 
-def write_prediction_page(path: str | Path, title: str, video_mp4: bytes, times: np.ndarray,
+def write_prediction_page(path: str | Path, title: str, video_mp4: bytes | str,
+                          times: np.ndarray,
                           values: np.ndarray, targets: Sequence[str], face_found: np.ndarray,
                           duration: float, note: str = "", colours: dict[str, str] | None = None
                           ) -> Path:
