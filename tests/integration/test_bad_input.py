@@ -402,3 +402,32 @@ def test_a_test_recording_without_labels_is_named_as_left_out(tiny_store, tmp_pa
     import html
 
     assert html.escape(note) in (tmp_path / "out" / "report.html").read_text()
+
+
+@pytest.mark.parametrize("content, expected", [
+    ("random", "(neither a zip archive nor a pickle: not a torch file)"),
+    ("plain pickle", "(a plain pickle, not what torch.save writes, and avstan does not "
+                     "unpickle such files: they can run code)"),
+    ("torch.save with code", "(it holds a Python object, exec, that could run code "
+                             "when loaded, so avstan does not load it)"),
+    ("truncated", "(its zip archive is damaged or truncated)"),
+])
+def test_unreadable_model_files_say_why_in_our_words(content, expected, tiny_store, tmp_path,
+                                                     capsys, monkeypatch):
+    """Issue 18 item 11: these used to quote a cut-off paragraph of torch's, and the hostile
+    pickle printed a torch warning line as well."""
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "model.pt"
+    if content == "random":
+        path.write_bytes(bytes(np.random.default_rng(0).integers(1, 127, 4000, np.uint8)))
+    elif content == "plain pickle":
+        path.write_bytes(pickle.dumps({"state_dict": Exploit()}, protocol=4))
+    elif content == "torch.save with code":
+        torch.save({"format": "avstan-model", "payload": Exploit()}, path)
+    else:
+        torch.save({"state_dict": {"w": torch.zeros(1000)}}, path)
+        path.write_bytes(path.read_bytes()[:300])
+    line = one_error_line(["evaluate", str(path), str(tiny_store)], capsys)
+    assert line == (f"avstan: error: {path}: not a readable avstan model file {expected}; use "
+                    "a model.pt written by `avstan train`")
+    assert not (tmp_path / "PWNED").exists()
