@@ -431,3 +431,27 @@ def test_unreadable_model_files_say_why_in_our_words(content, expected, tiny_sto
     assert line == (f"avstan: error: {path}: not a readable avstan model file {expected}; use "
                     "a model.pt written by `avstan train`")
     assert not (tmp_path / "PWNED").exists()
+
+
+def test_unclear_messages_now_name_the_cause(tiny_store, tmp_path, capsys):
+    """Issue 18 item 11: --partition tst did not list the valid names, a file passed as the
+    corpus said "no such folder", baseline without devel blamed the audio."""
+    from avstan.data.store import RecordingStore
+    from avstan.models import create_model
+    from avstan.models.model_file import TrainedModel
+
+    model = TrainedModel(create_model("cnn2d", crop_size=16, clip_length=4),
+                         ("valence", "arousal"), 4.0).save(tmp_path / "model.pt")
+    line = one_error_line(["evaluate", str(model), str(tiny_store), "--partition", "tst"],
+                          capsys)
+    assert line.endswith(f"{tiny_store}: unknown partition 'tst'; use one of train, devel, "
+                         "test")
+    line = one_error_line(["prepare", str(model), str(tmp_path / "store")], capsys)
+    assert line.endswith(f"{model}: a file, not a folder; pass the folder that holds the "
+                         "corpus (its videos, audio and label files)")
+    no_devel = RecordingStore.create(tmp_path / "no_devel", corpus="tiny")
+    for recording in RecordingStore.open(tiny_store):
+        if recording.partition != "devel":
+            no_devel.add(recording)
+    line = one_error_line(["baseline", str(no_devel.root), str(tmp_path / "out")], capsys)
+    assert "the devel partition is empty (devel chooses C and fits the post-processing)" in line

@@ -450,6 +450,10 @@ class RecordingStore:
         return read_recording(self.path_of(name), load_frames=load_frames)
 
     def load_partition(self, partition: str, load_frames: bool = True) -> list[Recording]:
+        """The complete recordings of ``partition`` (train, devel or test)."""
+        if partition not in PARTITIONS:
+            raise AvstanError(f"{self.root}: unknown partition {partition!r}; use one of "
+                              f"{', '.join(PARTITIONS)}")
         return [self.load(n, load_frames) for n in self.names(partition)]
 
     def __iter__(self) -> Iterator[Recording]:
