@@ -455,3 +455,40 @@ def test_unclear_messages_now_name_the_cause(tiny_store, tmp_path, capsys):
             no_devel.add(recording)
     line = one_error_line(["baseline", str(no_devel.root), str(tmp_path / "out")], capsys)
     assert "the devel partition is empty (devel chooses C and fits the post-processing)" in line
+
+
+@pytest.mark.parametrize("with_mask", [True, False])
+def test_frames_of_the_wrong_size_are_named_as_frames(with_mask, tiny_store, tmp_path, capsys):
+    """Issue 18 item 11: frames of another size used to be reported as a wrong
+    ``salient_mask``."""
+    from dataclasses import replace
+
+    from avstan.data.store import RecordingStore
+    from avstan.models import create_model
+    from avstan.models.model_file import TrainedModel
+
+    store = RecordingStore.create(tmp_path / "store", corpus="tiny", crop_size=16)
+    for recording in RecordingStore.open(tiny_store):
+        if recording.partition == "test":
+            frames = np.zeros((recording.num_steps, 24, 24, 3), np.uint8)
+            recording = replace(recording, frames=frames,
+                                salient_mask=recording.salient_mask if with_mask else None)
+            if with_mask:  # validation refuses to write it, so write it as a tool would
+                import h5py
+
+                store.add(replace(recording, frames=recording.frames[:, :16, :16],
+                                  salient_mask=recording.salient_mask))
+                with h5py.File(store.path_of(recording.name), "a") as h5:
+                    del h5["frames"]
+                    h5["frames"] = frames
+                continue
+        store.add(recording)
+    model = TrainedModel(create_model("cnn2d", crop_size=16, clip_length=4),
+                         ("valence", "arousal"), 4.0).save(tmp_path / "model.pt")
+    line = one_error_line(["evaluate", str(model), str(store.root), "--no-postprocess"], capsys)
+    assert "test_000.h5: " in line
+    if with_mask:
+        assert "frames are 24×24 px but the salient mask is 16×16" in line
+    else:
+        assert "frames are 24 px but the store holds 16-px crops" in line
+    assert "salient_mask must be" not in line
