@@ -492,3 +492,52 @@ def test_frames_of_the_wrong_size_are_named_as_frames(with_mask, tiny_store, tmp
     else:
         assert "frames are 24 px but the store holds 16-px crops" in line
     assert "salient_mask must be" not in line
+
+
+def test_prepare_killed_with_sigkill_resumes_to_the_same_store(tmp_path):
+    """Issue 18, "keep it true": kill -9 during prepare, rerun, and the store is what an
+    uninterrupted run writes (no temporary file left, nothing written twice)."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from avstan.data.store import RecordingStore
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(MEDIA / "single_face.mp4", corpus / "a.mp4")
+    for name in ("b", "c"):
+        shutil.copy(MEDIA / "moving_face.mp4", corpus / f"{name}.mp4")
+
+    def prepare(store: Path) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "avstan", "prepare", str(corpus),
+                                 str(store), "--crop-size", "32", "--workers", "1",
+                                 "--no-audio"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+
+    killed = tmp_path / "killed"
+    process = prepare(killed)
+    manifest = killed / "manifest.json"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if manifest.is_file() and "a" in {e["name"] for e in
+                                          json.loads(manifest.read_text())["recordings"]}:
+            break
+        time.sleep(0.02)
+    assert process.poll() is None, "prepare finished before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    first = (killed / "a.h5").stat().st_mtime_ns
+    assert prepare(killed).wait() == 0
+    assert (killed / "a.h5").stat().st_mtime_ns == first  # kept, not redone
+    assert not list(killed.glob(".*.tmp"))
+    whole = tmp_path / "whole"
+    assert prepare(whole).wait() == 0
+    resumed, uninterrupted = RecordingStore.open(killed), RecordingStore.open(whole)
+    assert resumed.names() == uninterrupted.names() == ["a", "b", "c"]
+    for name in resumed.names():
+        one, other = resumed.load(name), uninterrupted.load(name)
+        for key in ("frames", "times", "face_found", "labels", "landmarks"):
+            np.testing.assert_array_equal(getattr(one, key), getattr(other, key))
