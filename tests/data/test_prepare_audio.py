@@ -207,3 +207,38 @@ def test_a_video_with_audio_but_no_face_is_kept_audio_only(tmp_path, capsys):
         assert RecordingStore.open(store).entries["no_face"].status == "no_face"
         if why:
             assert why in printed
+
+
+def audio_track_only(source: Path, target: Path) -> Path:
+    """Copy of a file's audio track alone into another container (stream copy)."""
+    with av.open(str(source)) as container, av.open(str(target), "w") as out:
+        audio = out.add_stream_from_template(container.streams.audio[0])
+        for packet in container.demux(container.streams.audio[0]):
+            if packet.dts is not None:
+                packet.stream = audio
+                out.mux(packet)
+    return target
+
+
+def test_an_mp4_with_only_audio_is_an_audio_file_and_a_silent_wav_is_named_as_audio(
+        tmp_path, capsys):
+    """Issue 18 item 11: an audio-only .mp4 was refused as a video while the same audio as
+    .m4a was prepared; a silent wav on its own was said to be "still used by video
+    models"."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    audio_track_only(MEDIA / "no_face.mp4", corpus / "voice.mp4")
+    audio_track_only(MEDIA / "no_face.mp4", corpus / "same.m4a")
+    write_wav(corpus / "quiet.wav", np.zeros(5 * SAMPLE_RATE))
+    out = tmp_path / "store"
+    assert main(["prepare", str(corpus), str(out), "--workers", "1", "--audio-window", "2"]) \
+        == EXIT_PARTIAL_FAILURE
+    printed = capsys.readouterr().out
+    store = RecordingStore.open(out)
+    assert store.names() == ["same", "voice"]
+    voice, same = store.load("voice"), store.load("same")
+    assert voice.frames is None and voice.num_steps == same.num_steps
+    np.testing.assert_array_equal(voice.audio_features, same.audio_features)
+    line = next(line for line in printed.splitlines() if line.startswith("failed quiet:"))
+    assert "the audio track is silent" in line and "video models" not in line
+    assert line.endswith("an audio file without usable audio gives no recording")

@@ -142,7 +142,7 @@ def test_reader_rejects_a_damaged_gold_track_with_frames_or_without(tmp_path):
     (lambda r: setattr(r, "times", r.times[::-1].copy()), "strictly increasing"),
     (lambda r: setattr(r, "labels", r.labels * 3), r"\[-1, 1\]"),
     (lambda r: setattr(r, "partition", "dev"), "partition must be"),
-    (lambda r: setattr(r, "salient_mask", r.salient_mask[:, :4]), "salient_mask must be"),
+    (lambda r: setattr(r, "salient_mask", r.salient_mask[:, :4]), "but the salient mask is 4×"),
 ])
 def test_validation_names_the_problem(change, message):
     rec = make_recording()

@@ -422,3 +422,142 @@ def test_a_test_recording_without_labels_is_named_as_left_out(tiny_store, tmp_pa
     import html
 
     assert html.escape(note) in (tmp_path / "out" / "report.html").read_text()
+
+
+@pytest.mark.parametrize("content, expected", [
+    ("random", "(neither a zip archive nor a pickle: not a torch file)"),
+    ("plain pickle", "(a plain pickle, not what torch.save writes, and avstan does not "
+                     "unpickle such files: they can run code)"),
+    ("torch.save with code", "(it holds a Python object, exec, that could run code "
+                             "when loaded, so avstan does not load it)"),
+    ("truncated", "(its zip archive is damaged or truncated)"),
+])
+def test_unreadable_model_files_say_why_in_our_words(content, expected, tiny_store, tmp_path,
+                                                     capsys, monkeypatch):
+    """Issue 18 item 11: these used to quote a cut-off paragraph of torch's, and the hostile
+    pickle printed a torch warning line as well."""
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "model.pt"
+    if content == "random":
+        path.write_bytes(bytes(np.random.default_rng(0).integers(1, 127, 4000, np.uint8)))
+    elif content == "plain pickle":
+        path.write_bytes(pickle.dumps({"state_dict": Exploit()}, protocol=4))
+    elif content == "torch.save with code":
+        torch.save({"format": "avstan-model", "payload": Exploit()}, path)
+    else:
+        torch.save({"state_dict": {"w": torch.zeros(1000)}}, path)
+        path.write_bytes(path.read_bytes()[:300])
+    line = one_error_line(["evaluate", str(path), str(tiny_store)], capsys)
+    assert line == (f"avstan: error: {path}: not a readable avstan model file {expected}; use "
+                    "a model.pt written by `avstan train`")
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_unclear_messages_now_name_the_cause(tiny_store, tmp_path, capsys):
+    """Issue 18 item 11: --partition tst did not list the valid names, a file passed as the
+    corpus said "no such folder", baseline without devel blamed the audio."""
+    from avstan.data.store import RecordingStore
+    from avstan.models import create_model
+    from avstan.models.model_file import TrainedModel
+
+    model = TrainedModel(create_model("cnn2d", crop_size=16, clip_length=4),
+                         ("valence", "arousal"), 4.0).save(tmp_path / "model.pt")
+    line = one_error_line(["evaluate", str(model), str(tiny_store), "--partition", "tst"],
+                          capsys)
+    assert line.endswith(f"{tiny_store}: unknown partition 'tst'; use one of train, devel, "
+                         "test")
+    line = one_error_line(["prepare", str(model), str(tmp_path / "store")], capsys)
+    assert line.endswith(f"{model}: a file, not a folder; pass the folder that holds the "
+                         "corpus (its videos, audio and label files)")
+    no_devel = RecordingStore.create(tmp_path / "no_devel", corpus="tiny")
+    for recording in RecordingStore.open(tiny_store):
+        if recording.partition != "devel":
+            no_devel.add(recording)
+    line = one_error_line(["baseline", str(no_devel.root), str(tmp_path / "out")], capsys)
+    assert "the devel partition is empty (devel chooses C and fits the post-processing)" in line
+
+
+@pytest.mark.parametrize("with_mask", [True, False])
+def test_frames_of_the_wrong_size_are_named_as_frames(with_mask, tiny_store, tmp_path, capsys):
+    """Issue 18 item 11: frames of another size used to be reported as a wrong
+    ``salient_mask``."""
+    from dataclasses import replace
+
+    from avstan.data.store import RecordingStore
+    from avstan.models import create_model
+    from avstan.models.model_file import TrainedModel
+
+    store = RecordingStore.create(tmp_path / "store", corpus="tiny", crop_size=16)
+    for recording in RecordingStore.open(tiny_store):
+        if recording.partition == "test":
+            frames = np.zeros((recording.num_steps, 24, 24, 3), np.uint8)
+            recording = replace(recording, frames=frames,
+                                salient_mask=recording.salient_mask if with_mask else None)
+            if with_mask:  # validation refuses to write it, so write it as a tool would
+                import h5py
+
+                store.add(replace(recording, frames=recording.frames[:, :16, :16],
+                                  salient_mask=recording.salient_mask))
+                with h5py.File(store.path_of(recording.name), "a") as h5:
+                    del h5["frames"]
+                    h5["frames"] = frames
+                continue
+        store.add(recording)
+    model = TrainedModel(create_model("cnn2d", crop_size=16, clip_length=4),
+                         ("valence", "arousal"), 4.0).save(tmp_path / "model.pt")
+    line = one_error_line(["evaluate", str(model), str(store.root), "--no-postprocess"], capsys)
+    assert "test_000.h5: " in line
+    if with_mask:
+        assert "frames are 24×24 px but the salient mask is 16×16" in line
+    else:
+        assert "frames are 24 px but the store holds 16-px crops" in line
+    assert "salient_mask must be" not in line
+
+
+def test_prepare_killed_with_sigkill_resumes_to_the_same_store(tmp_path):
+    """Issue 18, "keep it true": kill -9 during prepare, rerun, and the store is what an
+    uninterrupted run writes (no temporary file left, nothing written twice)."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from avstan.data.store import RecordingStore
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(MEDIA / "single_face.mp4", corpus / "a.mp4")
+    for name in ("b", "c"):
+        shutil.copy(MEDIA / "moving_face.mp4", corpus / f"{name}.mp4")
+
+    def prepare(store: Path) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "avstan", "prepare", str(corpus),
+                                 str(store), "--crop-size", "32", "--workers", "1",
+                                 "--no-audio"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+
+    killed = tmp_path / "killed"
+    process = prepare(killed)
+    manifest = killed / "manifest.json"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if manifest.is_file() and "a" in {e["name"] for e in
+                                          json.loads(manifest.read_text())["recordings"]}:
+            break
+        time.sleep(0.02)
+    assert process.poll() is None, "prepare finished before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    first = (killed / "a.h5").stat().st_mtime_ns
+    assert prepare(killed).wait() == 0
+    assert (killed / "a.h5").stat().st_mtime_ns == first  # kept, not redone
+    assert not list(killed.glob(".*.tmp"))
+    whole = tmp_path / "whole"
+    assert prepare(whole).wait() == 0
+    resumed, uninterrupted = RecordingStore.open(killed), RecordingStore.open(whole)
+    assert resumed.names() == uninterrupted.names() == ["a", "b", "c"]
+    for name in resumed.names():
+        one, other = resumed.load(name), uninterrupted.load(name)
+        for key in ("frames", "times", "face_found", "labels", "landmarks"):
+            np.testing.assert_array_equal(getattr(one, key), getattr(other, key))

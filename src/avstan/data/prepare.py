@@ -43,6 +43,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import av
 import numpy as np
 
 from avstan.cluster import RayRun, check_engine, check_reachable, check_shared_folder
@@ -244,8 +245,17 @@ def gold_track(track: LabelTrack | None) -> dict[str, np.ndarray | None]:
 
 
 def is_audio_only(source: RecordingSource) -> bool:
-    """An audio file on its own (no video, no image folder)."""
-    return source.media is not None and source.media.suffix.lower() in AUDIO_SUFFIXES
+    """An audio file on its own (no video, no image folder): by its suffix, or a video
+    container (.mp4, .mkv, ...) that holds an audio track and no video track."""
+    if source.media is None:
+        return False
+    if source.media.suffix.lower() in AUDIO_SUFFIXES:
+        return True
+    try:
+        with av.open(str(source.media)) as container:
+            return bool(container.streams.audio) and not container.streams.video
+    except (av.error.FFmpegError, OSError, ValueError):
+        return False  # decoding it as video names the problem
 
 
 def audio_features(source: RecordingSource, times: np.ndarray, config: PrepareConfig
@@ -416,7 +426,11 @@ def _prepare_source(source: RecordingSource, config: PrepareConfig, corpus: str
                     ) -> tuple[Recording, str, str, str]:
     """(recording, why it has no audio, a note on its audio, why it is audio only)."""
     if is_audio_only(source):
-        return prepare_audio_recording(source, config, corpus), "", "", ""
+        try:
+            return prepare_audio_recording(source, config, corpus), "", "", ""
+        except NoAudioError as error:  # its wording is for videos ("video models still use it")
+            raise AvstanError(f"{str(error).split('; ')[0]}; an audio file without usable "
+                              "audio gives no recording") from None
     try:
         recording = prepare_recording(source, config, corpus, _WORKER_ALIGNER)
     except NoFaceError as no_face:

@@ -203,7 +203,11 @@ def _shape_problems(frames, frames_dtype, times, face_found, labels, audio, mask
         problems.append(f"labels must be ({n}, {len(LABEL_NAMES)}), got {tuple(labels)}")
     if audio is not None and (len(audio) != 2 or audio[0] != n):
         problems.append(f"audio_features must be ({n}, D), got {tuple(audio)}")
-    if mask is not None and tuple(mask) != (n, frames[1], frames[2]):
+    if mask is not None and len(mask) == 3 and mask[0] == n and \
+            tuple(mask[1:]) != tuple(frames[1:3]):
+        problems.append(f"frames are {frames[1]}×{frames[2]} px but the salient mask is "
+                        f"{mask[1]}×{mask[2]}; one of them has the wrong size")
+    elif mask is not None and tuple(mask) != (n, frames[1], frames[2]):
         problems.append(f"salient_mask must be ({n}, {frames[1]}, {frames[2]}), got {tuple(mask)}")
     return problems
 
@@ -467,9 +471,19 @@ class RecordingStore:
     def load(self, name: str, load_frames: bool = True) -> Recording:
         if name not in self.entries:
             raise AvstanError(f"{self.root}: no recording named {name!r} in the manifest")
-        return read_recording(self.path_of(name), load_frames=load_frames)
+        recording = read_recording(self.path_of(name), load_frames=load_frames)
+        expected = self.attrs.get("crop_size")
+        if expected and recording.has_video and recording.crop_size != expected:
+            raise AvstanError(f"{self.path_of(name)}: frames are {recording.crop_size} px but "
+                              f"the store holds {expected}-px crops; prepare this recording "
+                              "again (or remove it)")
+        return recording
 
     def load_partition(self, partition: str, load_frames: bool = True) -> list[Recording]:
+        """The complete recordings of ``partition`` (train, devel or test)."""
+        if partition not in PARTITIONS:
+            raise AvstanError(f"{self.root}: unknown partition {partition!r}; use one of "
+                              f"{', '.join(PARTITIONS)}")
         return [self.load(n, load_frames) for n in self.names(partition)]
 
     def __iter__(self) -> Iterator[Recording]:

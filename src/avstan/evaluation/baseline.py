@@ -123,15 +123,25 @@ def run_baseline(store_root: str | Path, output: str | Path | None = None,
     skipped: list[str] = []
     for name in ("train", "devel", partition):
         if name not in loaded:
-            loaded[name], reasons = usable_recordings(store.load_partition(name, load_frames=False),
-                                                      ("audio",))
+            everything = store.load_partition(name, load_frames=False)
+            if not everything:
+                needed = ("the baseline is fitted on train" if name == "train" else
+                          "devel chooses C and fits the post-processing" if name == "devel"
+                          else "it is the one to score")
+                raise AvstanError(f"{store_root}: the {name} partition is empty ({needed}); "
+                                  "give the corpus a split with train, devel and test")
+            loaded[name], reasons = usable_recordings(everything, ("audio",))
+            if not loaded[name]:
+                raise AvstanError(f"{store_root}: none of the {len(everything)} recordings of "
+                                  f"the {name} partition has audio features; prepare the "
+                                  "corpus with audio (avstan prepare, without --no-audio)")
             skipped += reasons
-    for reason in skipped:
-        warnings.warn(f"{store_root}: {reason}", stacklevel=2)
-    for name, recordings in loaded.items():
-        if not recordings:
-            raise AvstanError(f"{store_root}: no recordings with audio features in the {name} "
-                              "partition; prepare the corpus with audio (avstan prepare)")
+    if skipped:  # one line for all of them, not one per recording
+        names = [reason.split(":")[0] for reason in skipped]
+        shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+        noun = "recording" if len(names) == 1 else "recordings"
+        warnings.warn(f"{store_root}: {len(names)} {noun} without audio features left out of "
+                      f"the baseline ({shown})", stacklevel=2)
     width = loaded["train"][0].audio_features.shape[1]
     for recordings in loaded.values():
         for recording in recordings:

@@ -28,6 +28,8 @@ it is executed.
 from __future__ import annotations
 
 import io
+import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -222,11 +224,13 @@ class TrainedModel:
         if not path.is_file():
             raise AvstanError(f"{path}: model file not found; train one with `avstan train`")
         try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # torch's pickle-protocol notes: not the user's
+                warnings.simplefilter("ignore")
+                payload = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - any failure to unpickle: "not our file"
-            reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-            raise AvstanError(f"{path}: not a readable avstan model file ({reason}); "
-                              "use a model.pt written by `avstan train`") from None
+            raise AvstanError(f"{path}: not a readable avstan model file "
+                              f"({unreadable_reason(path, exc)}); use a model.pt written by "
+                              "`avstan train`") from None
         if not isinstance(payload, dict) or payload.get("format") != FORMAT:
             raise AvstanError(f"{path}: not an avstan model file; use a model.pt written by "
                               "`avstan train`")
@@ -246,6 +250,29 @@ class TrainedModel:
             raise AvstanError(f"{path}: model file does not match its architecture ({reason}); "
                               "it is damaged or from another avstan version") from None
         return trained
+
+
+def unreadable_reason(path: Path, error: BaseException) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, in a few words of our own (its
+    own message is a long paragraph about PyTorch 2.6 defaults)."""
+    text = str(error)
+    refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if refused:
+        return (f"it holds a Python object, {refused.group(1)}, that could run code when "
+                "loaded, so avstan does not load it")
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    if head.startswith(b"PK"):
+        if "zip archive" in text or "central directory" in text:
+            return "its zip archive is damaged or truncated"
+        return "its contents are not the tensors and plain data of a model file"
+    if head[:1] == b"\x80":
+        return ("a plain pickle, not what torch.save writes, and avstan does not unpickle "
+                "such files: they can run code")
+    return "neither a zip archive nor a pickle: not a torch file"
 
 
 def _plain(value: Any) -> Any:

@@ -24,6 +24,9 @@ SPLIT_FILE = "split.csv"
 
 def check_folder(root: Path) -> Path:
     root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise AvstanError(f"{root}: a file, not a folder; pass the folder that holds the corpus "
+                          "(its videos, audio and label files)")
     if not root.is_dir():
         raise AvstanError(f"{root}: no such folder; pass the folder that holds the corpus")
     return root
