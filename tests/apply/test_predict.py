@@ -263,21 +263,23 @@ def test_predict_follows_the_face_as_the_training_store_was_prepared(tiny_store,
     shutil.copytree(tiny_store, store_copy)
     store = RecordingStore.open(store_copy)
     store.attrs["redetect_every"] = 3
+    store.attrs["detector"] = "hog"
     store.save_manifest()
     result = train_experiment(config_from_dict(tiny_config_dict(store_copy, tmp_path / "run",
                                                                 max_epochs=1)), progress=False)
     assert TrainedModel.load(result.model_path).redetect_every == 3
+    assert TrainedModel.load(result.model_path).detector == "hog"
 
     used = []
     real = predict_module.make_aligner
-    monkeypatch.setattr(predict_module, "make_aligner",
-                        lambda config: (used.append(config.redetect_every), real(config))[1])
+    monkeypatch.setattr(predict_module, "make_aligner", lambda config: (
+        used.append((config.redetect_every, config.detector)), real(config))[1])
     video = str(videos / "face_noface.mov")
     assert main(["predict", str(result.model_path), video, "--output",
                  str(tmp_path / "a")]) == 0
     assert main(["predict", str(result.model_path), video, "--output", str(tmp_path / "b"),
-                 "--redetect-every", "1"]) == 0
-    assert used == [3, 1]
+                 "--redetect-every", "1", "--detector", "yunet"]) == 0
+    assert used == [(3, "hog"), (1, "yunet")]
     found = [[r["face_found"] for r in read_rows(tmp_path / out / "face_noface.csv")]
              for out in ("a", "b")]
     assert found[0] == found[1] and "0" in found[0]
