@@ -96,13 +96,18 @@ def main() -> None:
     parser.add_argument("--hop", type=int, nargs="+", default=[2, 4],
                         help="the larger hops measured (default 2 4)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--precision", default="32-true",
+                        help="32-true, bf16-mixed or 16-mixed (CUDA)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)  # as predict does
     video = Path(args.video)
     scratch = Path(tempfile.mkdtemp(prefix="predict-speed-"))
     model_path = Path(args.model) if args.model else demo_model_file(scratch, args.crop_size)
-    predictor = Predictor.load(model_path, postprocess=False)  # dlib loaded before timing
+    device, precision = args.device, args.precision
+    predictor = Predictor.load(model_path, device, postprocess=False,
+                               precision=precision)  # the detector loaded before timing
     model, config, aligner = predictor.trained.network, predictor.config, predictor.aligner
     config = replace(config, audio_window=None)
     source = RecordingSource(video.stem, "test", media=video)
@@ -111,13 +116,15 @@ def main() -> None:
     targets = predictor.trained.targets
     reads_audio = predictor.trained.reads_audio
     clip_length = model.clip_length
-    (kept,) = predict_recordings(model, [recording], targets, clip_length, keep_attention=True)
+    (kept,) = predict_recordings(model, [recording], targets, clip_length, keep_attention=True,
+                                 device=device, precision=precision)
     attention_values, attention_maps = kept.prediction, kept.attention
 
     def command(hop: int):
         def run() -> None:
-            predict_videos(model_path, video, scratch / f"out{hop}", hop=hop, overwrite=True,
-                           progress=False, log=lambda *_: None)
+            predict_videos(model_path, video, scratch / f"out{hop}", device, hop=hop,
+                           overwrite=True, progress=False, log=lambda *_: None,
+                           precision=precision)
         return run
 
     def per_video(hop: int):
@@ -143,9 +150,10 @@ def main() -> None:
                                                    PrepareConfig(audio_window=4.0)))
          if reads_audio else None),
         ("model, --hop 1 (model-only bound)", lambda: predict_recordings(
-            model, [recording], targets, clip_length)),
+            model, [recording], targets, clip_length, device=device, precision=precision)),
         *[(f"model, --hop {hop}", lambda hop=hop: predict_recordings(
-            model, [recording], targets, clip_length, step=hop)) for hop in args.hop],
+            model, [recording], targets, clip_length, step=hop, device=device,
+            precision=precision)) for hop in args.hop],
         ("writing CSV + PNG", write_outputs),
         ("model, every clip in full (no shared work)",
          lambda: naive_model(model, recording.frames, clip_length)),

@@ -139,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--num-nodes", type=int, default=None, help="number of machines")
     train.add_argument("--strategy", default=None, help="Lightning strategy, e.g. ddp")
     train.add_argument("--accelerator", default=None, help="cpu, gpu, auto")
+    train.add_argument("--precision", default=None,
+                       help="Lightning precision, e.g. bf16-mixed on a GPU (default: the "
+                            "config's training.precision, 32-true)")
     _add_overrides(train)
 
     baseline = commands.add_parser(
@@ -221,6 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--no-postprocess", action="store_true",
                          help="raw predictions, without the model's post-processing chain")
     predict.add_argument("--device", default="cpu", help="cpu or cuda")
+    predict.add_argument("--precision", default="32-true",
+                         choices=("32-true", "bf16-mixed", "16-mixed"),
+                         help="the model's arithmetic: 32-true (default), bf16-mixed (CPU or "
+                              "GPU), 16-mixed (GPU)")
 
     export = commands.add_parser(
         "export", help="export a trained model to ONNX or TorchScript",
@@ -311,7 +318,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     flags = {"output": args.output, "data.store": args.store, "training.devices": args.devices,
              "training.num_nodes": args.num_nodes, "training.strategy": args.strategy,
-             "training.accelerator": args.accelerator}
+             "training.accelerator": args.accelerator, "training.precision": args.precision}
     overrides = [*args.overrides, *(f"{k}={v}" for k, v in flags.items() if v is not None)]
     config = load_config(args.config, overrides)
     resolve_init_branches(config)
@@ -372,7 +379,8 @@ def run_predict(args: argparse.Namespace) -> int:
                                   overlay=args.overlay, html=args.html,
                                   redetect_every=args.redetect_every,
                                   detector=args.detector, all_faces=args.all_faces,
-                                  engine=args.engine, ray_address=args.ray_address)
+                                  engine=args.engine, ray_address=args.ray_address,
+                                  precision=args.precision)
     print(f"predicted {len(done)}, failed {len(failed)}")
     return EXIT_PARTIAL_FAILURE if failed else 0
 

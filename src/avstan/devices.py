@@ -6,9 +6,15 @@ stages, the model file and the demo check a device the same way.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from avstan.errors import AvstanError
+
+# Lightning's precision names that avstan's inference also runs (train takes any of
+# Lightning's through training.precision)
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
 
 
 def checked_device(name: str | torch.device) -> torch.device:
@@ -32,3 +38,20 @@ def checked_device(name: str | torch.device) -> torch.device:
     elif device.type not in ("cpu", "cuda", "mps"):
         raise AvstanError(f"--device {name}: avstan runs on cpu, cuda or mps")
     return device
+
+
+def autocast_for(device: str | torch.device, precision: str = "32-true"
+                 ) -> contextlib.AbstractContextManager:
+    """The autocast context of ``precision`` on ``device`` for inference: none for
+    ``32-true``; bfloat16 (CPU or CUDA) for ``bf16-mixed``; float16 (CUDA only) for
+    ``16-mixed``, as Lightning's mixed precision trains."""
+    if precision not in PRECISIONS:
+        raise AvstanError(f"--precision {precision}: use one of {', '.join(PRECISIONS)}")
+    device = torch.device(device)
+    if precision == "32-true":
+        return contextlib.nullcontext()
+    if precision == "16-mixed" and device.type != "cuda":
+        raise AvstanError("--precision 16-mixed runs on CUDA only; use bf16-mixed or 32-true "
+                          "on this device")
+    dtype = torch.bfloat16 if precision == "bf16-mixed" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)

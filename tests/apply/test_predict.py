@@ -283,3 +283,22 @@ def test_predict_follows_the_face_as_the_training_store_was_prepared(tiny_store,
     found = [[r["face_found"] for r in read_rows(tmp_path / out / "face_noface.csv")]
              for out in ("a", "b")]
     assert found[0] == found[1] and "0" in found[0]
+
+
+def test_bf16_precision_predicts_close_to_float32_and_fp16_needs_cuda(untrained, tmp_path,
+                                                                      capsys):
+    video = str(MEDIA / "single_face.mp4")
+    model = str(untrained / "sta3d.pt")
+    for precision in ("32-true", "bf16-mixed"):
+        assert main(["predict", model, video, "--output", str(tmp_path / precision),
+                     "--precision", precision]) == 0
+    full, half = ([[float(r["valence"]), float(r["arousal"])] for r in
+                   read_rows(tmp_path / p / "single_face.csv")] for p in ("32-true",
+                                                                        "bf16-mixed"))
+    difference = np.abs(np.array(full) - np.array(half))
+    # bfloat16 keeps 8 bits of mantissa: close, and not the same numbers
+    assert 0 < difference.max() < 0.05
+    assert main(["predict", model, video, "--output", str(tmp_path / "fp16"),
+                 "--precision", "16-mixed"]) == EXIT_USER_ERROR
+    assert "--precision 16-mixed runs on CUDA only" in capsys.readouterr().err
+    assert not (tmp_path / "fp16").exists()

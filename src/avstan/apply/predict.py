@@ -55,6 +55,7 @@ from avstan.data.prepare import (
 )
 from avstan.data.store import Recording
 from avstan.data.video import sample_video
+from avstan.devices import autocast_for
 from avstan.errors import AvstanError
 from avstan.evaluation.inference import predict_recordings
 from avstan.evaluation.plots import plot_emotion_curves
@@ -140,18 +141,22 @@ class Predictor:
     aligner: FaceAligner | None  # None for audio models: they never look for a face
     chains: dict[str, PostProcessing] | None
     device: str = "cpu"
+    precision: str = "32-true"  # devices.autocast_for: 32-true, bf16-mixed, 16-mixed (CUDA)
 
     @classmethod
     def load(cls, model_path: str | Path, device: str = "cpu", postprocess: bool = True,
-             redetect_every: int | None = None, detector: str | None = None) -> Predictor:
+             redetect_every: int | None = None, detector: str | None = None,
+             precision: str = "32-true") -> Predictor:
         """``redetect_every`` (k: search for the face every k-th step, follow its landmarks
         in between) and ``detector`` (yunet or hog) default to the values of the store the
-        model was trained on."""
+        model was trained on; ``precision``: the model's arithmetic (bf16-mixed halves
+        its memory traffic on a GPU)."""
+        autocast_for(device, precision)  # an unknown or unsupported one: one line, first
         trained = TrainedModel.load(model_path, device)
         config = prepare_config_for(trained, redetect_every, detector)
         aligner = make_aligner(config) if trained.reads_video else None
         chains = chains_from_dicts(trained.postprocessing) if postprocess else None
-        return cls(trained, config, aligner, chains, device)
+        return cls(trained, config, aligner, chains, device, precision)
 
     @property
     def media_suffixes(self) -> tuple[str, ...]:
@@ -225,7 +230,8 @@ class Predictor:
         self.check_steps(video, steps, hop)
         predictions = predict_recordings(trained.network, [p.recording for p in people],
                                          targets, trained.clip_length, device=self.device,
-                                         step=hop, progress=progress)
+                                         step=hop, progress=progress,
+                                         precision=self.precision)
         values = [self.final_values(p.prediction, steps, hop) for p in predictions]
         times = people[0].recording.times
         written: list[Path] = []
@@ -291,7 +297,7 @@ class Predictor:
         self.check_steps(video, recording.num_steps, hop)
         (prediction,) = predict_recordings(model, [recording], targets, model.clip_length,
                                            device=device, step=hop, progress=progress,
-                                           keep_attention=overlay)
+                                           keep_attention=overlay, precision=self.precision)
         values = self.final_values(prediction.prediction, recording.num_steps, hop)
         csv_path, plot_path = output / f"{video.stem}.csv", output / f"{video.stem}.png"
         overlay_path = output / f"{video.stem}.overlay.mp4" if overlay else None
@@ -361,7 +367,7 @@ def predict_videos(model_path: str | Path, inputs: str | Path, output: str | Pat
                    overlay: bool = False, html: bool = False,
                    redetect_every: int | None = None, detector: str | None = None,
                    all_faces: bool = False, engine: str = "local",
-                   ray_address: str | None = None
+                   ray_address: str | None = None, precision: str = "32-true"
                    ) -> tuple[list[VideoPrediction], list[tuple[Path, str]]]:
     """Predict every video of ``inputs``; returns (predictions, [(video, reason) failed]).
 
@@ -378,7 +384,8 @@ def predict_videos(model_path: str | Path, inputs: str | Path, output: str | Pat
     if engine == "ray" and ray_address:
         check_reachable(ray_address)
     torch.set_flush_denormal(True)  # the recurrent path can crawl on denormals (DESIGN.md)
-    predictor = Predictor.load(model_path, device, postprocess, redetect_every, detector)
+    predictor = Predictor.load(model_path, device, postprocess, redetect_every, detector,
+                               precision)
     videos = find_videos(inputs, predictor.media_suffixes)
     output = ensure_writable_folder(Path(output), "the predictions")
     names = {}
@@ -402,7 +409,7 @@ def predict_videos(model_path: str | Path, inputs: str | Path, output: str | Pat
                               "--output folder")
     done, failed = [], []
     if engine == "ray":
-        settings = (str(model_path), device, postprocess, redetect_every, detector)
+        settings = (str(model_path), device, postprocess, redetect_every, detector, precision)
         jobs = [(settings, video, output, hop, overlay, html, all_faces) for video in videos]
         bar = progress_bar(len(videos), "predicting", "video", enabled=progress)
         with RayRun(ray_address) as run:

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader
 
 from avstan.data.clips import ClipDataset, inputs_for_model, usable_recordings, window_indices
 from avstan.data.store import LABEL_NAMES, Recording
+from avstan.devices import autocast_for
 from avstan.errors import AvstanError
 from avstan.evaluation.postprocess import interpolate_missing
 from avstan.metrics import attention_in_mask_ratio
@@ -60,9 +61,10 @@ def gold_track(recording: Recording, targets: Sequence[str]
 def predict_recordings(model: nn.Module, recordings: Sequence[Recording],
                        targets: Sequence[str], clip_length: int, batch_size: int = 32,
                        device: str | torch.device = "cpu", step: int = 1,
-                       progress: bool = False, keep_attention: bool = False
-                       ) -> list[RecordingPrediction]:
-    """Predict every ``step``-th step of each recording (``step=1``: every step).
+                       progress: bool = False, keep_attention: bool = False,
+                       precision: str = "32-true") -> list[RecordingPrediction]:
+    """Predict every ``step``-th step of each recording (``step=1``: every step), at
+    ``precision`` (``devices.autocast_for``: 32-true, bf16-mixed, or 16-mixed on CUDA).
 
     Face-only models go through ``models.sliding``, which encodes each frame once for all
     the clips that hold it. With ``keep_attention`` (and a model with attention), each
@@ -80,62 +82,72 @@ def predict_recordings(model: nn.Module, recordings: Sequence[Recording],
     _, lacking = usable_recordings(recordings, input_names)
     if lacking:
         raise AvstanError("cannot predict: " + "; ".join(lacking))
-    sees_face = flags["with_video"]
+    autocast = autocast_for(device, precision)  # an unknown precision: one line, before work
     was_training = model.training
     model.eval().to(device)
-    results = []
     bar = progress_bar(len(recordings), "predicting", "rec", enabled=progress, leave=False)
     try:
-        for recording in recordings:
-            with_masks = recording.salient_mask is not None and sees_face
-            predictions, ratios, maps = [], [], []
-            if input_names == ("clip",):
-                steps = np.arange(0, recording.num_steps, step)
-                for ends, out in iter_window_outputs(model, recording.frames, steps,
-                                                     clip_length, batch_size, device):
-                    predictions.append(out["prediction"].float().cpu())
-                    if with_masks and "attention" in out:
-                        masks = recording.salient_mask[window_indices(ends, clip_length)]
-                        ratio = attention_in_mask_ratio(out["attention"].float().cpu().numpy(),
-                                                        masks, reduction="none")
-                        ratios.append(np.asarray(ratio).ravel())
-                    if keep_attention and "attention" in out:
-                        maps.append(out["attention"][:, -1].float().cpu())
-            else:
-                dataset = ClipDataset([recording], clip_length, stride=1, targets=targets,
-                                      audio_per_recording=getattr(
-                                          model, "recording_standardisation", False),
-                                      **{**flags,
-                                         "with_masks": with_masks or flags["with_masks"]})
-                if step > 1:
-                    dataset.index = dataset.index[::step]
-                loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
-                for batch in loader:
-                    out = model(**{name: batch[name].to(device) for name in input_names})
-                    predictions.append(out["prediction"].float().cpu())
-                    if with_masks and "attention" in out:
-                        ratio = attention_in_mask_ratio(out["attention"].float().cpu().numpy(),
-                                                        batch["mask"].numpy(), reduction="none")
-                        ratios.append(np.asarray(ratio).ravel())
-                    if keep_attention and "attention" in out:
-                        maps.append(out["attention"][:, -1].float().cpu())
-                steps = dataset.index[:, 1]
-            gold = np.stack([recording.labels[steps, LABEL_NAMES.index(t)]
-                             for t in targets], axis=1)
-            ratio = float(np.nanmean(np.concatenate(ratios))) if ratios else None
-            found = recording.face_found[steps]
-            prediction = torch.cat(predictions).numpy()
-            gold_times, gold_labels = gold_track(recording, targets)
-            if sees_face:
-                prediction = np.stack([interpolate_missing(column, found)
-                                       for column in prediction.T], axis=1)
-            results.append(RecordingPrediction(
-                name=recording.name, prediction=prediction, gold=gold,
-                times=recording.times[steps], face_found=found, attention_in_mask=ratio,
-                attention=torch.cat(maps).numpy() if maps else None,
-                gold_times=gold_times, gold_labels=gold_labels))
-            bar.update(1)
+        with autocast:
+            results = _predict_each(model, recordings, targets, clip_length, batch_size,
+                                    device, step, keep_attention, input_names, flags, bar)
     finally:
         bar.close()
         model.train(was_training)
+    return results
+
+
+def _predict_each(model, recordings, targets, clip_length, batch_size, device, step,
+                  keep_attention, input_names, flags, bar) -> list[RecordingPrediction]:
+    """The loop of :func:`predict_recordings` (the model already on ``device``, in eval)."""
+    sees_face = flags["with_video"]
+    results = []
+    for recording in recordings:
+        with_masks = recording.salient_mask is not None and sees_face
+        predictions, ratios, maps = [], [], []
+        if input_names == ("clip",):
+            steps = np.arange(0, recording.num_steps, step)
+            for ends, out in iter_window_outputs(model, recording.frames, steps,
+                                                 clip_length, batch_size, device):
+                predictions.append(out["prediction"].float().cpu())
+                if with_masks and "attention" in out:
+                    masks = recording.salient_mask[window_indices(ends, clip_length)]
+                    ratio = attention_in_mask_ratio(out["attention"].float().cpu().numpy(),
+                                                    masks, reduction="none")
+                    ratios.append(np.asarray(ratio).ravel())
+                if keep_attention and "attention" in out:
+                    maps.append(out["attention"][:, -1].float().cpu())
+        else:
+            dataset = ClipDataset([recording], clip_length, stride=1, targets=targets,
+                                  audio_per_recording=getattr(
+                                      model, "recording_standardisation", False),
+                                  **{**flags,
+                                     "with_masks": with_masks or flags["with_masks"]})
+            if step > 1:
+                dataset.index = dataset.index[::step]
+            loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+            for batch in loader:
+                out = model(**{name: batch[name].to(device) for name in input_names})
+                predictions.append(out["prediction"].float().cpu())
+                if with_masks and "attention" in out:
+                    ratio = attention_in_mask_ratio(out["attention"].float().cpu().numpy(),
+                                                    batch["mask"].numpy(), reduction="none")
+                    ratios.append(np.asarray(ratio).ravel())
+                if keep_attention and "attention" in out:
+                    maps.append(out["attention"][:, -1].float().cpu())
+            steps = dataset.index[:, 1]
+        gold = np.stack([recording.labels[steps, LABEL_NAMES.index(t)]
+                         for t in targets], axis=1)
+        ratio = float(np.nanmean(np.concatenate(ratios))) if ratios else None
+        found = recording.face_found[steps]
+        prediction = torch.cat(predictions).numpy()
+        gold_times, gold_labels = gold_track(recording, targets)
+        if sees_face:
+            prediction = np.stack([interpolate_missing(column, found)
+                                   for column in prediction.T], axis=1)
+        results.append(RecordingPrediction(
+            name=recording.name, prediction=prediction, gold=gold,
+            times=recording.times[steps], face_found=found, attention_in_mask=ratio,
+            attention=torch.cat(maps).numpy() if maps else None,
+            gold_times=gold_times, gold_labels=gold_labels))
+        bar.update(1)
     return results
