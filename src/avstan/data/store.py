@@ -71,7 +71,8 @@ class Recording:
     """One recording on the step timeline; see the module docstring for the arrays."""
 
     name: str
-    frames: np.ndarray | None  # (N, S, S, 3) uint8; None for an audio-only recording
+    # (N, S, S, 3) uint8 (or StoredFrames, read on demand); None for an audio-only recording
+    frames: np.ndarray | StoredFrames | None
     times: np.ndarray  # (N,) float64
     face_found: np.ndarray  # (N,) bool
     labels: np.ndarray  # (N, 2) float32, valence/arousal, NaN where unknown
@@ -91,7 +92,7 @@ class Recording:
     face_detector: str = ""  # the detector that searched its frames ("": none)
 
     def __post_init__(self) -> None:
-        if self.frames is not None:
+        if self.frames is not None and not isinstance(self.frames, StoredFrames):
             self.frames = np.asarray(self.frames)
         if self.alignment_matrices is not None:
             self.alignment_matrices = np.asarray(self.alignment_matrices, dtype=np.float32)
@@ -300,12 +301,65 @@ def verify_recording(path: Path, block: int = 256) -> None:
                           "it will be prepared again") from None
 
 
-def read_recording(path: Path, load_frames: bool = True) -> Recording:
+class StoredFrames:
+    """A recording's frames left in its file, read a clip at a time: ``frames[steps]``
+    reads the span of ``steps`` (one HDF5 hyperslab, checksums checked) and returns
+    (len(steps), S, S, 3) uint8. Each process opens the file itself on first use (a
+    DataLoader worker, a Ray task), never sharing a handle across a fork; pickling drops
+    the handle. For corpora larger than memory (``data.frames_in_memory: false``)."""
+
+    def __init__(self, path: str | Path, shape: tuple[int, ...], dtype) -> None:
+        self.path = str(path)
+        self.shape = tuple(int(n) for n in shape)
+        self.dtype = np.dtype(dtype)
+        self._dataset = None
+        self._owner: int | None = None
+
+    ndim = 4
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _frames(self):
+        import os
+
+        if self._dataset is None or self._owner != os.getpid():
+            try:
+                self._dataset = h5py.File(self.path, "r")["frames"]
+            except (OSError, KeyError) as exc:
+                raise AvstanError(f"{self.path}: cannot read its frames ({exc}); prepare this "
+                                  "recording again") from None
+            self._owner = os.getpid()
+        return self._dataset
+
+    def __getitem__(self, index) -> np.ndarray:
+        steps = np.asarray(index)
+        dataset = self._frames()
+        try:
+            if steps.ndim == 0:
+                return dataset[int(steps)]
+            first, last = int(steps.min()), int(steps.max())
+            return dataset[first:last + 1][steps - first]
+        except OSError as exc:  # a checksum that does not match: the file was damaged
+            raise AvstanError(f"{self.path}: damaged frames ({exc}); prepare this recording "
+                              "again") from None
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        frames = self._frames()[()]
+        return frames if dtype is None else frames.astype(dtype)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_dataset": None, "_owner": None}
+
+
+def read_recording(path: Path, load_frames: bool = True, lazy_frames: bool = False
+                   ) -> Recording:
     """Read and validate one recording file; a bad file raises AvstanError naming it.
 
     With ``load_frames=False`` the frames are replaced by an empty (0, S, S, 3) array
-    (cheap: labels and times only), and no shape check involving them is made. An
-    audio-only recording has ``frames = None``.
+    (cheap: labels and times only), and no shape check involving them is made. With
+    ``lazy_frames`` they stay in the file as :class:`StoredFrames`. An audio-only
+    recording has ``frames = None``.
     """
     path = Path(path)
     if not path.is_file():
@@ -325,6 +379,8 @@ def read_recording(path: Path, load_frames: bool = True) -> Recording:
             frames_ds = h5["frames"] if "frames" in h5 else None
             if frames_ds is None:
                 frames = None
+            elif load_frames and lazy_frames:
+                frames = StoredFrames(path, frames_ds.shape, frames_ds.dtype)
             elif load_frames:
                 frames = frames_ds[()]
             else:
@@ -468,10 +524,12 @@ class RecordingStore:
         return sorted(e.name for e in self.entries.values()
                       if e.status == "complete" and (partition is None or e.partition == partition))
 
-    def load(self, name: str, load_frames: bool = True) -> Recording:
+    def load(self, name: str, load_frames: bool = True, lazy_frames: bool = False
+             ) -> Recording:
         if name not in self.entries:
             raise AvstanError(f"{self.root}: no recording named {name!r} in the manifest")
-        recording = read_recording(self.path_of(name), load_frames=load_frames)
+        recording = read_recording(self.path_of(name), load_frames=load_frames,
+                                   lazy_frames=lazy_frames)
         expected = self.attrs.get("crop_size")
         if expected and recording.has_video and recording.crop_size != expected:
             raise AvstanError(f"{self.path_of(name)}: frames are {recording.crop_size} px but "
@@ -479,12 +537,14 @@ class RecordingStore:
                               "again (or remove it)")
         return recording
 
-    def load_partition(self, partition: str, load_frames: bool = True) -> list[Recording]:
-        """The complete recordings of ``partition`` (train, devel or test)."""
+    def load_partition(self, partition: str, load_frames: bool = True,
+                       lazy_frames: bool = False) -> list[Recording]:
+        """The complete recordings of ``partition`` (train, devel or test); ``lazy_frames``:
+        frames left in their files (:class:`StoredFrames`)."""
         if partition not in PARTITIONS:
             raise AvstanError(f"{self.root}: unknown partition {partition!r}; use one of "
                               f"{', '.join(PARTITIONS)}")
-        return [self.load(n, load_frames) for n in self.names(partition)]
+        return [self.load(n, load_frames, lazy_frames) for n in self.names(partition)]
 
     def __iter__(self) -> Iterator[Recording]:
         for name in self.names():

@@ -43,6 +43,10 @@ class DataSection:
     val_stride: int = 1  # step between scored devel steps during training (1 = every step)
     targets: list[str] = field(default_factory=lambda: ["valence", "arousal"])
     augment: AugmentConfig | None = field(default_factory=AugmentConfig)
+    # false: leave the face crops in the store's files and read each clip from there (in
+    # every DataLoader worker, training.num_workers, its own file handles), for corpora
+    # larger than memory; true: load them all first (faster for small corpora)
+    frames_in_memory: bool = True
 
 
 @dataclass

@@ -188,7 +188,7 @@ class RecordingDataModule(L.LightningDataModule):
                  augment: AugmentConfig | None = None, num_workers: int = 0,
                  crop_size: int | None = None,
                  input_names: Sequence[str] = ("clip",), audio_per_recording: bool = False,
-                 step_targets: bool = False) -> None:
+                 step_targets: bool = False, frames_in_memory: bool = True) -> None:
         super().__init__()
         self.store_root = store
         self.targets = tuple(targets)
@@ -202,6 +202,7 @@ class RecordingDataModule(L.LightningDataModule):
         self.input_names = tuple(input_names)
         self.audio_per_recording = audio_per_recording
         self.step_targets = step_targets
+        self.frames_in_memory = frames_in_memory
         self.skipped: list[str] = []
         self.train_dataset: ClipDataset | None = None
         self.val_dataset: ClipDataset | None = None
@@ -211,8 +212,11 @@ class RecordingDataModule(L.LightningDataModule):
         if self.train_dataset is not None:
             return
         store = RecordingStore.open(self.store_root)
-        train, skipped = usable_recordings(store.load_partition("train"), self.input_names)
-        devel, skipped_devel = usable_recordings(store.load_partition("devel"), self.input_names)
+        lazy = not self.frames_in_memory
+        train, skipped = usable_recordings(store.load_partition("train", lazy_frames=lazy),
+                                           self.input_names)
+        devel, skipped_devel = usable_recordings(store.load_partition("devel", lazy_frames=lazy),
+                                                 self.input_names)
         self.skipped = skipped + skipped_devel
         for reason in self.skipped:
             warnings.warn(f"{self.store_root}: {reason}", stacklevel=2)
