@@ -18,15 +18,9 @@ from avstan.data.detectors import (
 )
 from avstan.data.faces import FaceAligner
 from avstan.errors import AvstanError
+from tests.data.test_faces import box_overlap as iou
 
 MEDIA = Path(__file__).parent / "media"
-
-
-def iou(a, b):
-    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - width * height
-    return width * height / union
 
 
 def labelled_boxes():

@@ -410,15 +410,7 @@ class FaceAligner:
             self.previous_centre = self.previous_box = self.previous_landmarks = None
             return None
         box = detection.box
-        points = self.landmarks(image, box)
-        anchors = "landmarks"
-        if (detection.points is not None
-                and anchor_disagreement(points, detection.points) > MAX_ANCHOR_DISAGREEMENT):
-            anchors = "detector"
-            matrix = similarity_transform(detection.points[:3],
-                                          self.template * (self.crop_size - 1))
-        else:
-            matrix = self.alignment_matrix(points)
+        points, matrix, anchors = self.fit_detection(image, detection)
         crop = warp_crop(image, matrix, self.crop_size)
         if self.redetect_every > 1:  # what the next steps follow from
             # a failed fit is not followed: the next step searches again
@@ -427,6 +419,18 @@ class FaceAligner:
             self.previous_thumbnail = thumbnail(crop)
             self.steps_since_search = 0
         return self._remember(box, points, crop, matrix, anchors=anchors)
+
+    def fit_detection(self, image: np.ndarray, detection: Detection
+                      ) -> tuple[np.ndarray, np.ndarray, str]:
+        """The 68 points (68, 2) fitted in a detection's box, the alignment matrix (2, 3)
+        and what it aligns from: the fit ("landmarks"), or the detector's own points
+        ("detector") when the fit strays from them by more than MAX_ANCHOR_DISAGREEMENT."""
+        points = self.landmarks(image, detection.box)
+        if (detection.points is not None
+                and anchor_disagreement(points, detection.points) > MAX_ANCHOR_DISAGREEMENT):
+            return points, similarity_transform(detection.points[:3],
+                                                self.template * (self.crop_size - 1)), "detector"
+        return points, self.alignment_matrix(points), "landmarks"
 
     def align_given(self, image: np.ndarray, landmarks: np.ndarray) -> AlignedFace:
         """Align from landmarks given for this frame (a corpus's own, (68, 2) frame pixels)

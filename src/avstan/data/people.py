@@ -12,8 +12,9 @@
   its box overlap (``distance - OVERLAP_BONUS · IoU``), so a face that moves is kept and a
   person who leaves and comes back (or reappears after a cut) gets their identity back. A
   face near no track starts a new person. Two faces of one step never join the same track.
-* **Alignment** per face as ``FaceAligner`` aligns (68-point fit from the detector's box,
-  the detector's five points when the fit is implausible).
+* **Alignment** per face as ``FaceAligner`` aligns (``FaceAligner.fit_detection``: the
+  68-point fit from the detector's box, the detector's five points when the fit is
+  implausible).
 * **People**: tracks seen on fewer than ``MIN_PERSON_STEPS`` steps are dropped (a passing
   false detection); the rest are numbered 1, 2, … in order of first appearance (left to
   right on the same step). Each becomes a :class:`Person`: a Recording (steps where the
@@ -29,14 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from avstan.data.detectors import Detection
-from avstan.data.faces import (
-    MAX_ANCHOR_DISAGREEMENT,
-    FaceAligner,
-    anchor_disagreement,
-    model_file,
-    similarity_transform,
-    warp_crop,
-)
+from avstan.data.faces import FaceAligner, apply_transform, model_file, warp_crop
 from avstan.data.store import ANCHOR_CODES, Recording
 from avstan.data.video import SampledFrame
 from avstan.errors import AvstanError
@@ -113,17 +107,9 @@ def assign(descriptors: list[np.ndarray], boxes: list, tracks: list[_Track], ste
 
 def _align(aligner: FaceAligner, image: np.ndarray, detection: Detection):
     """(crop, landmarks in crop pixels, frame landmarks, matrix, anchors code) of a face."""
-    points = aligner.landmarks(image, detection.box)
-    anchors = "landmarks"
-    if (detection.points is not None
-            and anchor_disagreement(points, detection.points) > MAX_ANCHOR_DISAGREEMENT):
-        anchors = "detector"
-        matrix = similarity_transform(detection.points[:3],
-                                      aligner.template * (aligner.crop_size - 1))
-    else:
-        matrix = aligner.alignment_matrix(points)
+    points, matrix, anchors = aligner.fit_detection(image, detection)
     crop = warp_crop(image, matrix, aligner.crop_size)
-    crop_points = points @ matrix[:, :2].T + matrix[:, 2]
+    crop_points = apply_transform(matrix, points)
     return crop, crop_points.astype(np.float32), points, matrix, ANCHOR_CODES[anchors]
 
 
