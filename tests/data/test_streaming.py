@@ -22,10 +22,14 @@ SPEECH = Path(__file__).parent / "speech"
 MEDIA = Path(__file__).parent / "media"
 
 
-@pytest.mark.parametrize("window, step_rate, cut", [(1.0, 4.0, 1234), (2.0, 3.0, 0)])
-def test_features_as_the_sound_comes_equal_one_pass_over_the_whole(window, step_rate, cut):
+@pytest.mark.parametrize("window, step_rate, cut, longer", [
+    (1.0, 4.0, 1234, 0.0), (2.0, 3.0, 0, 0.0),
+    (4.0, 4.0, 0, 3.0),  # steps 3 s past the end of the sound, as a video's can be
+])
+def test_features_as_the_sound_comes_equal_one_pass_over_the_whole(window, step_rate, cut,
+                                                                   longer):
     signal = np.concatenate([load_audio(SPEECH / f"0{i}.wav") for i in range(3)])[:-cut or None]
-    steps = int(np.ceil(signal.size / SAMPLE_RATE * step_rate + 0.5))
+    steps = int(np.ceil((signal.size / SAMPLE_RATE + longer) * step_rate + 0.5))
     times = np.arange(steps) / step_rate
     expected = egemaps_functionals(signal, SAMPLE_RATE, times, window)
     streaming = StreamingFunctionals(window)
@@ -49,6 +53,7 @@ def test_features_as_the_sound_comes_equal_one_pass_over_the_whole(window, step_
     got = np.concatenate(got)
     assert got.shape == expected.shape == (steps, 88)
     np.testing.assert_array_equal(got, expected)  # bit for bit, NaN rows included
+    assert np.isnan(expected).all(axis=1).any() == (longer > window / 2)
     bound = (window + STREAM_CONTEXT + STREAM_LOOKAHEAD + 1 / step_rate) * SAMPLE_RATE + 3000
     assert most_kept <= bound < signal.size  # bounded: not the whole sound
 

@@ -298,9 +298,12 @@ def stream_predict(model_path: str | Path, source: str, out: TextIO | None = Non
             samples = demux_media(container, where, trained.step_rate,
                                   video=trained.reads_video, audio=True)
             ahead = 64  # pieces of sound are small: a few dozen per second
+        # Closed before the container is, whatever happens: the decoding thread must have
+        # stopped by then (FFmpeg crashes on a container closed under it).
+        decoded = prefetched(samples, ahead)
         try:
-            for row in stream_rows(prefetched(samples, ahead), model, aligner, chains, device,
-                                   audio, trained.step_rate):
+            for row in stream_rows(decoded, model, aligner, chains, device, audio,
+                                   trained.step_rate):
                 values = ([""] * len(targets) if row.values is None
                           else [f"{v:.5f}" for v in row.values])
                 if steps == 0:  # the header with the first line: nothing for a dead source
@@ -312,9 +315,11 @@ def stream_predict(model_path: str | Path, source: str, out: TextIO | None = Non
             raise AvstanError(f"{error}; {trained.model_name} reads the sound, so it cannot "
                               "stream this source; use a face model for it") from None
         except AvstanError as error:
-            if steps or source != "-":
-                raise
+            if steps or source != "-" or (audio is not None and audio.received):
+                raise  # not the container: something after its first data
             raise AvstanError(f"{error}; a pipe needs a streamable container (Matroska, "
                               "MPEG-TS, fragmented MP4), not an MP4 indexed at its end") from None
+        finally:
+            decoded.close()
     print(f"avstan: {where}: the stream ended after {steps} steps", file=log, flush=True)
     return steps

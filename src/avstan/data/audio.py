@@ -470,17 +470,22 @@ class StreamingFunctionals:
         times = np.asarray(times, dtype=np.float64)
         if times.size == 0:
             return np.zeros((0, len(EGEMAPS_NAMES)), dtype=np.float32)
-        return self._compute(times, self.received)
+        # The piece holds the last full window too, with its context: steps past the end
+        # of the sound take it (a video whose sound stops early has such steps).
+        last_full = self.received // self.frame_samples - self.window_frames - 10
+        return self._compute(times, self.received, anchor=max(0, last_full))
 
     def _piece_start(self, first_frame: int, hop: int) -> int:
         if hop == 0:
             return 0  # every window so far begins at 0: the audio is kept from there
         return max(0, (first_frame - self.context_frames) // hop * hop)
 
-    def _compute(self, times: np.ndarray, end: int) -> np.ndarray:
+    def _compute(self, times: np.ndarray, end: int, anchor: int | None = None
+                 ) -> np.ndarray:
         firsts = [self._first_frame(t) for t in times]
         self.hop = int(np.gcd.reduce([self.hop, *firsts]))
-        start = self._piece_start(firsts[0], self.hop)
+        start = self._piece_start(min(firsts[0], anchor if anchor is not None
+                                      else firsts[0]), self.hop)
         if start * self.frame_samples < self.offset:
             raise ValueError("steps asked out of order: their audio was dropped")
         piece = self.kept[start * self.frame_samples - self.offset:end - self.offset]
