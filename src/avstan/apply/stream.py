@@ -46,13 +46,15 @@ from typing import TextIO
 import numpy as np
 import torch
 
+from avstan.data.audio import NoAudioError, StreamingFunctionals
 from avstan.data.clips import window_indices
 from avstan.data.faces import FaceAligner
+from avstan.data.streaming import AudioSamples, demux_media
 from avstan.data.video import SampledFrame, open_media, prefetched, sample_container
 from avstan.errors import AvstanError
 from avstan.evaluation.postprocess import PostProcessing, chains_from_dicts
 from avstan.models.model_file import TrainedModel
-from avstan.models.sliding import iter_window_outputs
+from avstan.models.sliding import frames_to_float, iter_window_outputs
 
 
 @dataclass
@@ -161,26 +163,93 @@ class CausalPostProcessing:
         return self.history[0]
 
 
-def stream_rows(samples: Iterable[SampledFrame], model, aligner: FaceAligner,
-                chains: Sequence[CausalPostProcessing] | None = None,
-                device: str = "cpu") -> Iterator[StreamRow]:
-    """One row per sampled frame, computed when that frame arrives (nothing read ahead)."""
-    clips = CausalClips(model.clip_length)
+@dataclass
+class _Step:
+    """A step waiting for its sound: its tick and the face crop found on its frame."""
+
+    tick: float
+    crop: np.ndarray | None
+    face_found: bool
+
+
+def stream_rows(samples: Iterable[SampledFrame | AudioSamples], model,
+                aligner: FaceAligner | None, chains: Sequence[CausalPostProcessing] | None = None,
+                device: str = "cpu", audio: StreamingFunctionals | None = None,
+                step_rate: float | None = None) -> Iterator[StreamRow]:
+    """One row per step, computed as soon as its frame (models that see the face) and its
+    sound (models that hear, ``audio``) have arrived; nothing is read ahead.
+
+    ``samples``: the sampled frames and decoded sound of ``data.streaming.demux_media``.
+    A face model's steps are its frames; an audio model's (no ``aligner``) are
+    ``k / step_rate`` along the sound, until the end of it, as offline (and its rows say
+    ``face_found`` False); the fusion's are the frames, each waiting for its sound.
+    """
+    sees_face = "clip" in model.input_names
+    clips = CausalClips(model.clip_length) if sees_face else None
+    features = CausalClips(model.clip_length) if audio is not None else None
+    pending: deque[_Step] = deque()
+    next_tick = 0  # an audio model's next step
     held = None  # the raw prediction of the last step with a face
+
+    def rows(steps: list[_Step], final: bool = False) -> Iterator[StreamRow]:
+        nonlocal held
+        if audio is not None and steps:
+            times = np.array([step.tick for step in steps])
+            computed = audio.finish(times) if final else audio.features(times)
+        for index, step in enumerate(steps):
+            if features is not None:
+                features.push(computed[index])
+            if clips is not None:
+                clips.push(step.crop)
+            if step.face_found or not sees_face:
+                held = _predict(model, clips, features, device)
+            values = held
+            if held is not None and chains is not None:
+                # A step without a face feeds the held value on, so the delay line moves as
+                # it does offline after interpolation.
+                values = np.array([chain(v) for chain, v in zip(chains, held, strict=True)])
+            yield StreamRow(step.tick, None if values is None else np.clip(values, -1.0, 1.0),
+                            step.face_found)
+
     for sample in samples:
-        face = aligner(sample.image)
-        clips.push(None if face is None else face.crop)
-        if face is not None:
-            ((_, out),) = iter_window_outputs(model, clips.clip(), [model.clip_length - 1],
-                                              model.clip_length, batch_size=1, device=device)
-            held = out["prediction"][0].float().cpu().numpy().astype(np.float64)
-        values = held
-        if held is not None and chains is not None:
-            # A step without a face feeds the held value on, so the delay line moves as it
-            # does offline after interpolation.
-            values = np.array([chain(v) for chain, v in zip(chains, held, strict=True)])
-        yield StreamRow(sample.tick, None if values is None else np.clip(values, -1.0, 1.0),
-                        face is not None)
+        if isinstance(sample, AudioSamples):
+            if audio is None:
+                continue
+            audio.append(sample.samples)
+            while not sees_face and audio.ready(next_tick / step_rate):
+                pending.append(_Step(next_tick / step_rate, None, False))
+                next_tick += 1
+        else:
+            face = aligner(sample.image)
+            pending.append(_Step(sample.tick, None if face is None else face.crop,
+                                 face is not None))
+        ready = []
+        while pending and (audio is None or audio.ready(pending[0].tick)):
+            ready.append(pending.popleft())
+        yield from rows(ready)
+    if audio is not None and not sees_face:
+        # The last step lies less than half a step after the end of the sound, as offline.
+        while next_tick / step_rate < audio.received / audio.sample_rate + 0.5 / step_rate:
+            pending.append(_Step(next_tick / step_rate, None, False))
+            next_tick += 1
+    yield from rows(list(pending), final=True)
+
+
+def _predict(model, clips: CausalClips | None, features: CausalClips | None,
+             device: str) -> np.ndarray:
+    """The model's raw prediction (K,) for the clip ending at the newest step."""
+    if features is None:  # a face model: the sliding-window code of offline predict
+        ((_, out),) = iter_window_outputs(model, clips.clip(), [model.clip_length - 1],
+                                          model.clip_length, batch_size=1, device=device)
+    else:
+        inputs = {"audio": torch.from_numpy(features.clip()).unsqueeze(0).to(device)}
+        if clips is not None:
+            # As data.clips.ClipDataset cuts them: (1, 3, T, S, S) in [0, 1].
+            inputs["clip"] = frames_to_float(clips.clip()).transpose(0, 1).unsqueeze(0).to(
+                device)
+        with torch.inference_mode():
+            out = model(**inputs)
+    return out["prediction"][0].float().cpu().numpy().astype(np.float64)
 
 
 def stream_predict(model_path: str | Path, source: str, out: TextIO | None = None,
@@ -195,9 +264,11 @@ def stream_predict(model_path: str | Path, source: str, out: TextIO | None = Non
     log = log or sys.stderr
     torch.set_flush_denormal(True)  # as offline predict
     trained = TrainedModel.load(model_path, device)
-    if trained.input_names != ("clip",):
-        raise AvstanError(f"{model_path}: --stream runs face models only; this model reads "
-                          f"{', '.join(trained.input_names)}")
+    if getattr(trained.network, "recording_standardisation", False):
+        raise AvstanError(f"{model_path}: {trained.model_name} standardises each recording "
+                          "with statistics of the whole recording (recording_standardisation), "
+                          "which a stream does not have until it ends; predict the file "
+                          "offline (avstan predict MODEL FILE)")
     model, targets = trained.network, trained.targets
     chains = None
     fitted = chains_from_dicts(trained.postprocessing) if postprocess else None
@@ -208,17 +279,31 @@ def stream_predict(model_path: str | Path, source: str, out: TextIO | None = Non
             print(f"avstan: note: median smoothing ({', '.join(smoothed)}) needs future steps "
                   "and is not applied to a stream; centring, scaling and shift are",
                   file=log, flush=True)
-    aligner = FaceAligner(trained.crop_size, trained.alignment_template,
-                          redetect_every=trained.face_search_interval(redetect_every),
-                          detector=trained.face_detector(detector))
+    aligner = None
+    if trained.reads_video:
+        aligner = FaceAligner(trained.crop_size, trained.alignment_template,
+                              redetect_every=trained.face_search_interval(redetect_every),
+                              detector=trained.face_detector(detector))
     container, where = open_stream(source, input_format, options, idle_timeout)
+    audio = (StreamingFunctionals(trained.audio_window, source=str(where))
+             if trained.reads_audio else None)
     writer = csv.writer(out, lineterminator="\n")
     steps = 0
     with container:
-        samples = prefetched(sample_container(container, where, trained.step_rate,
-                                              thread_type="SLICE"))
+        if audio is None:
+            samples = sample_container(container, where, trained.step_rate,
+                                       thread_type="SLICE")
+            ahead = 8
+        else:
+            samples = demux_media(container, where, trained.step_rate,
+                                  video=trained.reads_video, audio=True)
+            ahead = 64  # pieces of sound are small: a few dozen per second
+        # Closed before the container is, whatever happens: the decoding thread must have
+        # stopped by then (FFmpeg crashes on a container closed under it).
+        decoded = prefetched(samples, ahead)
         try:
-            for row in stream_rows(samples, model, aligner, chains, device):
+            for row in stream_rows(decoded, model, aligner, chains, device, audio,
+                                   trained.step_rate):
                 values = ([""] * len(targets) if row.values is None
                           else [f"{v:.5f}" for v in row.values])
                 if steps == 0:  # the header with the first line: nothing for a dead source
@@ -226,10 +311,15 @@ def stream_predict(model_path: str | Path, source: str, out: TextIO | None = Non
                 writer.writerow([f"{row.time:.3f}", *values, int(row.face_found)])
                 out.flush()
                 steps += 1
+        except NoAudioError as error:
+            raise AvstanError(f"{error}; {trained.model_name} reads the sound, so it cannot "
+                              "stream this source; use a face model for it") from None
         except AvstanError as error:
-            if steps or source != "-":
-                raise
+            if steps or source != "-" or (audio is not None and audio.received):
+                raise  # not the container: something after its first data
             raise AvstanError(f"{error}; a pipe needs a streamable container (Matroska, "
                               "MPEG-TS, fragmented MP4), not an MP4 indexed at its end") from None
+        finally:
+            decoded.close()
     print(f"avstan: {where}: the stream ended after {steps} steps", file=log, flush=True)
     return steps

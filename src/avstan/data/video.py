@@ -52,32 +52,54 @@ def _frame_time(frame: av.VideoFrame, index: int, rate: float | None) -> float |
     return None
 
 
+class TickSampler:
+    """:func:`sample_ticks` one item at a time, for a caller that reads several streams
+    at once: ``push(time, item)`` returns the (step, tick, time, item) decided by this
+    item's arrival, ``finish()`` those of the end (the final ticks after the last item)."""
+
+    def __init__(self, step_rate: float) -> None:
+        self.step_rate = step_rate
+        self.step, self.previous, self.first = 0, None, None
+
+    def push(self, time: float, item: object) -> list[tuple[int, float, float, object]]:
+        if self.first is None:
+            self.first = time
+        time -= self.first
+        previous, chosen = self.previous, []
+        if previous is not None and time <= previous[0]:
+            return chosen  # a repeated or out-of-order timestamp: keep the first
+        while self.step / self.step_rate <= time:
+            tick = self.step / self.step_rate
+            if previous is not None and tick - previous[0] <= time - tick:
+                chosen.append((self.step, tick, previous[0], previous[1]))
+            else:
+                chosen.append((self.step, tick, time, item))
+            self.step += 1
+        self.previous = (time, item)
+        return chosen
+
+    def finish(self) -> list[tuple[int, float, float, object]]:
+        chosen, previous = [], self.previous
+        if previous is not None:
+            while self.step / self.step_rate - previous[0] < 0.5 / self.step_rate:
+                chosen.append((self.step, self.step / self.step_rate, previous[0],
+                               previous[1]))
+                self.step += 1
+        return chosen
+
+
 def sample_ticks(times: Iterator[tuple[float, object]], step_rate: float
                  ) -> Iterator[tuple[int, float, float, object]]:
     """Choose, for every tick k / step_rate, the item whose time is nearest.
 
     ``times`` yields (time, item) in increasing time; returns (step, tick, time, item).
-    Pure bookkeeping, separate from decoding so it can be tested on made-up timestamps.
+    Pure bookkeeping, separate from decoding so it can be tested on made-up timestamps
+    (:class:`TickSampler` is the same, pushed one item at a time).
     """
-    step, previous, first = 0, None, None
+    sampler = TickSampler(step_rate)
     for time, item in times:
-        if first is None:
-            first = time
-        time -= first
-        if previous is not None and time <= previous[0]:
-            continue  # a repeated or out-of-order timestamp: keep the first
-        while step / step_rate <= time:
-            tick = step / step_rate
-            if previous is not None and tick - previous[0] <= time - tick:
-                yield step, tick, previous[0], previous[1]
-            else:
-                yield step, tick, time, item
-            step += 1
-        previous = (time, item)
-    if previous is not None:
-        while step / step_rate - previous[0] < 0.5 / step_rate:
-            yield step, step / step_rate, previous[0], previous[1]
-            step += 1
+        yield from sampler.push(time, item)
+    yield from sampler.finish()
 
 
 def sample_video(path: str | Path, step_rate: float = 4.0, report: list[str] | None = None

@@ -1,0 +1,192 @@
+"""`avstan predict --stream` with models that hear: lstm, lstm_ta and the fusion av_sta
+read the stream's sound as it comes and give offline predict's values."""
+
+import io
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from avstan.apply.stream import stream_predict, stream_rows
+from avstan.cli import EXIT_USER_ERROR, main
+from avstan.data.audio import STREAM_LOOKAHEAD, load_audio
+from avstan.data.streaming import AudioSamples
+from avstan.data.video import sample_video
+from avstan.evaluation.postprocess import PostProcessing
+from avstan.models.model_file import TrainedModel
+from tests.apply.test_predict import audio_model_file
+from tests.apply.test_stream import as_array, parse, remux
+
+MEDIA = Path(__file__).parents[1] / "data" / "media"
+SPEECH = Path(__file__).parents[1] / "data" / "speech"
+WINDOW = 1.0  # the eGeMAPS window audio_model_file records
+CHAIN = PostProcessing(median_window=1, centre_offset=0.05, scale_factor=4.0,
+                       scale_reference=0.01).to_dict()
+
+
+def with_chain(path: Path) -> Path:
+    trained = TrainedModel.load(path)
+    trained.with_postprocessing({t: CHAIN for t in trained.targets}).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models")
+    return {
+        "lstm_ta": with_chain(audio_model_file(folder, hidden=8, layers=2)),
+        "lstm": with_chain(audio_model_file(folder, "lstm", hidden=8, layers=2)),
+        "av_sta": with_chain(audio_model_file(
+            folder, "av_sta", crop_size=16, audio={"hidden": 8},
+            video={"trunk_channels": [4, 8, 8, 8], "fc_hidden": 8}, video_model="cnn3d")),
+    }
+
+
+@pytest.fixture(scope="module")
+def streamable(tmp_path_factory):
+    """single_face.mp4's h264 and mp3 packets in Matroska, which a pipe can carry."""
+    return remux(MEDIA / "single_face.mp4", tmp_path_factory.mktemp("media") / "single.mkv")
+
+
+def offline(model: Path, media: Path, folder: Path) -> list[dict]:
+    assert main(["predict", str(model), str(media), "--output", str(folder)]) == 0
+    return parse((folder / f"{media.stem}.csv").read_text())
+
+
+def assert_same(rows, expected):
+    assert len(rows) == len(expected)
+    np.testing.assert_array_equal(as_array(rows, "time"), as_array(expected, "time"))
+    assert [r["face_found"] for r in rows] == [r["face_found"] for r in expected]
+    for target in ("valence", "arousal"):
+        values = as_array(expected, target)
+        assert np.ptp(values) > 2e-3  # steps differ, so a step mix-up would show
+        np.testing.assert_allclose(as_array(rows, target), values, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["lstm_ta", "av_sta"])
+def test_a_pipe_gives_offline_values_for_models_that_hear(name, models, streamable, tmp_path):
+    done = subprocess.run([sys.executable, "-m", "avstan", "predict", str(models[name]),
+                           "--stream", "-"], input=streamable.read_bytes(),
+                          capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr.decode()
+    rows = parse(done.stdout.decode())
+    expected = offline(models[name], streamable, tmp_path)
+    assert_same(rows, expected)
+    # The fusion's steps are the video's (faces found); the audio model's the sound's.
+    faces = "1" if name == "av_sta" else "0"
+    assert {r["face_found"] for r in rows} == {faces}
+    assert f"the stream ended after {len(rows)} steps" in done.stderr.decode()
+
+
+def test_an_audio_file_streams_through_an_audio_model(models, tmp_path):
+    speech = SPEECH / "20.wav"
+    out, log = io.StringIO(), io.StringIO()
+    with speech.open("rb") as handle, pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "stdin", io.TextIOWrapper(handle))
+        steps = stream_predict(models["lstm"], "-", out=out, log=log)
+    rows = parse(out.getvalue())
+    assert steps == len(rows) > 5
+    assert_same(rows, offline(models["lstm"], speech, tmp_path))
+
+
+def test_a_growing_file_streams_the_fusion(models, streamable, tmp_path):
+    data = streamable.read_bytes()
+    growing = tmp_path / "recording.mkv"
+    growing.write_bytes(data[:2000])
+
+    def write_the_rest():
+        with growing.open("ab") as handle:
+            for start in range(2000, len(data), 20000):
+                time.sleep(0.15)
+                handle.write(data[start:start + 20000])
+                handle.flush()
+
+    writer = threading.Thread(target=write_the_rest)
+    writer.start()
+    out = io.StringIO()
+    steps = stream_predict(models["av_sta"], str(growing), out=out, log=io.StringIO(),
+                           idle_timeout=1.0)
+    writer.join()
+    assert steps == 10
+    assert_same(parse(out.getvalue()), offline(models["av_sta"], streamable, tmp_path / "o"))
+
+
+class Events:
+    """single_face.mp4's sampled frames and its sound in 50 ms pieces, in time order,
+    counting how many have been handed out."""
+
+    def __init__(self):
+        frames = [(f.time, f) for f in sample_video(MEDIA / "single_face.mp4")]
+        sound = load_audio(MEDIA / "single_face.mp4")
+        pieces = [((end) / 16000, AudioSamples(sound[end - 800:end]))
+                  for end in range(800, sound.size + 1, 800)]
+        self.sound_seconds = pieces[-1][0]
+        self.items = [item for _, item in sorted(frames + pieces, key=lambda pair: pair[0])]
+        self.taken = 0
+
+    def __iter__(self):
+        for item in self.items:
+            self.taken += 1
+            yield item
+
+
+class EveryFace:
+    """A face on every frame, its crop the frame's corner (the timing is under test)."""
+
+    def __call__(self, image):
+        return type("Face", (), {"crop": np.ascontiguousarray(image[:16, :16])})()
+
+
+def test_each_line_comes_once_its_frame_and_its_sound_have_arrived(models):
+    from avstan.data.audio import StreamingFunctionals
+
+    model = TrainedModel.load(models["av_sta"]).network
+    events = Events()
+    taken = []
+    for row in stream_rows(events, model, EveryFace(), audio=StreamingFunctionals(WINDOW),
+                           step_rate=4.0):
+        taken.append(events.taken)
+        assert row.face_found and row.values is not None
+    assert len(taken) == 10
+    for step, count in enumerate(taken):
+        seen = events.items[:count]
+        frame_index = next(i for i, item in enumerate(seen)
+                           if not isinstance(item, AudioSamples) and item.step == step)
+        needed = max(step / 4.0, WINDOW) + STREAM_LOOKAHEAD
+        heard = sum(item.samples.size for item in seen if isinstance(item, AudioSamples))
+        if needed * 16000 <= sum(i.samples.size for i in events.items
+                                 if isinstance(i, AudioSamples)):
+            # Not before both have arrived, and right after the later of the two.
+            assert heard >= needed * 16000 - 1
+            before = sum(item.samples.size for item in seen[:-1]
+                         if isinstance(item, AudioSamples))
+            assert frame_index == count - 1 or before < needed * 16000 - 1
+        else:
+            assert count == len(events.items)  # the last steps wait for the end
+
+
+def test_streams_a_model_that_hears_cannot_take_are_one_line(models, tmp_path, monkeypatch,
+                                                              capsys):
+    silent_video = remux(MEDIA / "moving_face.mp4", tmp_path / "moving.mkv")  # no sound
+    assert main(["predict", str(models["av_sta"]), "--stream", str(silent_video)]) \
+        == EXIT_USER_ERROR
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert captured.out == "" and len(lines) == 1, lines
+    assert "moving.mkv: has no audio track; av_sta reads the sound" in lines[0]
+    trained = TrainedModel.load(models["lstm"])
+    per_recording = tmp_path / "per_recording.pt"
+    options = {**trained.model_options, "recording_standardisation": True}
+    from avstan.models import create_model
+    TrainedModel(create_model("lstm", targets=trained.targets, **options), trained.targets,
+                 4.0, trained.metadata).save(per_recording)
+    assert main(["predict", str(per_recording), "--stream", str(SPEECH / "20.wav")]) \
+        == EXIT_USER_ERROR
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "statistics of the whole recording" in lines[0], lines
+    torch.manual_seed(0)  # nothing above drew; keep later tests' draws as they were
