@@ -9,6 +9,8 @@ from __future__ import annotations
 import pickle
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,7 @@ import pytest
 import torch
 import yaml
 
-from avstan.cli import EXIT_USER_ERROR, main
+from avstan.cli import EXIT_INTERRUPTED, EXIT_USER_ERROR, main
 from tests.conftest import tiny_config_dict
 
 MEDIA = Path(__file__).parents[1] / "data" / "media"
@@ -561,3 +563,113 @@ def test_prepare_killed_with_sigkill_resumes_to_the_same_store(tmp_path):
         one, other = resumed.load(name), uninterrupted.load(name)
         for key in ("frames", "times", "face_found", "labels", "landmarks"):
             np.testing.assert_array_equal(getattr(one, key), getattr(other, key))
+
+
+def train_command(store: Path, output: Path, config_folder: Path) -> list[str]:
+    """``avstan train`` of a tiny cnn3d run for 3 epochs of 18 batches (a row of the CSV log
+    every 10 batches, so one falls in the middle of each epoch)."""
+    raw = tiny_config_dict(store, output, max_epochs=3)
+    raw["data"]["train_stride"] = 1
+    config = config_folder / f"{output.name}.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    return [sys.executable, "-m", "avstan", "train", "--config", str(config)]
+
+
+def stop_mid_epoch(command: list[str], output: Path, signal_number: int
+                   ) -> subprocess.CompletedProcess:
+    """Start ``command`` and send it ``signal_number`` once an epoch has been checkpointed
+    and the next one is under way (its first row is in the log); returns how it ended."""
+    import time
+
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    log = output / "logs" / "metrics.csv"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if (output / "checkpoints" / "last.ckpt").is_file() and log.is_file() and \
+                any(line.startswith("1,") for line in log.read_text().splitlines()):
+            break
+        time.sleep(0.01)
+    assert process.poll() is None, "train finished before it could be stopped"
+    process.send_signal(signal_number)
+    out, err = process.communicate(timeout=120)
+    return subprocess.CompletedProcess(command, process.returncode, out, err)
+
+
+def assert_same_run(resumed: Path, uninterrupted: Path) -> None:
+    """The final model (weights bit for bit, post-processing, best score) and the CSV log of
+    a resumed run are an uninterrupted run's."""
+    import json
+
+    one = torch.load(resumed / "model.pt", map_location="cpu", weights_only=True)
+    other = torch.load(uninterrupted / "model.pt", map_location="cpu", weights_only=True)
+    assert one["state_dict"].keys() == other["state_dict"].keys()
+    for name, value in one["state_dict"].items():
+        assert torch.equal(value, other["state_dict"][name]), name
+    assert one["postprocessing"] == other["postprocessing"]
+    done, reference = (json.loads((run / "done.json").read_text())
+                       for run in (resumed, uninterrupted))
+    assert done["best_val_ccc"] == reference["best_val_ccc"]
+    assert done["epochs"] == reference["epochs"] == 3
+    log = (resumed / "logs" / "metrics.csv").read_text()
+    assert log == (uninterrupted / "logs" / "metrics.csv").read_text()
+    rows = [line.split(",") for line in log.splitlines()[1:]]
+    header = log.splitlines()[0].split(",")
+    for column in ("val/ccc", "train/loss_epoch"):  # one epoch-end row each, per epoch
+        epochs = [row[0] for row in rows if row[header.index(column)]]
+        assert epochs == ["0", "1", "2"], column
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_training(tiny_store, tmp_path_factory) -> Path:
+    """The tiny run of ``train_command``, trained in one go."""
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    output = folder / "run"
+    done = subprocess.run(train_command(tiny_store, output, folder), capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr
+    return output
+
+
+@pytest.mark.slow
+def test_train_killed_with_sigkill_resumes_to_the_same_model(tiny_store, tmp_path,
+                                                            uninterrupted_training):
+    """Issue 18, "keep it true": kill -9 in the middle of an epoch, run the same command
+    again, and the model and the log are an uninterrupted run's (the random generators
+    come back with the checkpoint; the killed epoch's log rows are dropped)."""
+    import signal
+
+    output = tmp_path / "run"
+    command = train_command(tiny_store, output, tmp_path)
+    killed = stop_mid_epoch(command, output, signal.SIGKILL)
+    assert killed.returncode == -signal.SIGKILL
+    checkpoint = torch.load(output / "checkpoints" / "last.ckpt", weights_only=True)
+    log = (output / "logs" / "metrics.csv").read_text().splitlines()
+    # killed in the middle of an epoch: the log has rows of an epoch the checkpoint lacks
+    assert checkpoint["epoch"] < 2
+    assert any(int(line.split(",")[0]) > checkpoint["epoch"] for line in log[1:])
+    resumed = subprocess.run(command, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "Traceback" not in resumed.stderr
+    assert_same_run(output, uninterrupted_training)
+
+
+@pytest.mark.slow
+def test_train_interrupted_with_ctrl_c_says_so_and_resumes_to_the_same_model(
+        tiny_store, tmp_path, uninterrupted_training):
+    """Issue 18: Ctrl-C during train is one line and exit 130; the same command resumes
+    to the model and log an uninterrupted run writes."""
+    import signal
+
+    output = tmp_path / "run"
+    command = train_command(tiny_store, output, tmp_path)
+    interrupted = stop_mid_epoch(command, output, signal.SIGINT)
+    assert interrupted.returncode == EXIT_INTERRUPTED, interrupted.stderr
+    lines = [line for line in interrupted.stderr.splitlines()
+             if line.strip() and not re.match(r"^epoch \d+/\d+: ", line)]
+    assert lines == ["avstan: interrupted; run the same command again to resume"], \
+        interrupted.stderr
+    assert not (output / "done.json").exists()
+    resumed = subprocess.run(command, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_run(output, uninterrupted_training)

@@ -14,11 +14,11 @@ from avstan.training.fit import train_experiment
 from tests.conftest import tiny_config_dict
 
 
-class StopAfterFirstEpoch(L.Callback):
-    """Ctrl+C at the first batch of the second epoch (the first epoch is checkpointed)."""
+class StopInSecondEpoch(L.Callback):
+    """Ctrl+C at the third batch of the second epoch (the first epoch is checkpointed)."""
 
-    def on_train_batch_start(self, trainer, *args):
-        if trainer.current_epoch == 1:
+    def on_train_batch_start(self, trainer, module, batch, batch_index):
+        if trainer.current_epoch == 1 and batch_index == 2:
             raise KeyboardInterrupt
 
 
@@ -57,23 +57,34 @@ def test_a_finished_run_is_not_trained_again(tiny_store, tmp_path):
     assert second.best_val_ccc == first.best_val_ccc
 
 
-def test_an_interrupted_run_resumes_where_it_stopped(tiny_store, tmp_path):
-    config = config_from_dict(tiny_config_dict(tiny_store, tmp_path / "run", max_epochs=2))
+@pytest.mark.parametrize("workers", [0, 1])
+def test_an_interrupted_run_resumes_to_what_an_uninterrupted_run_gives(workers, tiny_store,
+                                                                       tmp_path):
+    config = config_from_dict(tiny_config_dict(tiny_store, tmp_path / "run", max_epochs=2,
+                                               num_workers=workers))
     with pytest.raises(KeyboardInterrupt):
-        train_experiment(config, progress=False, callbacks=[StopAfterFirstEpoch()])
+        train_experiment(config, progress=False, callbacks=[StopInSecondEpoch()])
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()
     assert not (tmp_path / "run" / "done.json").exists()
     counter = CountBatches()
     result = train_experiment(config, progress=False, callbacks=[counter])
     full = CountBatches()
-    reference = config_from_dict(tiny_config_dict(tiny_store, tmp_path / "ref", max_epochs=1))
-    train_experiment(reference, progress=False, callbacks=[full])
-    assert counter.batches == full.batches  # only the second epoch ran after resuming
+    reference = config_from_dict(tiny_config_dict(tiny_store, tmp_path / "ref", max_epochs=2,
+                                                  num_workers=workers))
+    whole = train_experiment(reference, progress=False, callbacks=[full])
+    assert 2 * counter.batches == full.batches  # only the second epoch ran after resuming
     assert result.epochs == 2 and (tmp_path / "run" / "done.json").exists()
-    # The log keeps the epoch trained before the interruption.
-    log = (tmp_path / "run" / "logs" / "metrics.csv").read_text().splitlines()
-    epochs = {row.split(",")[0] for row in log[1:] if row}
-    assert {"0", "1"} <= epochs
+    # The epoch after the checkpoint replays the uninterrupted run's draws (shuffle,
+    # augmentation, dropout): the same weights, bit for bit, and the same score.
+    resumed = TrainedModel.load(result.model_path).network.state_dict()
+    for name, value in TrainedModel.load(whole.model_path).network.state_dict().items():
+        assert torch.equal(resumed[name], value), name
+    assert result.best_val_ccc == whole.best_val_ccc
+    # The log keeps the epoch trained before the interruption, and has the interrupted
+    # epoch's rows once (the attempt's rows are dropped).
+    log = (tmp_path / "run" / "logs" / "metrics.csv").read_text()
+    assert log == (tmp_path / "ref" / "logs" / "metrics.csv").read_text()
+    assert {row.split(",")[0] for row in log.splitlines()[1:] if row} == {"0", "1"}
 
 
 def test_a_different_config_in_the_same_folder_is_refused(tiny_store, tmp_path):

@@ -9,12 +9,13 @@ Output folder layout:
     done.json              written last: the run is complete
 
 Running the same config into the same folder again resumes from ``last.ckpt`` (or returns
-at once when ``done.json`` exists); checkpoints are read with ``weights_only=True``.
+at once when ``done.json`` exists); checkpoints are read with ``weights_only=True``. The
+checkpoint carries the random generators' states, so a resumed run ends with the model
+and the log an uninterrupted run gives, bit for bit on CPU (``training.resume``).
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import pickle
@@ -30,7 +31,7 @@ import torch
 import yaml
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.loggers import TensorBoardLogger
 
 from avstan.data.store import RecordingStore
 from avstan.errors import AvstanError
@@ -40,35 +41,9 @@ from avstan.models.model_file import TrainedModel
 from avstan.progress import on_terminal
 from avstan.training.config import ExperimentConfig, config_from_dict
 from avstan.training.module import EmotionRegressor, RecordingDataModule
+from avstan.training.resume import RandomStateCheckpoint, ResumableCSVLogger
 
 DONE_NAME = "done.json"
-
-
-class ResumableCSVLogger(CSVLogger):
-    """Lightning's CSV logger, made to keep the rows of earlier attempts when a run resumes.
-
-    The stock writer deletes an existing ``metrics.csv`` when it is created; this one puts
-    the earlier rows back and registers their columns, so the writer appends after them.
-    """
-
-    @property
-    def experiment(self):
-        if self._experiment is not None:
-            return self._experiment
-        path = Path(self.log_dir) / "metrics.csv"
-        header, rows = [], []
-        if path.is_file():
-            with path.open(newline="") as handle:
-                reader = csv.DictReader(handle)
-                header, rows = list(reader.fieldnames or []), list(reader)
-        writer = super().experiment
-        if header and hasattr(writer, "metrics_keys"):
-            writer.metrics_keys = sorted(header)
-            with path.open("w", newline="") as handle:
-                rewriter = csv.DictWriter(handle, fieldnames=writer.metrics_keys)
-                rewriter.writeheader()
-                rewriter.writerows(rows)
-        return writer
 
 
 class EpochLines(L.Callback):
@@ -193,9 +168,10 @@ def init_branches(model: torch.nn.Module, files: dict[str, str], freeze: bool = 
             branch.requires_grad_(False)
 
 
-def check_resumable(checkpoint: Path) -> None:
+def check_resumable(checkpoint: Path) -> int:
     """Refuse, in one line, a checkpoint that cannot be resumed from (truncated, damaged, or
-    holding objects a weights-only load refuses — nothing in it is executed)."""
+    holding objects a weights-only load refuses — nothing in it is executed); returns the
+    epoch it was saved at the end of (counted from 0)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -210,6 +186,7 @@ def check_resumable(checkpoint: Path) -> None:
     if not isinstance(state, dict) or "state_dict" not in state:
         raise AvstanError(f"{checkpoint}: not a Lightning checkpoint of avstan; run again with "
                           "--restart, or remove the file")
+    return int(state.get("epoch", 0))
 
 
 def train_experiment(config: ExperimentConfig, restart: bool = False, progress: bool = True,
@@ -260,19 +237,22 @@ def train_experiment(config: ExperimentConfig, restart: bool = False, progress: 
     best = ModelCheckpoint(dirpath=checkpoints, filename="best", monitor="val/ccc", mode="max",
                            save_last=True, enable_version_counter=False)
     callbacks = [best, EarlyStopping(monitor="val/ccc", mode="max", patience=section.patience),
-                 *(callbacks or [])]
+                 RandomStateCheckpoint(), *(callbacks or [])]
     bar = progress and on_terminal()
     if bar:
         callbacks.append(TQDMProgressBar(leave=True))
     elif progress:
         callbacks.append(EpochLines())  # a log, not a terminal: one plain line per epoch
+    last = checkpoints / "last.ckpt"
+    resume_epoch = check_resumable(last) if last.exists() else None
     try:
         trainer = L.Trainer(
             default_root_dir=output, max_epochs=section.max_epochs, accelerator=section.accelerator,
             devices=section.devices, num_nodes=section.num_nodes, strategy=section.strategy,
             precision=section.precision, gradient_clip_val=section.gradient_clip,
             limit_train_batches=section.limit_train_batches, callbacks=callbacks,
-            logger=[ResumableCSVLogger(output, name="logs", version=""),
+            logger=[ResumableCSVLogger(output, name="logs", version="",
+                                       resume_epoch=resume_epoch),
                     TensorBoardLogger(output, name="tensorboard", version="")],
             enable_progress_bar=bar, enable_model_summary=False, num_sanity_val_steps=0,
             log_every_n_steps=10, deterministic=False)
@@ -282,9 +262,6 @@ def train_experiment(config: ExperimentConfig, restart: bool = False, progress: 
         raise AvstanError(f"training.accelerator {section.accelerator!r} / devices "
                           f"{section.devices!r} / strategy {section.strategy!r}: {reason}") \
             from None
-    last = checkpoints / "last.ckpt"
-    if last.exists():
-        check_resumable(last)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*number of training batches.*")

@@ -255,11 +255,20 @@ class RecordingDataModule(L.LightningDataModule):
             raise AvstanError(f"{self.store_root}: the train partition has no labelled clip")
 
     def train_dataloader(self) -> DataLoader:
+        # Workers start afresh each epoch, seeded from torch's generator as the epoch starts:
+        # kept workers would carry their generators over from the epoch before, which a run
+        # resumed from a checkpoint cannot replay (training.resume).
         return DataLoader(self.train_dataset, batch_size=self.batch_size, shuffle=True,
                           num_workers=self.num_workers, drop_last=len(self.train_dataset) >
-                          self.batch_size, persistent_workers=self.num_workers > 0)
+                          self.batch_size, persistent_workers=False)
 
     def val_dataloader(self) -> DataLoader:
+        # With kept workers, only the loader's first iterator draws their seed, and in a
+        # resumed run it comes at a later epoch than in an uninterrupted one: drawn from
+        # torch's generator, it would shift the training's draws (training.resume). Without
+        # workers every epoch draws one, resumed or not, and runs draw as they always have.
+        workers = self.num_workers > 0
         return DataLoader(self.val_dataset, batch_size=max(self.batch_size, 32), shuffle=False,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+                          num_workers=self.num_workers, persistent_workers=workers,
+                          generator=torch.Generator().manual_seed(0) if workers else None)
 
