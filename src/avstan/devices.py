@@ -47,7 +47,7 @@ def autocast_for(device: str | torch.device, precision: str = "32-true"
     ``16-mixed``, as Lightning's mixed precision trains."""
     if precision not in PRECISIONS:
         raise AvstanError(f"--precision {precision}: use one of {', '.join(PRECISIONS)}")
-    device = torch.device(device)
+    device = checked_device(device)
     if precision == "32-true":
         return contextlib.nullcontext()
     if precision == "16-mixed" and device.type != "cuda":
