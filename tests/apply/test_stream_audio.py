@@ -190,3 +190,20 @@ def test_streams_a_model_that_hears_cannot_take_are_one_line(models, tmp_path, m
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "statistics of the whole recording" in lines[0], lines
     torch.manual_seed(0)  # nothing above drew; keep later tests' draws as they were
+
+
+def test_a_silent_sound_streams_with_a_warning(models, tmp_path):
+    import wave
+
+    silent = tmp_path / "silent.wav"
+    with wave.open(str(silent), "wb") as handle:
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(16000)
+        handle.writeframes(bytes(2 * 16000 * 2))  # 2 s of zeros
+    out, log = io.StringIO(), io.StringIO()
+    steps = stream_predict(models["lstm"], str(silent), out=out, log=log, idle_timeout=0.2)
+    assert steps == 9 and len(parse(out.getvalue())) == 9
+    assert "the sound was silent throughout (peak 0.0e+00)" in log.getvalue()
+    assert main(["predict", str(models["lstm"]), str(silent), "--output",
+                 str(tmp_path / "out")]) != 0  # offline refuses it
