@@ -55,6 +55,18 @@ def is_video(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_SUFFIXES
 
 
+def video_and_audio(name: str, paths: list[Path]) -> tuple[Path | None, Path | None]:
+    """A recording's one video and one audio file among ``paths`` (either may be None);
+    two of a kind under one recording name is one AvstanError naming both."""
+    videos = [path for path in paths if is_video(path)]
+    audios = [path for path in paths if not is_video(path)]
+    if len(videos) > 1 or len(audios) > 1:
+        clash = videos if len(videos) > 1 else audios
+        raise AvstanError(f"{clash[1]}: recording name '{name}' is also used by {clash[0]}; "
+                          "remove or rename one of them")
+    return (videos[0] if videos else None), (audios[0] if audios else None)
+
+
 def index_by_name(paths: Iterable[Path],
                   name_of: Callable[[Path], str] = lambda path: path.stem) -> dict[str, Path]:
     """``{name_of(path): path}`` (default: the file name without suffix); two files with one

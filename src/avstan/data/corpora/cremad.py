@@ -33,7 +33,7 @@ from avstan.data.corpora.acted import (
     warn_skipped,
 )
 from avstan.data.corpora.base import RecordingSource
-from avstan.data.corpora.common import check_folder, finish, is_video, media_files
+from avstan.data.corpora.common import check_folder, finish, media_files, video_and_audio
 from avstan.errors import AvstanError
 
 NAME_PATTERN = re.compile(r"^(\d{4})_([A-Za-z0-9]{3})_([A-Za-z]{3})_([A-Za-z]{2})$")
@@ -91,16 +91,11 @@ def find_recordings(root: Path) -> list[RecordingSource]:
                        "media")
     recordings = []
     for name, paths in by_name.items():
-        videos = [path for path in paths if is_video(path)]
-        audios = [path for path in paths if not is_video(path)]
-        if len(videos) > 1 or len(audios) > 1:
-            clash = videos if len(videos) > 1 else audios
-            raise AvstanError(f"{clash[1]}: recording name '{name}' is also used by "
-                              f"{clash[0]}; remove or rename one of them")
+        video, audio = video_and_audio(name, paths)
         fields = fields_of[name]
-        recording = utterance(name, "", videos[0] if videos else audios[0], fields["speaker"],
+        recording = utterance(name, "", video or audio, fields["speaker"],
                               fields["category"], fields["intensity"],
-                              audio=audios[0] if videos and audios else None)
+                              audio=audio if video else None)
         recording.extra["has_audio"] = True
         recordings.append(recording)
     if not recordings:

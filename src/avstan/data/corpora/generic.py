@@ -30,12 +30,12 @@ from avstan.data.corpora.common import (
     SPLIT_FILE,
     check_folder,
     finish,
-    is_video,
     media_files,
     parse_number,
     read_lines,
     read_split,
     split_partition,
+    video_and_audio,
     walk_files,
     warn_unused_split_lines,
 )
@@ -63,16 +63,11 @@ def find_recordings(root: Path) -> list[RecordingSource]:
         by_name[recording_name(path, root)].append(path)
     recordings = []
     for name, paths in by_name.items():
-        videos = [path for path in paths if is_video(path)]
-        audios = [path for path in paths if not is_video(path)]
-        if len(videos) > 1 or len(audios) > 1:
-            clash = videos if len(videos) > 1 else audios
-            raise AvstanError(f"{clash[1]}: recording name '{name}' is also used by {clash[0]}; "
-                              "remove or rename one of them")
-        media = videos[0] if videos else audios[0]
+        video, audio = video_and_audio(name, paths)
+        media = video or audio
         extra: dict = {}
-        if videos and audios:
-            extra["audio"] = audios[0]
+        if video and audio:
+            extra["audio"] = audio
         labels = media.with_suffix(".csv")
         if labels.is_file():
             extra["labels"] = labels
