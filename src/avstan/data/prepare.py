@@ -66,6 +66,7 @@ from avstan.data.corpora.base import (
 from avstan.data.detectors import DEFAULT_DETECTOR, DETECTORS, make_detector
 from avstan.data.faces import DEFAULT_REDETECT_EVERY, DEFAULT_TEMPLATE, FaceAligner
 from avstan.data.preview import write_contact_sheet
+from avstan.data.spool import RowSpool, nearest_found
 from avstan.data.store import (
     ANCHOR_CODES,
     MANIFEST_NAME,
@@ -174,15 +175,48 @@ def make_aligner(config: PrepareConfig) -> FaceAligner:
 
 def fill_missing_frames(frames: list[np.ndarray | None]) -> np.ndarray:
     """Replace None entries by the nearest non-None frame (earlier on ties): (N, S, S, 3)."""
-    found = np.array([f is not None for f in frames])
-    indices = np.flatnonzero(found)
-    nearest = indices[np.abs(np.arange(len(frames))[:, None] - indices[None, :]).argmin(1)]
+    nearest = nearest_found(np.array([f is not None for f in frames]))
     return np.stack([frames[i] for i in nearest])
 
 
+class _Crops:
+    """The crops of one recording as they are sampled: in a list, or, with a ``folder``,
+    in a ``data.spool.RowSpool`` there (memory then does not grow with the video)."""
+
+    def __init__(self, crop_size: int, folder: Path | None) -> None:
+        self.spool = (None if folder is None
+                      else RowSpool((crop_size, crop_size, 3), np.uint8, folder))
+        self.crops: list[np.ndarray | None] = []
+        self.found: list[bool] = []
+        self.blank = np.zeros((crop_size, crop_size, 3), np.uint8)
+
+    def append(self, crop: np.ndarray | None) -> None:
+        self.found.append(crop is not None)
+        if self.spool is None:
+            self.crops.append(crop)
+        else:
+            self.spool.append(self.blank if crop is None else crop)
+
+    def frames(self):
+        """(N, S, S, 3): each step's crop, the nearest found one where none was found."""
+        if self.spool is None:
+            return fill_missing_frames(self.crops)
+        return self.spool.remapped(nearest_found(np.asarray(self.found)))
+
+    def close(self) -> None:
+        if self.spool is not None:
+            self.spool.close()
+
+
 def prepare_recording(source: RecordingSource, config: PrepareConfig, corpus: str = "",
-                      aligner: FaceAligner | None = None) -> Recording:
+                      aligner: FaceAligner | None = None, spool_folder: Path | None = None
+                      ) -> Recording:
     """Sample, detect, align and label one recording; AvstanError names what went wrong.
+
+    With ``spool_folder`` the crops are kept on disk there as they are made
+    (``data.spool``): the recording's ``frames`` are then read on demand, and memory does
+    not grow with the video's length (the per-step arrays — landmarks, matrices, times —
+    take under 1 KiB a step). Close them (``recording.frames.close()``) when done.
 
     Decoding runs a few frames ahead in a background thread while this thread searches
     for faces: FFmpeg's decoder and dlib's HOG search release the GIL, dlib's landmark fit
@@ -201,33 +235,38 @@ def prepare_recording(source: RecordingSource, config: PrepareConfig, corpus: st
     else:
         raise AvstanError(f"{source.name}: no video file or image folder to prepare")
     given = source.corpus_landmarks() if config.landmarks == "corpus" else None
-    crops: list[np.ndarray | None] = []
+    crops = _Crops(config.crop_size, spool_folder)
     landmarks, ticks, frame_times, matrices, aligned_from = [], [], [], [], []
-    for sample in samples:
-        points = None if given is None else given.at(sample.time)
-        face = aligner(sample.image) if points is None else aligner.align_given(sample.image,
-                                                                                  points)
-        aligned_from.append(0 if face is None else ANCHOR_CODES[face.anchors])
-        crops.append(None if face is None else face.crop)
-        landmarks.append(np.full((68, 2), np.nan, np.float32) if face is None
-                         else face.landmarks)
-        matrices.append(np.full((2, 3), np.nan, np.float32) if face is None
-                        else face.matrix.astype(np.float32))
-        ticks.append(sample.tick)
-        frame_times.append(sample.time)
-    for message in decode_report:
-        warnings.warn(message, stacklevel=2)
-    found = np.array([c is not None for c in crops])
-    ticks = np.asarray(ticks)
-    if not found.any():
-        raise NoFaceError(f"{where}: no face found in any of its {len(crops)} steps; "
-                          "check that the video shows a frontal face", ticks)
+    try:
+        for sample in samples:
+            points = None if given is None else given.at(sample.time)
+            face = (aligner(sample.image) if points is None
+                    else aligner.align_given(sample.image, points))
+            aligned_from.append(0 if face is None else ANCHOR_CODES[face.anchors])
+            crops.append(None if face is None else face.crop)
+            landmarks.append(np.full((68, 2), np.nan, np.float32) if face is None
+                             else face.landmarks)
+            matrices.append(np.full((2, 3), np.nan, np.float32) if face is None
+                            else face.matrix.astype(np.float32))
+            ticks.append(sample.tick)
+            frame_times.append(sample.time)
+        for message in decode_report:
+            warnings.warn(message, stacklevel=2)
+        found = np.asarray(crops.found, dtype=bool)
+        ticks = np.asarray(ticks)
+        if not found.any():
+            raise NoFaceError(f"{where}: no face found in any of its {len(found)} steps; "
+                              "check that the video shows a frontal face", ticks)
+        frames = crops.frames()
+    except BaseException:
+        crops.close()
+        raise
     track = source.labels()
     labels = (np.full((len(ticks), 2), np.nan, np.float32) if track is None
               else resample_labels(track, ticks))
     template = [list(point) for point in config.template]
     return Recording(
-        name=source.name, frames=fill_missing_frames(crops), times=ticks, face_found=found,
+        name=source.name, frames=frames, times=ticks, face_found=found,
         labels=labels, step_rate=config.step_rate, partition=source.partition, corpus=corpus,
         source=str(where), landmarks=np.stack(landmarks), frame_times=np.asarray(frame_times),
         alignment_template=template, alignment_matrices=np.stack(matrices),
@@ -373,9 +412,10 @@ def _prepare_one(source: RecordingSource, config: PrepareConfig, corpus: str,
     no_audio, audio_note, audio_only = "", "", ""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        recording = None
         try:
             recording, no_audio, audio_note, audio_only = _prepare_source(source, config,
-                                                                          corpus)
+                                                                          corpus, root)
             write_recording(root / f"{source.name}.h5", recording)
         except AvstanError as error:
             status = "no_face" if "no face found" in str(error) else "failed"
@@ -386,6 +426,9 @@ def _prepare_one(source: RecordingSource, config: PrepareConfig, corpus: str,
                 return Outcome(source.name, "disk_full", message=error.strerror or str(error))
             return Outcome(source.name, "failed",
                            message=f"{root}: cannot write ({error.strerror})")
+        finally:
+            if recording is not None and hasattr(recording.frames, "close"):
+                recording.frames.close()  # the spool the crops were sampled into
     said = tuple(str(w.message) for w in caught) + tuple(label_warnings(recording))
     missing = int((~recording.face_found).sum())
     notes = [f"no face in {missing} of {recording.num_steps} steps"
@@ -422,9 +465,10 @@ def label_warnings(recording: Recording) -> list[str]:
     return out
 
 
-def _prepare_source(source: RecordingSource, config: PrepareConfig, corpus: str
-                    ) -> tuple[Recording, str, str, str]:
-    """(recording, why it has no audio, a note on its audio, why it is audio only)."""
+def _prepare_source(source: RecordingSource, config: PrepareConfig, corpus: str,
+                    spool_folder: Path | None = None) -> tuple[Recording, str, str, str]:
+    """(recording, why it has no audio, a note on its audio, why it is audio only); the
+    crops are spooled into ``spool_folder`` (see :func:`prepare_recording`)."""
     if is_audio_only(source):
         try:
             return prepare_audio_recording(source, config, corpus), "", "", ""
@@ -432,7 +476,7 @@ def _prepare_source(source: RecordingSource, config: PrepareConfig, corpus: str
             raise AvstanError(f"{str(error).split('; ')[0]}; an audio file without usable "
                               "audio gives no recording") from None
     try:
-        recording = prepare_recording(source, config, corpus, _WORKER_ALIGNER)
+        recording = prepare_recording(source, config, corpus, _WORKER_ALIGNER, spool_folder)
     except NoFaceError as no_face:
         if config.audio_window is None:
             raise

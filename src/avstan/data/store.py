@@ -32,11 +32,14 @@ detector that searched its frames: yunet or hog).
 
 Writes are atomic: a file is written under a temporary name in the same folder and then
 renamed, so a reader never sees half a recording and an interrupted run loses nothing
-already written. The manifest is rewritten the same way after every change. HDF5 builds
-each recording file in memory (the recording is in memory already, uncompressed, so the
-image is no larger) and a plain write puts it on disk: a full disk is then one ordinary
-``OSError`` (ENOSPC) and a removed temporary file, never HDF5 failing while it closes a
-file half on disk (which used to end in a segmentation fault at exit). Every dataset
+already written. The manifest is rewritten the same way after every change. A recording
+file is written on disk as it is built, the frames a block of steps at a time (from an
+array, a file, or the ``data.spool`` a long video was sampled into), so writing a
+60-minute recording needs no more memory than a short one. HDF5 writes through
+:class:`_DiskFullSafeFile`: the first failed write (a full disk) is kept and every later
+one dropped, so HDF5 closes its file normally and the writer then raises that one
+ordinary ``OSError`` (ENOSPC) and removes the temporary file — never HDF5 failing while
+it closes a file half on disk (which ends in a segmentation fault at exit). Every dataset
 carries a Fletcher-32 checksum per chunk, so a damaged byte fails the read
 (:func:`verify_recording` reads a whole file; ``prepare`` does so before it calls a
 recording complete).
@@ -46,6 +49,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,8 +57,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from avstan.data.spool import RemappedRows, RowSpool
 from avstan.errors import AvstanError
-from avstan.io import atomic_write_bytes, ensure_writable_folder
+from avstan.io import atomic_path, atomic_write_bytes, ensure_writable_folder
 from avstan.targets import LABEL_NAMES
 
 STORE_VERSION = 1
@@ -71,8 +76,9 @@ class Recording:
     """One recording on the step timeline; see the module docstring for the arrays."""
 
     name: str
-    # (N, S, S, 3) uint8 (or StoredFrames, read on demand); None for an audio-only recording
-    frames: np.ndarray | StoredFrames | None
+    # (N, S, S, 3) uint8, or read on demand (StoredFrames: from its file; RemappedRows: from
+    # the spool a long video was sampled into); None for an audio-only recording
+    frames: np.ndarray | StoredFrames | RemappedRows | None
     times: np.ndarray  # (N,) float64
     face_found: np.ndarray  # (N,) bool
     labels: np.ndarray  # (N, 2) float32, valence/arousal, NaN where unknown
@@ -92,7 +98,7 @@ class Recording:
     face_detector: str = ""  # the detector that searched its frames ("": none)
 
     def __post_init__(self) -> None:
-        if self.frames is not None and not isinstance(self.frames, StoredFrames):
+        if self.frames is not None and not isinstance(self.frames, FRAMES_ON_DISK):
             self.frames = np.asarray(self.frames)
         if self.alignment_matrices is not None:
             self.alignment_matrices = np.asarray(self.alignment_matrices, dtype=np.float32)
@@ -235,13 +241,80 @@ def _gold_problems(gold_times: np.ndarray | None, gold_labels: np.ndarray | None
     return problems
 
 
+WRITE_BLOCK = 256  # steps of frames written (and read from a spool) at a time
+
+
+class _DiskFullSafeFile(io.RawIOBase):
+    """An unbuffered file for h5py's file-object driver that keeps the first failed write
+    (``error``) and drops every later one, so that HDF5, which cannot close a file whose
+    writes fail, closes it normally; the writer raises ``error`` afterwards."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.file = open(path, "r+b", buffering=0)
+        self.error: OSError | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.file.tell()
+
+    def readinto(self, buffer) -> int:
+        return self.file.readinto(buffer)
+
+    def write(self, data) -> int:
+        size = memoryview(data).nbytes
+        if self.error is None:
+            try:
+                view = memoryview(data).cast("B")
+                while len(view):  # a short write comes before the error of a full disk
+                    view = view[self.file.write(view):]
+                return size
+            except OSError as error:
+                self.error = error
+        self.file.seek(size, os.SEEK_CUR)
+        return size
+
+    def truncate(self, size: int | None = None) -> int:
+        try:
+            return self.file.truncate(size)
+        except OSError as error:
+            self.error = self.error or error
+            return self.file.tell() if size is None else size
+
+    def flush(self) -> None:
+        pass  # unbuffered: nothing waits to be written
+
+    def sync(self) -> None:
+        if self.error is None:
+            try:
+                os.fsync(self.file.fileno())
+            except OSError as error:
+                self.error = error
+
+    def close(self) -> None:
+        if not self.file.closed:
+            self.file.close()
+        super().close()
+
+
 def write_recording(path: Path, recording: Recording) -> None:
-    """Write one recording to an HDF5 file atomically (temporary name, then rename); the
-    file is built in memory first (see the module docstring). A failed write (e.g. a full
-    disk) raises OSError and leaves no temporary file."""
+    """Write one recording to an HDF5 file atomically (temporary name, then rename), on
+    disk as it is built (see the module docstring): the frames go a block of
+    ``WRITE_BLOCK`` steps at a time, from an array or from frames read on demand. A failed
+    write (e.g. a full disk) raises OSError and leaves no temporary file."""
     path = Path(path)
     recording.validate()
-    image = io.BytesIO()
 
     def add(h5: h5py.File, name: str, data: np.ndarray, **options) -> None:
         data = np.asarray(data)
@@ -249,35 +322,55 @@ def write_recording(path: Path, recording: Recording) -> None:
             options["fletcher32"] = True
         h5.create_dataset(name, data=data, **options)
 
-    with h5py.File(image, "w") as h5:
-        if recording.frames is not None:
-            chunk = (1, *recording.frames.shape[1:])
-            add(h5, "frames", recording.frames, chunks=chunk, compression="gzip",
-                compression_opts=1)
-        add(h5, "times", recording.times)
-        add(h5, "face_found", recording.face_found)
-        add(h5, "labels", recording.labels)
-        if recording.audio_features is not None:
-            add(h5, "audio_features", recording.audio_features)
-        if recording.salient_mask is not None:
-            add(h5, "salient_mask", recording.salient_mask, compression="gzip",
-                compression_opts=1)
-        for optional in ("landmarks", "frame_times", "alignment_matrices", "gold_times",
-                         "gold_labels", "aligned_from"):
-            if getattr(recording, optional) is not None:
-                add(h5, optional, getattr(recording, optional))
-        if recording.alignment_template is not None:
-            h5.attrs["alignment_template"] = json.dumps(recording.alignment_template)
-        if recording.face_detector:
-            h5.attrs["face_detector"] = recording.face_detector
-        h5.attrs.update({
-            "name": recording.name, "step_rate": float(recording.step_rate),
-            "partition": recording.partition, "corpus": recording.corpus,
-            "source": recording.source, "crop_size": recording.crop_size,
-            "store_version": STORE_VERSION,
-            "label_names": json.dumps(list(LABEL_NAMES)),
-        })
-    atomic_write_bytes(path, image.getvalue())
+    with atomic_path(path) as temporary:
+        sink = _DiskFullSafeFile(temporary)
+        try:
+            with h5py.File(sink, "w") as h5:
+                if recording.frames is not None:
+                    _write_frames(h5, recording.frames, sink)
+                add(h5, "times", recording.times)
+                add(h5, "face_found", recording.face_found)
+                add(h5, "labels", recording.labels)
+                if recording.audio_features is not None:
+                    add(h5, "audio_features", recording.audio_features)
+                if recording.salient_mask is not None:
+                    add(h5, "salient_mask", recording.salient_mask, compression="gzip",
+                        compression_opts=1)
+                for optional in ("landmarks", "frame_times", "alignment_matrices",
+                                 "gold_times", "gold_labels", "aligned_from"):
+                    if getattr(recording, optional) is not None:
+                        add(h5, optional, getattr(recording, optional))
+                if recording.alignment_template is not None:
+                    h5.attrs["alignment_template"] = json.dumps(recording.alignment_template)
+                if recording.face_detector:
+                    h5.attrs["face_detector"] = recording.face_detector
+                h5.attrs.update({
+                    "name": recording.name, "step_rate": float(recording.step_rate),
+                    "partition": recording.partition, "corpus": recording.corpus,
+                    "source": recording.source, "crop_size": recording.crop_size,
+                    "store_version": STORE_VERSION,
+                    "label_names": json.dumps(list(LABEL_NAMES)),
+                })
+            sink.sync()
+        finally:
+            sink.close()
+        if sink.error is not None:
+            error = sink.error
+            raise OSError(error.errno, error.strerror or str(error), str(path))
+
+
+def _write_frames(h5: h5py.File, frames, sink: _DiskFullSafeFile) -> None:
+    """The frames dataset, filled ``WRITE_BLOCK`` steps at a time (stopping at the first
+    failed write)."""
+    shape = tuple(int(n) for n in frames.shape)
+    dataset = h5.create_dataset("frames", shape=shape, dtype=np.uint8,
+                                chunks=(1, *shape[1:]), compression="gzip",
+                                compression_opts=1, fletcher32=True)
+    for start in range(0, shape[0], WRITE_BLOCK):
+        dataset[start:start + WRITE_BLOCK] = np.asarray(frames[start:start + WRITE_BLOCK],
+                                                        dtype=np.uint8)
+        if sink.error is not None:
+            return
 
 
 def verify_recording(path: Path, block: int = 256) -> None:
@@ -333,9 +426,11 @@ class StoredFrames:
         return self._dataset
 
     def __getitem__(self, index) -> np.ndarray:
-        steps = np.asarray(index)
         dataset = self._frames()
+        steps = np.asarray(index) if not isinstance(index, slice) else None
         try:
+            if steps is None:
+                return dataset[index]
             if steps.ndim == 0:
                 return dataset[int(steps)]
             first, last = int(steps.min()), int(steps.max())
@@ -350,6 +445,10 @@ class StoredFrames:
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_dataset": None, "_owner": None}
+
+
+# Frames that stay on disk and are read a block at a time.
+FRAMES_ON_DISK = (StoredFrames, RemappedRows, RowSpool)
 
 
 def read_recording(path: Path, load_frames: bool = True, lazy_frames: bool = False
