@@ -86,3 +86,27 @@ def test_kept_attention_is_the_map_on_each_steps_own_frame():
     np.testing.assert_allclose(result.attention, expected[::2], rtol=1e-5)
     (plain,) = predict_recordings(LastFrameAttention(), [rec], ["valence"], 4)
     assert plain.attention is None  # only on request
+
+
+def test_frames_and_maps_on_disk_predict_as_in_memory(tmp_path):
+    """A long video's crops come from a spool and its maps go to one (predict, issue 17):
+    the predictions and maps equal those of the same recording held in memory."""
+    from avstan.data.spool import RowSpool
+
+    n = 23
+    frames = np.random.default_rng(3).integers(0, 256, (n, 6, 6, 3), dtype=np.uint8)
+    spool = RowSpool((6, 6, 3), np.uint8, tmp_path)
+    spool.append(frames[:11])
+    spool.append(frames[11:])
+    found = np.ones(n, bool)
+    in_memory = Recording("r", frames, np.arange(n) / 4, found, np.zeros((n, 2), np.float32))
+    on_disk = Recording("r", spool.remapped(np.arange(n)), np.arange(n) / 4, found,
+                        np.zeros((n, 2), np.float32))
+    (expected,) = predict_recordings(LastFrameAttention(), [in_memory], ["valence"], 4,
+                                     batch_size=5, keep_attention=True)
+    (got,) = predict_recordings(LastFrameAttention(), [on_disk], ["valence"], 4, batch_size=5,
+                                keep_attention=True, spool_folder=tmp_path)
+    assert isinstance(got.attention, RowSpool) and got.attention.shape == (n, 6, 6)
+    np.testing.assert_array_equal(got.prediction, expected.prediction)
+    np.testing.assert_array_equal(np.asarray(got.attention), expected.attention)
+    assert list(tmp_path.iterdir()) == []

@@ -655,7 +655,6 @@ def test_train_killed_with_sigkill_resumes_to_the_same_model(tiny_store, tmp_pat
 
 
 @pytest.mark.slow
-@pytest.mark.skip(reason="failed in the fresh-clone CI run of 2026-12-02 (SIGINT timing)")
 def test_train_interrupted_with_ctrl_c_says_so_and_resumes_to_the_same_model(
         tiny_store, tmp_path, uninterrupted_training):
     """Issue 18: Ctrl-C during train is one line and exit 130; the same command resumes

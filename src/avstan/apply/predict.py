@@ -53,6 +53,7 @@ from avstan.data.prepare import (
     prepare_audio_recording,
     prepare_recording,
 )
+from avstan.data.spool import RowSpool
 from avstan.data.store import Recording
 from avstan.data.video import sample_video
 from avstan.devices import autocast_for
@@ -76,6 +77,12 @@ class VideoPrediction:
     plot_path: Path
     overlay_path: Path | None = None
     html_path: Path | None = None
+
+
+def close_frames(recording: Recording) -> None:
+    """Close the spool a recording's crops were sampled into (nothing for an array)."""
+    if recording.frames is not None and hasattr(recording.frames, "close"):
+        recording.frames.close()
 
 
 def output_suffixes(overlay: bool = False, html: bool = False) -> tuple[str, ...]:
@@ -163,22 +170,33 @@ class Predictor:
         """The files it can read: videos, and audio files for audio models."""
         return VIDEO_SUFFIXES if self.trained.reads_video else VIDEO_SUFFIXES + AUDIO_SUFFIXES
 
-    def prepare_media(self, media: Path) -> Recording:
+    def prepare_media(self, media: Path, spool_folder: Path | None = None) -> Recording:
         """What the model reads from ``media``, with the code of ``avstan prepare``: aligned
         face crops for video models, eGeMAPS features (``config.audio_window``) for audio
-        models, both for the fusion; a missing input is one AvstanError naming the file."""
+        models, both for the fusion; a missing input is one AvstanError naming the file.
+        With ``spool_folder`` the crops stay on disk there (``data.spool``; close
+        ``recording.frames`` when done)."""
         trained = self.trained
         source = RecordingSource(media.stem, "test", media=media)
-        try:
-            if not trained.reads_video:
+        if not trained.reads_video:
+            try:
                 return prepare_audio_recording(source, self.config)
-            recording = prepare_recording(source, self.config, aligner=self.aligner)
+            except NoAudioError as error:
+                raise AvstanError(f"{error} — {trained.model_name} reads audio, so it cannot "
+                                  "predict this file; use a video-only model for it") from None
+        recording = prepare_recording(source, self.config, aligner=self.aligner,
+                                      spool_folder=spool_folder)
+        try:
             if trained.reads_audio:
                 recording.audio_features = audio_features(source, recording.times,
                                                           self.config)
         except NoAudioError as error:
+            close_frames(recording)
             raise AvstanError(f"{error} — {trained.model_name} reads audio, so it cannot "
                               "predict this file; use a video-only model for it") from None
+        except BaseException:
+            close_frames(recording)
+            raise
         return recording
 
     def final_values(self, predicted: np.ndarray, steps: int, hop: int) -> np.ndarray:
@@ -287,17 +305,40 @@ class Predictor:
     def predict_video(self, video: Path, output: Path, hop: int = 1, progress: bool = False,
                       overlay: bool = False, html: bool = False) -> VideoPrediction:
         """Predict one file into ``output`` (the files of the module docstring); a file
-        that fails leaves none of its outputs."""
-        model, config, targets = self.trained.network, self.config, self.trained.targets
-        device = self.device
-        recording = self.prepare_media(video)
+        that fails leaves none of its outputs.
+
+        Memory does not grow with the video's length: the face crops and, for the overlay,
+        the attention maps are spooled to nameless files in ``output`` (``data.spool``)
+        and read back a clip at a time; what is held per step is a few hundred bytes
+        (times, values, landmarks, alignment matrices)."""
+        recording = self.prepare_media(video, spool_folder=output)
+        try:
+            return self._predict_prepared(video, recording, output, hop, progress, overlay,
+                                          html)
+        finally:
+            close_frames(recording)
+
+    def _predict_prepared(self, video: Path, recording: Recording, output: Path, hop: int,
+                          progress: bool, overlay: bool, html: bool) -> VideoPrediction:
+        model, targets, device = self.trained.network, self.trained.targets, self.device
         if recording.frames is None and (overlay or html):
             raise AvstanError(f"{video}: --overlay and --html draw on the video, and an audio "
                               "model reads only the sound; leave them out for audio models")
         self.check_steps(video, recording.num_steps, hop)
         (prediction,) = predict_recordings(model, [recording], targets, model.clip_length,
                                            device=device, step=hop, progress=progress,
-                                           keep_attention=overlay, precision=self.precision)
+                                           keep_attention=overlay, precision=self.precision,
+                                           spool_folder=output)
+        try:
+            return self._write_outputs(video, recording, prediction, output, hop, overlay,
+                                       html)
+        finally:
+            if isinstance(prediction.attention, RowSpool):
+                prediction.attention.close()
+
+    def _write_outputs(self, video: Path, recording: Recording, prediction, output: Path,
+                       hop: int, overlay: bool, html: bool) -> VideoPrediction:
+        config, targets = self.config, self.trained.targets
         values = self.final_values(prediction.prediction, recording.num_steps, hop)
         csv_path, plot_path = output / f"{video.stem}.csv", output / f"{video.stem}.png"
         overlay_path = output / f"{video.stem}.overlay.mp4" if overlay else None
@@ -306,8 +347,10 @@ class Predictor:
         try:
             if overlay_path is not None:
                 # Each step's map is the one of the last step predicted at or before it (--hop).
-                attention = (None if prediction.attention is None
-                             else prediction.attention[np.arange(recording.num_steps) // hop])
+                attention = (None if prediction.attention is None else RowSpool.remapped(
+                    prediction.attention, np.arange(recording.num_steps) // hop)
+                    if isinstance(prediction.attention, RowSpool)
+                    else prediction.attention[np.arange(recording.num_steps) // hop])
                 written.append(write_overlay_video(
                     video, overlay_path, recording.times, values, targets, recording.face_found,
                     attention, recording.alignment_matrices))

@@ -24,7 +24,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from avstan.data.audio import standardise_per_recording
-from avstan.data.store import LABEL_NAMES, Recording, StoredFrames
+from avstan.data.store import FRAMES_ON_DISK, LABEL_NAMES, Recording
 from avstan.errors import AvstanError
 
 
@@ -174,8 +174,8 @@ class ClipDataset(Dataset):
             raise AvstanError(f"recordings without {what}: {', '.join(lacking)}; leave them out "
                               "(usable_recordings) or prepare them again")
         # Frames as (N, 3, S, S) uint8 tensors so a clip is one gather plus one conversion;
-        # frames left in their files (StoredFrames) are read a clip at a time instead.
-        self._frames = [r.frames if isinstance(r.frames, StoredFrames)
+        # frames left on disk (StoredFrames, a spool) are read a clip at a time instead.
+        self._frames = [r.frames if isinstance(r.frames, FRAMES_ON_DISK)
                         else torch.from_numpy(r.frames).permute(0, 3, 1, 2).contiguous()
                         for r in self.recordings] if with_video else None
         self._audio = [torch.from_numpy(standardise_per_recording(r.audio_features)
@@ -216,7 +216,7 @@ class ClipDataset(Dataset):
             # (augmentation, the model) runs exactly as on frames held in memory
             block = (torch.from_numpy(np.ascontiguousarray(
                 frames[steps.numpy()].transpose(0, 3, 1, 2)))
-                if isinstance(frames, StoredFrames) else frames[steps])
+                if isinstance(frames, FRAMES_ON_DISK) else frames[steps])
             clip = block.permute(1, 0, 2, 3).float().div_(255.0)
             if self.augment is not None:
                 clip, mask = augment_clip(clip, self.augment, mask)

@@ -22,6 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from avstan.data.clips import ClipDataset, inputs_for_model, usable_recordings, window_indices
+from avstan.data.spool import RowSpool
 from avstan.data.store import LABEL_NAMES, Recording
 from avstan.devices import autocast_for
 from avstan.errors import AvstanError
@@ -42,7 +43,8 @@ class RecordingPrediction:
     times: np.ndarray  # (N,)
     face_found: np.ndarray  # (N,)
     attention_in_mask: float | None = None  # mean per-frame ratio, when masks are known
-    attention: np.ndarray | None = None  # (N, S, S) map of each step's frame, on request
+    # (N, S, S) map of each step's frame, on request (a RowSpool with spool_folder)
+    attention: np.ndarray | RowSpool | None = None
     gold_times: np.ndarray | None = None  # (M,) the corpus's own label times
     gold_labels: np.ndarray | None = None  # (M, K) the targets at gold_times, NaN: unknown
 
@@ -62,7 +64,8 @@ def predict_recordings(model: nn.Module, recordings: Sequence[Recording],
                        targets: Sequence[str], clip_length: int, batch_size: int = 32,
                        device: str | torch.device = "cpu", step: int = 1,
                        progress: bool = False, keep_attention: bool = False,
-                       precision: str = "32-true") -> list[RecordingPrediction]:
+                       precision: str = "32-true", spool_folder=None
+                       ) -> list[RecordingPrediction]:
     """Predict every ``step``-th step of each recording (``step=1``: every step), at
     ``precision`` (``devices.autocast_for``: 32-true, bf16-mixed, or 16-mixed on CUDA).
 
@@ -72,6 +75,9 @@ def predict_recordings(model: nn.Module, recordings: Sequence[Recording],
 
     When the recordings carry salient masks and the model returns attention, the in-mask
     attention ratio (1.0 = uniform) is averaged over every frame of every clip.
+
+    With ``spool_folder`` the kept maps go to a ``data.spool.RowSpool`` there, row by row,
+    instead of memory (a long video's maps: 36 KiB a step at S = 96); close it when done.
 
     The model reads the inputs its ``input_names`` say (face clips, audio features, masks);
     every recording must have them (filter with ``data.clips.usable_recordings``). Missing
@@ -89,7 +95,8 @@ def predict_recordings(model: nn.Module, recordings: Sequence[Recording],
     try:
         with autocast:
             results = _predict_each(model, recordings, targets, clip_length, batch_size,
-                                    device, step, keep_attention, input_names, flags, bar)
+                                    device, step, keep_attention, input_names, flags, bar,
+                                    spool_folder)
     finally:
         bar.close()
         model.train(was_training)
@@ -97,13 +104,15 @@ def predict_recordings(model: nn.Module, recordings: Sequence[Recording],
 
 
 def _predict_each(model, recordings, targets, clip_length, batch_size, device, step,
-                  keep_attention, input_names, flags, bar) -> list[RecordingPrediction]:
+                  keep_attention, input_names, flags, bar, spool_folder=None
+                  ) -> list[RecordingPrediction]:
     """The loop of :func:`predict_recordings` (the model already on ``device``, in eval)."""
     sees_face = flags["with_video"]
     results = []
     for recording in recordings:
         with_masks = recording.salient_mask is not None and sees_face
-        predictions, ratios, maps = [], [], []
+        predictions, ratios = [], []
+        maps = _Maps(spool_folder)
         if input_names == ("clip",):
             steps = np.arange(0, recording.num_steps, step)
             for ends, out in iter_window_outputs(model, recording.frames, steps,
@@ -147,7 +156,28 @@ def _predict_each(model, recordings, targets, clip_length, batch_size, device, s
         results.append(RecordingPrediction(
             name=recording.name, prediction=prediction, gold=gold,
             times=recording.times[steps], face_found=found, attention_in_mask=ratio,
-            attention=torch.cat(maps).numpy() if maps else None,
+            attention=maps.result(),
             gold_times=gold_times, gold_labels=gold_labels))
         bar.update(1)
     return results
+
+
+class _Maps:
+    """The attention maps kept for an overlay: in a list, or in a spool on disk."""
+
+    def __init__(self, folder) -> None:
+        self.folder, self.spool, self.maps = folder, None, []
+
+    def append(self, maps: torch.Tensor) -> None:
+        if self.folder is None:
+            self.maps.append(maps)
+            return
+        maps = maps.numpy()
+        if self.spool is None:
+            self.spool = RowSpool(maps.shape[1:], np.float32, self.folder)
+        self.spool.append(maps)
+
+    def result(self):
+        if self.spool is not None:
+            return self.spool
+        return torch.cat(self.maps).numpy() if self.maps else None
