@@ -1,14 +1,21 @@
-"""Long videos: peak memory and speed of prepare and predict against the video's length.
+"""Long videos: peak memory and speed of prepare, predict and stream against the length.
 
 A long video is made by repeating a shared clip (default: the 640×360 20 s clip of
 ../shared/data/videos) with its packets copied, timestamps shifted (a remux, no
-re-encode), to each ``--minutes`` length. ``avstan prepare`` (one recording, one worker,
-with audio features) and ``avstan predict`` (an untrained ``cnn3d`` at the papers' crop
-size, ``--hop``) run on each in a child process; the table gives the child's peak resident
-memory (``ru_maxrss``) and × real time. A reference row runs ``python -c "import avstan.cli"``
-for the interpreter's own footprint.
+re-encode), to each ``--minutes`` length. Each job runs in a child process on each video,
+and the table gives the child's peak resident memory (``ru_maxrss``) and × real time:
 
-    .venv/bin/python benchmarks/long_video.py [--minutes 1 10 60] [--hop 4] [--html]
+* ``avstan prepare`` (one recording, one worker, with audio features);
+* ``avstan predict`` of an untrained ``cnn3d`` at the papers' crop size, ``--hop``;
+* the same with ``--overlay --html`` (an ``sta3d``, whose attention the overlay draws);
+* ``avstan predict --stream`` of the file (``cnn3d``, every step).
+
+A reference row runs ``python -c "import avstan.cli"`` for the interpreter's own footprint.
+``--jobs`` picks some of prepare, predict, overlay, stream; ``--stream-minutes`` limits the
+stream (every step through the model) to the shorter videos.
+
+    .venv/bin/python benchmarks/long_video.py [--minutes 1 10 60] [--hop 4]
+        [--jobs prepare predict overlay stream] [--stream-minutes 1 10]
 """
 
 from __future__ import annotations
@@ -68,15 +75,18 @@ def run_child(arguments: list[str]) -> tuple[float, float]:
     return seconds, usage.ru_maxrss / 1024
 
 
-def untrained_model(path: Path) -> Path:
+def untrained_model(path: Path, name: str = "cnn3d") -> Path:
     import torch
 
     from avstan.models import create_model
     from avstan.models.model_file import TrainedModel
 
     torch.manual_seed(0)
-    return TrainedModel(create_model("cnn3d", crop_size=96, clip_length=16),
+    return TrainedModel(create_model(name, crop_size=96, clip_length=16),
                         ("valence", "arousal"), 4.0).save(path)
+
+
+JOBS = ("prepare", "predict", "overlay", "stream")
 
 
 def main() -> None:
@@ -84,36 +94,56 @@ def main() -> None:
     parser.add_argument("video", nargs="?", default=str(DEFAULT_VIDEO))
     parser.add_argument("--minutes", type=float, nargs="+", default=[1, 10, 60])
     parser.add_argument("--hop", type=int, default=4)
-    parser.add_argument("--html", action="store_true", help="predict with --overlay --html")
+    parser.add_argument("--jobs", nargs="+", choices=JOBS, default=list(JOBS))
+    parser.add_argument("--stream-minutes", type=float, nargs="+", default=None,
+                        help="lengths to stream (default: every --minutes)")
+    parser.add_argument("--work", default=None, help="folder for the videos and outputs "
+                        "(default: the system temporary folder)")
     args = parser.parse_args()
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    with tempfile.TemporaryDirectory() as folder:
+    streamed = set(args.minutes if args.stream_minutes is None else args.stream_minutes)
+    with tempfile.TemporaryDirectory(dir=args.work) as folder:
         folder = Path(folder)
-        model = untrained_model(folder / "model.pt")
-        base, base_rss = run_child(["-c", "import avstan.cli"])
+        cnn3d = untrained_model(folder / "cnn3d.pt")
+        sta3d = untrained_model(folder / "sta3d.pt", "sta3d")
+        _, base_rss = run_child(["-c", "import avstan.cli"])
         rows = []
         for minutes in args.minutes:
             corpus = folder / f"corpus{minutes:g}"
             corpus.mkdir()
-            length = repeat_clip(Path(args.video), minutes, corpus / f"long{minutes:g}.mp4")
-            prepare_s, prepare_rss = run_child(
-                ["-m", "avstan", "prepare", str(corpus), str(folder / f"store{minutes:g}"),
-                 "--workers", "1"])
-            extra = ["--overlay", "--html"] if args.html else []
-            predict_s, predict_rss = run_child(
-                ["-m", "avstan", "predict", str(model), str(corpus / f"long{minutes:g}.mp4"),
-                 "--output", str(folder / f"predictions{minutes:g}"), "--hop", str(args.hop),
-                 *extra])
-            rows.append((minutes, length, prepare_s, prepare_rss, predict_s, predict_rss))
-    print(f"{Path(args.video).name} repeated; predict --hop {args.hop}"
-          + (" --overlay --html" if args.html else "") + f"; the interpreter with avstan's CLI "
-          f"imported: {base_rss:.0f} MiB\n")
-    print("| minutes | prepare peak RSS (MiB) | prepare × real time | predict peak RSS (MiB) | "
-          "predict × real time |")
-    print("|---:|---:|---:|---:|---:|")
-    for minutes, length, prepare_s, prepare_rss, predict_s, predict_rss in rows:
-        print(f"| {minutes:g} | {prepare_rss:.0f} | {length / prepare_s:.1f} | "
-              f"{predict_rss:.0f} | {length / predict_s:.1f} |")
+            video = corpus / f"long{minutes:g}.mkv"  # Matroska: streamable as it is read
+            length = repeat_clip(Path(args.video), minutes, video)
+            row = {"minutes": minutes, "length": length}
+            if "prepare" in args.jobs:
+                row["prepare"] = run_child(
+                    ["-m", "avstan", "prepare", str(corpus), str(folder / f"store{minutes:g}"),
+                     "--workers", "1"])
+            if "predict" in args.jobs:
+                row["predict"] = run_child(
+                    ["-m", "avstan", "predict", str(cnn3d), str(video),
+                     "--output", str(folder / f"predict{minutes:g}"), "--hop", str(args.hop)])
+            if "overlay" in args.jobs:
+                row["overlay"] = run_child(
+                    ["-m", "avstan", "predict", str(sta3d), str(video),
+                     "--output", str(folder / f"overlay{minutes:g}"), "--hop", str(args.hop),
+                     "--overlay", "--html"])
+            if "stream" in args.jobs and minutes in streamed:
+                row["stream"] = run_child(["-m", "avstan", "predict", str(cnn3d),
+                                           "--stream", str(video)])
+            rows.append(row)
+            print(f"{minutes:g} min done: " + ", ".join(
+                f"{job} {row[job][1]:.0f} MiB {length / row[job][0]:.1f}×"
+                for job in JOBS if job in row), flush=True)
+    print(f"\n{Path(args.video).name} repeated; predict --hop {args.hop}; the interpreter "
+          f"with avstan's CLI imported: {base_rss:.0f} MiB\n")
+    jobs = [job for job in JOBS if any(job in row for row in rows)]
+    print("| minutes | " + " | ".join(f"{job} peak RSS (MiB) | {job} × real time"
+                                      for job in jobs) + " |")
+    print("|---:|" + "---:|---:|" * len(jobs))
+    for row in rows:
+        cells = [f"{row[job][1]:.0f} | {row['length'] / row[job][0]:.1f}" if job in row
+                 else "– | –" for job in jobs]
+        print(f"| {row['minutes']:g} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

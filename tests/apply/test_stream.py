@@ -190,6 +190,25 @@ def test_a_pipe_that_ends_or_holds_no_readable_video_is_one_line(model_file, dat
     assert len(lines) == 1 and message in lines[0], lines
 
 
+def test_a_finished_mp4_indexed_at_its_end_names_the_way_out(model_file, tmp_path, capsys):
+    import av
+
+    video = tmp_path / "indexed_at_end.mp4"  # a remux: PyAV writes the index (moov) last
+    with av.open(str(MEDIA / "single_face.mp4")) as source, av.open(str(video), "w") as sink:
+        stream = sink.add_stream_from_template(source.streams.video[0])
+        for packet in source.demux(source.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                sink.mux(packet)
+    with open(video, "rb") as handle:
+        head = handle.read(64)
+    assert head.find(b"mdat") < head.find(b"moov") or b"moov" not in head
+    assert main(["predict", str(model_file), "--stream", str(video)]) == EXIT_USER_ERROR
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and str(video) in lines[0], lines
+    assert "not an MP4 indexed at its end; predict a finished file offline" in lines[0]
+
+
 def test_missing_source_and_misused_options(model_file, tmp_path, capsys):
     assert main(["predict", str(model_file), "--stream", str(tmp_path / "nope.mkv")]) \
         == EXIT_USER_ERROR

@@ -339,10 +339,18 @@ def stream_predict(model_path: str | Path, source: str, out: TextIO | None = Non
             raise AvstanError(f"{error}; {trained.model_name} reads the sound, so it cannot "
                               "stream this source; use a face model for it") from None
         except AvstanError as error:
-            if steps or source != "-" or (audio is not None and audio.received):
+            is_file = source != "-" and input_format is None and Path(source).is_file()
+            if steps or not (source == "-" or is_file) or (audio is not None
+                                                           and audio.received):
                 raise  # not the container: something after its first data
-            raise AvstanError(f"{error}; a pipe needs a streamable container (Matroska, "
-                              "MPEG-TS, fragmented MP4), not an MP4 indexed at its end") from None
+            if source == "-":
+                raise AvstanError(f"{error}; a pipe needs a streamable container (Matroska, "
+                                  "MPEG-TS, fragmented MP4), not an MP4 indexed at its "
+                                  "end") from None
+            raise AvstanError(f"{error}; a file is read as it grows, which needs a streamable "
+                              "container (Matroska, MPEG-TS, fragmented MP4), not an MP4 "
+                              "indexed at its end; predict a finished file offline (avstan "
+                              "predict MODEL FILE)") from None
         finally:
             decoded.close()
     if audio is not None and audio.received and audio.peak < SILENCE_PEAK:
