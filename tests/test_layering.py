@@ -23,7 +23,8 @@ import avstan
 
 PACKAGE_ROOT = Path(avstan.__file__).parent
 BOTTOM = ("avstan", "avstan.errors", "avstan.targets", "avstan.io", "avstan.typed_config",
-          "avstan.metrics", "avstan.devices", "avstan.progress", "avstan.cluster")
+          "avstan.metrics", "avstan.devices", "avstan.progress", "avstan.cluster",
+          "avstan.memory")
 LAYERS = {"avstan.data": 1, "avstan.models": 2, "avstan.training": 3, "avstan.evaluation": 3,
           "avstan.experiments": 4, "avstan.apply": 4, "avstan.cli": 5, "avstan.__main__": 6}
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from avstan import __version__
 from avstan.data.detectors import DEFAULT_DETECTOR, DETECTORS
 from avstan.errors import AvstanError
+from avstan.memory import fix_mmap_threshold
 
 EXIT_PARTIAL_FAILURE = 1
 EXIT_USER_ERROR = 2
@@ -419,6 +420,7 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.formatwarning = _one_line_warning
+    fix_mmap_threshold()  # peak memory flat in a run's length (avstan.memory)
     try:
         return args.handler(args)
     except AvstanError as error:

@@ -62,6 +62,7 @@ from avstan.evaluation.inference import predict_recordings
 from avstan.evaluation.plots import plot_emotion_curves
 from avstan.evaluation.postprocess import PostProcessing, chains_from_dicts
 from avstan.io import atomic_write_bytes, ensure_writable_folder
+from avstan.memory import fix_mmap_threshold
 from avstan.models.model_file import TrainedModel
 from avstan.progress import progress_bar
 
@@ -384,6 +385,7 @@ def _predict_on_ray(settings: tuple, video: Path, output: Path, hop: int, overla
     """A Ray task: one video's predictions, with the worker's Predictor (loaded once per
     worker process and model settings)."""
     global _WORKER_PREDICTOR
+    fix_mmap_threshold()  # a Ray worker is not forked from avstan's CLI
     if _WORKER_PREDICTOR is None or _WORKER_PREDICTOR[0] != settings:
         torch.set_flush_denormal(True)
         _WORKER_PREDICTOR = (settings, Predictor.load(*settings))

@@ -80,6 +80,7 @@ from avstan.data.store import (
 from avstan.data.video import prefetched, sample_image_folder, sample_video
 from avstan.errors import AvstanError
 from avstan.io import ensure_writable_folder
+from avstan.memory import fix_mmap_threshold
 from avstan.progress import progress_bar
 
 
@@ -388,6 +389,7 @@ def _prepare_on_ray(source: RecordingSource, config: PrepareConfig, corpus: str,
                     root: Path) -> Outcome:
     """A Ray task: :func:`_prepare_one` with the worker's aligner (made once per worker
     process and configuration, as the local pool's initializer does)."""
+    fix_mmap_threshold()  # a Ray worker is not forked from avstan's CLI
     if _WORKER_CONFIG != config:
         _init_worker(config)
     return _prepare_one(source, config, corpus, root)
