@@ -1,11 +1,12 @@
 """Audio in: decoding to 16 kHz mono, eGeMAPS functionals on the step timeline, and the
 robust standardisation of those features.
 
-Decoding (:func:`load_audio`) streams a media file's first audio track through PyAV, from a
-video's own track or an audio file (wav, flac, mp3, …), resampled to 16 kHz; channels are
-averaged to mono. A file without an audio track, or whose track is silent, raises
-:class:`NoAudioError` (callers prepare the recording for video models and leave it out of
-audio models); any other unusable file raises AvstanError naming it.
+Decoding (:func:`audio_chunks`, in pieces; :func:`load_audio`, those collected) streams a
+media file's first audio track through PyAV, from a video's own track or an audio file
+(wav, flac, mp3, …), resampled to 16 kHz; channels are averaged to mono. A file without an
+audio track, or whose track is silent, raises :class:`NoAudioError` (callers prepare the
+recording for video models and leave it out of audio models); any other unusable file
+raises AvstanError naming it.
 
 Features (:func:`egemaps_functionals`): the 88 eGeMAPS v02 functionals of openSMILE over a
 sliding window that ends at each step time, so audio sits on exactly the timeline of the
@@ -45,6 +46,7 @@ import os
 import re
 import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -115,13 +117,18 @@ def feature_names() -> list[str]:
 # --------------------------------------------------------------------------- decoding
 
 
-def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+def audio_chunks(path: str | Path, sample_rate: int = SAMPLE_RATE,
+                 chunk_seconds: float = 10.0) -> Iterator[np.ndarray]:
     """Decode the first audio track of ``path`` to mono float32 in [-1, 1] at
-    ``sample_rate``: ``signal (L,)``.
+    ``sample_rate``, yielded in pieces of ``chunk_seconds`` (the last one shorter):
+    ``chunk (L_i,)``, which joined are :func:`load_audio`'s signal.
 
-    Decoding streams packet by packet into one growing buffer (no copy of the compressed
-    file, no list of decoded chunks). Raises NoAudioError for no audio track or a silent
-    track, AvstanError for a missing, corrupt, truncated or undecodable file.
+    Memory held is one chunk and one packet, however long the file. Raises NoAudioError
+    for no audio track or a silent track, AvstanError for a missing, corrupt, truncated or
+    undecodable file. A file's length is only known once it is decoded, so the checks that
+    compare it with the header (truncated, a cut-off last frame, a wav missing bytes) and
+    the silence check raise after the last chunk: a caller must use the chunks only once
+    the generator has ended without raising.
     """
     path = Path(path)
     if not path.is_file():
@@ -131,6 +138,10 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     except (av.error.FFmpegError, OSError, ValueError) as exc:
         raise AvstanError(f"{path}: not a readable media file ({_reason(exc, path)}); "
                           "check the file or re-encode it") from None
+    chunk_size = max(1, int(chunk_seconds * sample_rate))
+    chunk = np.empty(chunk_size, dtype=np.float32)
+    filled = decoded = 0  # samples in ``chunk``, samples decoded in all
+    peak = 0.0
     with container:
         if not container.streams.audio:
             raise NoAudioError(f"{path}: has no audio track; audio models skip this "
@@ -140,27 +151,48 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
             raise AvstanError(f"{path}: its audio is in a codec or sample format FFmpeg cannot "
                               "decode; re-encode it (e.g. to 16-bit PCM wav)")
         declared = _declared_seconds(stream, container)
-        buffer = _GrowingBuffer(int(declared * sample_rate * 1.02) + sample_rate
-                                if declared else 60 * sample_rate)
         resampler = av.AudioResampler(format="fltp", rate=sample_rate)
         last_packet = None
-        try:
+
+        def resampled(frame) -> Iterator[np.ndarray]:
+            for out in resampler.resample(frame):
+                yield out.to_ndarray().mean(axis=0)
+
+        def packets() -> Iterator[np.ndarray]:
+            nonlocal last_packet
             for packet in container.demux(stream):
                 if packet.size:
                     last_packet = packet
                 for frame in packet.decode():
-                    for out in resampler.resample(frame):
-                        buffer.append(out.to_ndarray().mean(axis=0))
-            for out in resampler.resample(None):
-                buffer.append(out.to_ndarray().mean(axis=0))
-        except (av.error.FFmpegError, ValueError) as exc:
-            done = f" after {buffer.size / sample_rate:.2f} s" if buffer.size else ""
-            raise AvstanError(f"{path}: cannot decode its audio{done} ({_reason(exc, path)}); "
-                              "the file is corrupt, truncated or in an unsupported sample "
-                              "format; re-encode it (e.g. to 16-bit PCM wav)") from None
-    signal = buffer.result()
-    seconds = signal.size / sample_rate
-    if signal.size == 0:
+                    yield from resampled(frame)
+            yield from resampled(None)
+
+        pieces = packets()
+        while True:
+            try:
+                piece = next(pieces, None)
+            except (av.error.FFmpegError, ValueError) as exc:
+                done = f" after {decoded / sample_rate:.2f} s" if decoded else ""
+                raise AvstanError(f"{path}: cannot decode its audio{done} "
+                                  f"({_reason(exc, path)}); the file is corrupt, truncated or "
+                                  "in an unsupported sample format; re-encode it (e.g. to "
+                                  "16-bit PCM wav)") from None
+            if piece is None:
+                break
+            decoded += piece.size
+            while piece.size:
+                taken = min(piece.size, chunk_size - filled)
+                np.clip(piece[:taken], -1.0, 1.0, out=chunk[filled:filled + taken])
+                filled, piece = filled + taken, piece[taken:]
+                if filled == chunk_size:
+                    peak = max(peak, float(np.abs(chunk).max()))
+                    yield chunk
+                    chunk, filled = np.empty(chunk_size, dtype=np.float32), 0
+    if filled:
+        peak = max(peak, float(np.abs(chunk[:filled]).max()))
+        yield chunk[:filled]
+    seconds = decoded / sample_rate
+    if decoded == 0:
         raise AvstanError(f"{path}: no audio could be decoded; the file is corrupt, "
                           "truncated or empty")
     # A file cut short decodes without complaint, so compare with what its header says.
@@ -174,12 +206,19 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     if missing:
         raise AvstanError(f"{path}: truncated wav file: {missing} bytes of the audio data its "
                           "header declares are missing; re-export the file")
-    np.clip(signal, -1.0, 1.0, out=signal)
-    peak = float(np.abs(signal).max())
     if peak < SILENCE_PEAK:
         raise NoAudioError(f"{path}: the audio track is silent (peak {peak:.1e}); audio "
                            "models skip this recording (video models still use it)")
-    return signal
+
+
+def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """The whole first audio track of ``path``, mono float32 in [-1, 1] at ``sample_rate``:
+    ``signal (L,)``, the chunks of :func:`audio_chunks` collected into one buffer (and its
+    checks and errors). Its memory grows with the file."""
+    buffer = _GrowingBuffer(60 * sample_rate)
+    for chunk in audio_chunks(path, sample_rate):
+        buffer.append(chunk)
+    return buffer.result()
 
 
 def _declared_seconds(stream: av.audio.stream.AudioStream, container) -> float | None:
