@@ -1,11 +1,12 @@
 """Audio in: decoding to 16 kHz mono, eGeMAPS functionals on the step timeline, and the
 robust standardisation of those features.
 
-Decoding (:func:`load_audio`) streams a media file's first audio track through PyAV, from a
-video's own track or an audio file (wav, flac, mp3, …), resampled to 16 kHz; channels are
-averaged to mono. A file without an audio track, or whose track is silent, raises
-:class:`NoAudioError` (callers prepare the recording for video models and leave it out of
-audio models); any other unusable file raises AvstanError naming it.
+Decoding (:func:`audio_chunks`, in pieces; :func:`load_audio`, those collected) streams a
+media file's first audio track through PyAV, from a video's own track or an audio file
+(wav, flac, mp3, …), resampled to 16 kHz; channels are averaged to mono. A file without an
+audio track, or whose track is silent, raises :class:`NoAudioError` (callers prepare the
+recording for video models and leave it out of audio models); any other unusable file
+raises AvstanError naming it.
 
 Features (:func:`egemaps_functionals`): the 88 eGeMAPS v02 functionals of openSMILE over a
 sliding window that ends at each step time, so audio sits on exactly the timeline of the
@@ -34,6 +35,10 @@ means of the low MFCCs (``mfcc3_sma3_stddevNorm`` flips sign, as its mean sits n
 One pass is the more consistent of the two: its windows are exact slices of one LLD track
 (a test checks ``loudness_sma3_amean`` against the mean of openSMILE's own LLD track).
 
+A long file (:func:`file_functionals`, :func:`file_functionals_every_step`): decoded in
+chunks into :class:`StreamingFunctionals`, about a minute of steps per openSMILE call, equal
+to the one pass over the whole signal in memory that does not grow with the file.
+
 Standardisation (:func:`fit_standardisation`, :func:`standardise`): median and
 interquartile range, z-scores clipped to ±5. See :func:`fit_standardisation` for why.
 """
@@ -45,6 +50,7 @@ import os
 import re
 import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -115,13 +121,18 @@ def feature_names() -> list[str]:
 # --------------------------------------------------------------------------- decoding
 
 
-def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+def audio_chunks(path: str | Path, sample_rate: int = SAMPLE_RATE,
+                 chunk_seconds: float = 10.0) -> Iterator[np.ndarray]:
     """Decode the first audio track of ``path`` to mono float32 in [-1, 1] at
-    ``sample_rate``: ``signal (L,)``.
+    ``sample_rate``, yielded in pieces of ``chunk_seconds`` (the last one shorter):
+    ``chunk (L_i,)``, which joined are :func:`load_audio`'s signal.
 
-    Decoding streams packet by packet into one growing buffer (no copy of the compressed
-    file, no list of decoded chunks). Raises NoAudioError for no audio track or a silent
-    track, AvstanError for a missing, corrupt, truncated or undecodable file.
+    Memory held is one chunk and one packet, however long the file. Raises NoAudioError
+    for no audio track or a silent track, AvstanError for a missing, corrupt, truncated or
+    undecodable file. A file's length is only known once it is decoded, so the checks that
+    compare it with the header (truncated, a cut-off last frame, a wav missing bytes) and
+    the silence check raise after the last chunk: a caller must use the chunks only once
+    the generator has ended without raising.
     """
     path = Path(path)
     if not path.is_file():
@@ -131,6 +142,10 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     except (av.error.FFmpegError, OSError, ValueError) as exc:
         raise AvstanError(f"{path}: not a readable media file ({_reason(exc, path)}); "
                           "check the file or re-encode it") from None
+    chunk_size = max(1, int(chunk_seconds * sample_rate))
+    chunk = np.empty(chunk_size, dtype=np.float32)
+    filled = decoded = 0  # samples in ``chunk``, samples decoded in all
+    peak = 0.0
     with container:
         if not container.streams.audio:
             raise NoAudioError(f"{path}: has no audio track; audio models skip this "
@@ -140,27 +155,48 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
             raise AvstanError(f"{path}: its audio is in a codec or sample format FFmpeg cannot "
                               "decode; re-encode it (e.g. to 16-bit PCM wav)")
         declared = _declared_seconds(stream, container)
-        buffer = _GrowingBuffer(int(declared * sample_rate * 1.02) + sample_rate
-                                if declared else 60 * sample_rate)
         resampler = av.AudioResampler(format="fltp", rate=sample_rate)
         last_packet = None
-        try:
+
+        def resampled(frame) -> Iterator[np.ndarray]:
+            for out in resampler.resample(frame):
+                yield out.to_ndarray().mean(axis=0)
+
+        def packets() -> Iterator[np.ndarray]:
+            nonlocal last_packet
             for packet in container.demux(stream):
                 if packet.size:
                     last_packet = packet
                 for frame in packet.decode():
-                    for out in resampler.resample(frame):
-                        buffer.append(out.to_ndarray().mean(axis=0))
-            for out in resampler.resample(None):
-                buffer.append(out.to_ndarray().mean(axis=0))
-        except (av.error.FFmpegError, ValueError) as exc:
-            done = f" after {buffer.size / sample_rate:.2f} s" if buffer.size else ""
-            raise AvstanError(f"{path}: cannot decode its audio{done} ({_reason(exc, path)}); "
-                              "the file is corrupt, truncated or in an unsupported sample "
-                              "format; re-encode it (e.g. to 16-bit PCM wav)") from None
-    signal = buffer.result()
-    seconds = signal.size / sample_rate
-    if signal.size == 0:
+                    yield from resampled(frame)
+            yield from resampled(None)
+
+        pieces = packets()
+        while True:
+            try:
+                piece = next(pieces, None)
+            except (av.error.FFmpegError, ValueError) as exc:
+                done = f" after {decoded / sample_rate:.2f} s" if decoded else ""
+                raise AvstanError(f"{path}: cannot decode its audio{done} "
+                                  f"({_reason(exc, path)}); the file is corrupt, truncated or "
+                                  "in an unsupported sample format; re-encode it (e.g. to "
+                                  "16-bit PCM wav)") from None
+            if piece is None:
+                break
+            decoded += piece.size
+            while piece.size:
+                taken = min(piece.size, chunk_size - filled)
+                np.clip(piece[:taken], -1.0, 1.0, out=chunk[filled:filled + taken])
+                filled, piece = filled + taken, piece[taken:]
+                if filled == chunk_size:
+                    peak = max(peak, float(np.abs(chunk).max()))
+                    yield chunk
+                    chunk, filled = np.empty(chunk_size, dtype=np.float32), 0
+    if filled:
+        peak = max(peak, float(np.abs(chunk[:filled]).max()))
+        yield chunk[:filled]
+    seconds = decoded / sample_rate
+    if decoded == 0:
         raise AvstanError(f"{path}: no audio could be decoded; the file is corrupt, "
                           "truncated or empty")
     # A file cut short decodes without complaint, so compare with what its header says.
@@ -174,12 +210,20 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     if missing:
         raise AvstanError(f"{path}: truncated wav file: {missing} bytes of the audio data its "
                           "header declares are missing; re-export the file")
-    np.clip(signal, -1.0, 1.0, out=signal)
-    peak = float(np.abs(signal).max())
     if peak < SILENCE_PEAK:
         raise NoAudioError(f"{path}: the audio track is silent (peak {peak:.1e}); audio "
                            "models skip this recording (video models still use it)")
-    return signal
+
+
+def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """The whole first audio track of ``path``, mono float32 in [-1, 1] at ``sample_rate``:
+    ``signal (L,)``, the chunks of :func:`audio_chunks` collected into one buffer (and its
+    checks and errors). Its memory grows with the file: :func:`file_functionals` computes
+    the features of a long file without it."""
+    buffer = _GrowingBuffer(60 * sample_rate)
+    for chunk in audio_chunks(path, sample_rate):
+        buffer.append(chunk)
+    return buffer.result()
 
 
 def _declared_seconds(stream: av.audio.stream.AudioStream, container) -> float | None:
@@ -330,12 +374,7 @@ def egemaps_functionals(signal: np.ndarray, sample_rate: int, step_times: np.nda
         raise ValueError(f"window_seconds must be at least {10 * LLD_HOP} s, "
                          f"got {window_seconds}")
     duration = signal.size / sample_rate
-    # A window needs its LLD frames plus the 50 ms that the last analysis frame spans.
-    needed = window_frames * LLD_HOP + 0.05
-    if duration < needed:
-        raise AvstanError(f"{source}: the audio is {duration:.2f} s long, shorter than one "
-                          f"{window_seconds:g} s eGeMAPS window; audio models skip it (or "
-                          "prepare with a shorter audio window)")
+    _check_long_enough(duration, window_seconds, source)
     if step_times.size == 0:
         return np.zeros((0, len(EGEMAPS_NAMES)), dtype=np.float32)
 
@@ -385,6 +424,15 @@ def egemaps_functionals(signal: np.ndarray, sample_rate: int, step_times: np.nda
     return out
 
 
+def _check_long_enough(duration: float, window_seconds: float, source: str) -> None:
+    # A window needs its LLD frames plus the 50 ms that the last analysis frame spans.
+    needed = int(round(window_seconds / LLD_HOP)) * LLD_HOP + 0.05
+    if duration < needed:
+        raise AvstanError(f"{source}: the audio is {duration:.2f} s long, shorter than one "
+                          f"{window_seconds:g} s eGeMAPS window; audio models skip it (or "
+                          "prepare with a shorter audio window)")
+
+
 STREAM_CONTEXT = 1.0  # s of audio before a window that a stream's openSMILE call gets
 STREAM_LOOKAHEAD = 0.1  # s of audio after a step that a stream waits for (see below)
 
@@ -394,11 +442,12 @@ class StreamingFunctionals:
     to the one pass over the whole recording.
 
     ``append`` decoded samples as they come; a step at time ``t`` is :meth:`ready` once the
-    audio reaches ``max(t, window) + STREAM_LOOKAHEAD``; :meth:`features` then computes the
-    ready steps with one openSMILE call on the audio from ``STREAM_CONTEXT`` before their
-    windows to that point, and :meth:`finish` the steps left when the audio has ended,
-    on the audio up to its end. Only that audio is kept (``window + context + lookahead``
-    seconds, plus one window hop), so memory stays bounded however long the stream is.
+    audio reaches ``max(t, window) + lookahead`` (``STREAM_LOOKAHEAD`` unless given);
+    :meth:`features` then computes the ready steps with one openSMILE call on the audio
+    from ``STREAM_CONTEXT`` before their windows to that point, and :meth:`finish` the
+    steps left when the audio has ended, on the audio up to its end. Only that audio is
+    kept (``window + context + lookahead`` seconds, plus one window hop), so memory stays
+    bounded however long the stream is.
 
     Why the context and the lookahead: one pass gives each LLD frame its neighbours, and a
     window's own frames reach past ``t`` (the last analysis frame spans 50 ms after it, its
@@ -410,11 +459,20 @@ class StreamingFunctionals:
     with offline ``predict``). So a step's features use the audio up to 0.1 s after its
     time, as offline's do, and the first steps, whose window begins at 0, wait for one
     window of audio, also as offline (they look ahead there).
+
+    0.1 s is not always enough for a step off the 10 ms grid: at 3 steps/s with 2 s windows
+    (speech 00-07 and 08-19, one step per call, the worst case) 2 steps of 61 and of 76
+    differ from the one pass in the jitter, shimmer and HNR functionals (relative 1e-4 to
+    1e-3): these follow the pitch tracker, whose Viterbi smoother decides a frame with up to
+    40 frames (0.4 s) after it. With 0.2 s every step of those runs, and of 4 steps/s with
+    2 and 4 s windows, is equal; :func:`file_functionals`, which need not answer quickly,
+    takes ``FILE_LOOKAHEAD``.
     """
 
     def __init__(self, window_seconds: float, sample_rate: int = SAMPLE_RATE,
-                 source: str = "the stream") -> None:
+                 source: str = "the stream", lookahead: float = STREAM_LOOKAHEAD) -> None:
         self.window_seconds, self.sample_rate, self.source = window_seconds, sample_rate, source
+        self.lookahead = lookahead
         self.window_frames = int(round(window_seconds / LLD_HOP))
         self.frame_samples = int(round(sample_rate * LLD_HOP))
         self.context_frames = int(round(STREAM_CONTEXT / LLD_HOP))
@@ -439,7 +497,7 @@ class StreamingFunctionals:
         return int(np.rint((max(time, self.window_seconds) - self.window_seconds) / LLD_HOP))
 
     def _end_sample(self, time: float) -> int:
-        end = (max(time, self.window_seconds) + STREAM_LOOKAHEAD) * self.sample_rate
+        end = (max(time, self.window_seconds) + self.lookahead) * self.sample_rate
         return int(np.ceil(round(end, 6)))
 
     def ready(self, time: float) -> bool:
@@ -492,6 +550,96 @@ class StreamingFunctionals:
         return egemaps_functionals(piece, self.sample_rate, times - start * LLD_HOP,
                                    self.window_seconds, source=self.source,
                                    hop_frames=self.hop or None)
+
+
+# --------------------------------------------------------------------------- files
+
+
+FILE_BATCH_SECONDS = 60.0  # audio between two openSMILE calls of file_functionals
+# s of audio after a step that file_functionals waits for: beyond the 0.4 s the pitch
+# tracker's Viterbi smoother looks ahead (see StreamingFunctionals)
+FILE_LOOKAHEAD = 1.0
+
+
+def file_functionals(path: str | Path, step_times: np.ndarray,
+                     window_seconds: float = DEFAULT_AUDIO_WINDOW,
+                     batch_seconds: float = FILE_BATCH_SECONDS) -> np.ndarray:
+    """``egemaps_functionals(load_audio(path), SAMPLE_RATE, step_times, window_seconds)``,
+    bit for bit, in memory that does not grow with the file: ``(N, 88)`` float32.
+
+    The file is decoded in chunks (:func:`audio_chunks`) into a
+    :class:`StreamingFunctionals`; every ``batch_seconds`` of audio the steps whose audio
+    has arrived are computed in one openSMILE call (one call per step is ~45× slower), and
+    the steps left at the end of the audio, NaN and last-full-window ones included, by
+    :meth:`StreamingFunctionals.finish`. Each step gets ``FILE_LOOKAHEAD`` (1 s) of audio
+    after it, where a live stream gets 0.1 s (see :class:`StreamingFunctionals` for why).
+    Held at once: about ``batch_seconds + window + 2 s + one chunk (10 s)`` of samples
+    and openSMILE's working set on them, besides the result. The same errors as
+    :func:`load_audio` and :func:`egemaps_functionals` (AvstanError naming the file,
+    NoAudioError), raised once the file is decoded: a file found truncated or silent at
+    its end gives no features.
+    """
+    step_times = np.asarray(step_times, dtype=np.float64)
+    if step_times.ndim != 1:
+        raise ValueError(f"step_times must be (N,), got {step_times.shape}")
+    if not np.isfinite(step_times).all() or np.any(np.diff(step_times) < 0):
+        raise ValueError("step_times must be finite and increasing")
+    return _functionals_as_audio_arrives(path, window_seconds, batch_seconds,
+                                         lambda seconds: step_times.size,
+                                         lambda start, stop: step_times[start:stop])[1]
+
+
+def file_functionals_every_step(path: str | Path, step_rate: float,
+                                window_seconds: float = DEFAULT_AUDIO_WINDOW,
+                                batch_seconds: float = FILE_BATCH_SECONDS
+                                ) -> tuple[np.ndarray, np.ndarray]:
+    """The steps ``k / step_rate`` until the end of the audio of ``path`` (a final step
+    less than half a step after it included, as for video) and their functionals, as
+    :func:`file_functionals` computes them: ``times (N,)`` float64, ``features (N, 88)``.
+
+    ``N = ceil(duration · step_rate + 0.5)`` depends on the audio's length, which is only
+    known once it is decoded; steps are produced as the audio arrives (every step up to
+    what has arrived belongs to the recording), so the file is decoded once.
+    """
+    if not (math.isfinite(step_rate) and step_rate > 0):
+        raise ValueError(f"step_rate must be positive, got {step_rate}")
+    return _functionals_as_audio_arrives(
+        path, window_seconds, batch_seconds,
+        lambda seconds: int(np.ceil(seconds * step_rate + 0.5)),
+        lambda start, stop: np.arange(start, stop) / step_rate)
+
+
+def _functionals_as_audio_arrives(path: str | Path, window_seconds: float,
+                                  batch_seconds: float, step_count, step_times
+                                  ) -> tuple[np.ndarray, np.ndarray]:
+    """``step_count(seconds)``: how many steps the audio decoded so far (``seconds``
+    long) has, never more than the whole file has; ``step_times(start, stop)``: the times
+    of steps ``start..stop-1``."""
+    if int(round(window_seconds / LLD_HOP)) < 10:
+        raise ValueError(f"window_seconds must be at least {10 * LLD_HOP} s, "
+                         f"got {window_seconds}")
+    streaming = StreamingFunctionals(window_seconds, source=str(path),
+                                     lookahead=FILE_LOOKAHEAD)
+    batch_samples = max(1, int(batch_seconds * SAMPLE_RATE))
+    rows, done, since = [], 0, 0  # computed rows, steps computed, samples since a batch
+    for chunk in audio_chunks(path):
+        streaming.append(chunk)
+        since += chunk.size
+        if since < batch_samples:
+            continue
+        since = 0
+        candidates = step_times(done, step_count(streaming.received / SAMPLE_RATE))
+        ready = 0
+        while ready < candidates.size and streaming.ready(float(candidates[ready])):
+            ready += 1
+        if ready:
+            rows.append(streaming.features(candidates[:ready]))
+            done += ready
+    duration = streaming.received / SAMPLE_RATE
+    _check_long_enough(duration, window_seconds, str(path))  # also when there is no step
+    total = step_count(duration)
+    rows.append(streaming.finish(step_times(done, total)))
+    return step_times(0, total), np.concatenate(rows)
 
 
 # --------------------------------------------------------------------------- standardisation

@@ -49,10 +49,9 @@ import numpy as np
 from avstan.cluster import RayRun, check_engine, check_reachable, check_shared_folder
 from avstan.data.audio import (
     DEFAULT_AUDIO_WINDOW,
-    SAMPLE_RATE,
     NoAudioError,
-    egemaps_functionals,
-    load_audio,
+    file_functionals,
+    file_functionals_every_step,
 )
 from avstan.data.continuous import FOLDER as CONTINUOUS_FOLDER
 from avstan.data.continuous import ContinuousConfig, build_continuous
@@ -308,8 +307,7 @@ def audio_features(source: RecordingSource, times: np.ndarray, config: PrepareCo
     if path is None:
         raise NoAudioError(f"{source.frames_dir}: an image folder has no audio track; audio "
                            "models skip this recording (video models still use it)")
-    signal = load_audio(path)
-    return egemaps_functionals(signal, SAMPLE_RATE, times, config.audio_window, source=str(path))
+    return file_functionals(path, times, config.audio_window)
 
 
 def prepare_audio_recording(source: RecordingSource, config: PrepareConfig, corpus: str = ""
@@ -320,11 +318,9 @@ def prepare_audio_recording(source: RecordingSource, config: PrepareConfig, corp
     if config.audio_window is None:
         raise AvstanError(f"{source.media}: an audio file, but audio features are turned off "
                           "(--no-audio); prepare without --no-audio or remove the file")
-    signal = load_audio(source.media)
-    steps = int(np.ceil(signal.size / SAMPLE_RATE * config.step_rate + 0.5))
-    times = np.arange(steps) / config.step_rate
-    features = egemaps_functionals(signal, SAMPLE_RATE, times, config.audio_window,
-                                   source=str(source.media))
+    times, features = file_functionals_every_step(source.media, config.step_rate,
+                                                  config.audio_window)
+    steps = times.size
     track = source.labels()
     labels = (np.full((steps, 2), np.nan, np.float32) if track is None
               else resample_labels(track, times))
