@@ -22,8 +22,9 @@ stream as it comes: ``data.streaming.demux_media`` decodes both tracks of the on
 functionals of the training store's window (``TrainedModel.audio_window``) ending at it,
 equal bit for bit to offline's one pass (tested), keeping only the last window of sound
 plus 1 s of context. A step's line is written once its frame (the fusion) and the sound up
-to 0.1 s after its time have arrived — the reach of offline's own window (its last
-analysis frame and smoothing); the first steps, whose window begins at 0 as offline, wait
+to 0.5 s after its time have arrived — the reach of offline's own window (its last
+analysis frame, its smoothing and the pitch tracker's Viterbi smoother, which decides a
+frame with up to 0.4 s after it); the first steps, whose window begins at 0 as offline, wait
 for one window of sound (4 s by default), so the first lines come late and then keep
 pace. An audio model's steps follow the sound (an audio file, or a video's track, as
 offline), the fusion's the frames; the fusion holds the crops of the steps that wait

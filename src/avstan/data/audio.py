@@ -434,7 +434,7 @@ def _check_long_enough(duration: float, window_seconds: float, source: str) -> N
 
 
 STREAM_CONTEXT = 1.0  # s of audio before a window that a stream's openSMILE call gets
-STREAM_LOOKAHEAD = 0.1  # s of audio after a step that a stream waits for (see below)
+STREAM_LOOKAHEAD = 0.5  # s of audio after a step that a stream waits for (see below)
 
 
 class StreamingFunctionals:
@@ -456,17 +456,18 @@ class StreamingFunctionals:
     windows, 82 steps): with 1 s (also 0.5 s) before the window and 0.1 s after ``t``
     every functional of every step equals the one pass bit for bit; with no context 12-69
     of the 88 differ, with 0.06 s after ``t`` some steps differ (tests compare a stream
-    with offline ``predict``). So a step's features use the audio up to 0.1 s after its
-    time, as offline's do, and the first steps, whose window begins at 0, wait for one
-    window of audio, also as offline (they look ahead there).
+    with offline ``predict``).
 
     0.1 s is not always enough for a step off the 10 ms grid: at 3 steps/s with 2 s windows
     (speech 00-07 and 08-19, one step per call, the worst case) 2 steps of 61 and of 76
     differ from the one pass in the jitter, shimmer and HNR functionals (relative 1e-4 to
     1e-3): these follow the pitch tracker, whose Viterbi smoother decides a frame with up to
     40 frames (0.4 s) after it. With 0.2 s every step of those runs, and of 4 steps/s with
-    2 and 4 s windows, is equal; :func:`file_functionals`, which need not answer quickly,
-    takes ``FILE_LOOKAHEAD``.
+    2 and 4 s windows, is equal. A stream therefore waits ``STREAM_LOOKAHEAD`` = 0.5 s
+    after a step (the smoother's 0.4 s plus the last analysis frame's 50 ms, so the bound
+    holds by construction, not only on the speech measured); the first steps, whose window
+    begins at 0, wait for one window of audio, as offline (they look ahead there).
+    :func:`file_functionals`, which need not answer quickly, takes ``FILE_LOOKAHEAD``.
     """
 
     def __init__(self, window_seconds: float, sample_rate: int = SAMPLE_RATE,
@@ -572,7 +573,7 @@ def file_functionals(path: str | Path, step_times: np.ndarray,
     has arrived are computed in one openSMILE call (one call per step is ~45× slower), and
     the steps left at the end of the audio, NaN and last-full-window ones included, by
     :meth:`StreamingFunctionals.finish`. Each step gets ``FILE_LOOKAHEAD`` (1 s) of audio
-    after it, where a live stream gets 0.1 s (see :class:`StreamingFunctionals` for why).
+    after it, where a live stream gets 0.5 s (see :class:`StreamingFunctionals` for why).
     Held at once: about ``batch_seconds + window + 2 s + one chunk (10 s)`` of samples
     and openSMILE's working set on them, besides the result. The same errors as
     :func:`load_audio` and :func:`egemaps_functionals` (AvstanError naming the file,
