@@ -75,3 +75,24 @@ def test_demux_yields_the_frames_and_the_sound_of_offline(tmp_path):
         len(kinds) - 1 - kinds[::-1].index(False)
     assert kinds.index(False) < last_frame and kinds.index(True) < last_sound
     assert 0 < sum(kinds[:len(kinds) // 2]) < sum(kinds)
+
+
+def test_one_step_at_a_time_off_the_lld_grid_equals_one_pass():
+    """The worst case for the lookahead: every step its own openSMILE call, 3 steps/s (steps
+    off the 10 ms frame grid), 2 s windows. With 0.1 s after a step, 2 of these 61 steps
+    differed in the pitch-based functionals (the Viterbi smoother looks 0.4 s ahead)."""
+    signal = np.concatenate([load_audio(SPEECH / f"0{i}.wav") for i in range(8)])
+    window, step_rate = 2.0, 3.0
+    times = np.arange(int(signal.size / SAMPLE_RATE * step_rate)) / step_rate
+    expected = egemaps_functionals(signal, SAMPLE_RATE, times, window)
+    streaming = StreamingFunctionals(window)
+    got, position = [], 0
+    for time in times:
+        while not streaming.ready(time) and position < signal.size:
+            streaming.append(signal[position:position + 800])
+            position += 800
+        if not streaming.ready(time):
+            break
+        got.append(streaming.features(np.array([time])))
+    got.append(streaming.finish(times[len(got):]))
+    np.testing.assert_array_equal(np.concatenate(got), expected)
