@@ -28,8 +28,10 @@ def attach_postprocessing(model_path: str | Path, store_root: str | Path,
     """Fit the chain on the store's devel partition and save it into the model file, so
     evaluation and prediction apply it unchanged."""
     trained = TrainedModel.load(model_path, device)
-    devel, _ = usable(trained, RecordingStore.open(store_root).load_partition("devel"),
-                      store_root)
+    # The frames stay in their files, read a clip at a time: memory does not grow with
+    # the partition (evaluate_model_file too).
+    store = RecordingStore.open(store_root)
+    devel, _ = usable(trained, store.load_partition("devel", lazy_frames=True), store_root)
     if not devel:
         raise AvstanError(f"{store_root}: no devel recordings to fit the post-processing on")
     trained.check_recordings(devel, model_path, store_root)
@@ -51,13 +53,14 @@ def evaluate_model_file(model_path: str | Path, store_root: str | Path, partitio
     store's devel partition (which must then have labels)."""
     trained = TrainedModel.load(model_path, device)
     store = RecordingStore.open(store_root)
-    recordings, skipped = usable(trained, store.load_partition(partition), store_root)
+    recordings, skipped = usable(trained, store.load_partition(partition, lazy_frames=True),
+                                 store_root)
     if not recordings:
         raise AvstanError(f"{store_root}: no complete recordings the model can read in the "
                           f"{partition!r} partition")
     chains = (chains_from_dicts(trained.postprocessing)
               if postprocess and shifts is None else None)
-    devel = (usable(trained, store.load_partition("devel"), store_root)[0]
+    devel = (usable(trained, store.load_partition("devel", lazy_frames=True), store_root)[0]
              if postprocess and chains is None else None)
     if postprocess and chains is None and not devel:
         raise AvstanError(f"{store_root}: no devel recordings to fit the post-processing on; "
