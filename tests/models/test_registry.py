@@ -184,6 +184,9 @@ def test_linear_skip_at_zero_lstm_output_is_the_linear_map_of_the_step_features(
     with torch.no_grad():
         model.output.weight.zero_()
         model.output.bias.zero_()
+        # the path starts at zero (the model starts as its LSTM branch): give it weights
+        model.linear_path.weight.copy_(torch.randn(2, 6))
+        model.linear_path.bias.copy_(torch.tensor([0.3, -0.2]))
     audio = tiny_inputs(model)["audio"] * 8  # some features beyond the clip at |z| = 5
     weight, bias = model.linear_path.weight.detach(), model.linear_path.bias.detach()
     z = ((audio - center) / scale).clamp(-5, 5)
@@ -196,6 +199,9 @@ def test_linear_skip_at_zero_lstm_output_is_the_linear_map_of_the_step_features(
 
 def test_linear_skip_adds_the_linear_map_to_the_lstm_output():
     model = tiny_model("lstm", linear_skip=True).eval()
+    assert model.linear_path.weight.abs().sum() == 0  # it starts as the LSTM branch alone
+    with torch.no_grad():
+        model.linear_path.weight.normal_()
     audio = tiny_inputs(model)["audio"]
     with_path = model(audio)["prediction"]
     linear = model.linear_path(model.audio_standardiser(audio)[:, -1])
