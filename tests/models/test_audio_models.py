@@ -103,6 +103,21 @@ def test_fusion_concatenates_both_branches_features():
                               model(clip=clip.flip(-1), audio=audio)["prediction"])
 
 
+def test_fusion_over_a_linear_skip_branch_trains_what_it_uses():
+    """The branch's linear path is an output (like its output layer), unused by the fusion:
+    frozen, and every trainable parameter gets a gradient."""
+    torch.manual_seed(0)
+    model = create_model("av_sta", crop_size=16, clip_length=4, audio_features=7,
+                         audio={"hidden": 8, "layers": 2, "linear_skip": True},
+                         video={"encoder_channels": [4, 8], "decoder_channels": [8, 4], **TRUNK})
+    assert not any(p.requires_grad for p in model.audio_branch.linear_path.parameters())
+    model(clip=torch.rand(2, 3, 4, 16, 16), audio=torch.randn(2, 4, 7))["prediction"].sum(
+    ).backward()
+    missing = [n for n, p in model.named_parameters()
+               if p.requires_grad and (p.grad is None or p.grad.abs().sum() == 0)]
+    assert not missing
+
+
 def test_fusion_over_a_cnn3d_branch_and_a_branch_without_a_trunk():
     assert "attention" not in tiny_fusion(TRUNK, video_model="cnn3d")(
         clip=torch.rand(1, 3, 4, 16, 16), audio=torch.randn(1, 4, 7))

@@ -131,9 +131,11 @@ OPTION_VARIANTS = [
     ("lstm", {"recording_standardisation": True}),
     ("lstm", {"input_noise": 0.3}),
     ("lstm", {"lstm_dropout": 0.3}),
+    ("lstm", {"linear_skip": True}),
     ("lstm_ta", {"recording_standardisation": True}),
     ("lstm_ta", {"input_noise": 0.3}),
     ("lstm_ta", {"lstm_dropout": 0.3}),
+    ("lstm_ta", {"linear_skip": True}),
 ]
 
 
@@ -170,3 +172,38 @@ def test_last_step_prediction_is_the_last_of_the_step_predictions():
     model = tiny_model("lstm_ta", dropout=0.0)
     out = model(**tiny_inputs(model))
     torch.testing.assert_close(out["step_predictions"][:, -1], out["prediction"])
+
+
+@pytest.mark.parametrize("name", ["lstm", "lstm_ta"])
+def test_linear_skip_at_zero_lstm_output_is_the_linear_map_of_the_step_features(name):
+    """With the LSTM branch's output layer zeroed, the prediction is W z_t + b of each
+    step's standardised features z_t = clamp((x_t - center) / scale), computed here by hand."""
+    model = tiny_model(name, linear_skip=True)
+    center, scale = torch.linspace(-1, 1, 6), torch.linspace(0.5, 2, 6)
+    model.audio_standardiser.set_statistics(center, scale)
+    with torch.no_grad():
+        model.output.weight.zero_()
+        model.output.bias.zero_()
+        # the path starts at zero (the model starts as its LSTM branch): give it weights
+        model.linear_path.weight.copy_(torch.randn(2, 6))
+        model.linear_path.bias.copy_(torch.tensor([0.3, -0.2]))
+    audio = tiny_inputs(model)["audio"] * 8  # some features beyond the clip at |z| = 5
+    weight, bias = model.linear_path.weight.detach(), model.linear_path.bias.detach()
+    z = ((audio - center) / scale).clamp(-5, 5)
+    expected = torch.einsum("btd,kd->btk", z, weight) + bias
+    model.eval()
+    torch.testing.assert_close(model(audio)["prediction"], expected[:, -1])
+    model.train()
+    torch.testing.assert_close(model(audio)["step_predictions"], expected)
+
+
+def test_linear_skip_adds_the_linear_map_to_the_lstm_output():
+    model = tiny_model("lstm", linear_skip=True).eval()
+    assert model.linear_path.weight.abs().sum() == 0  # it starts as the LSTM branch alone
+    with torch.no_grad():
+        model.linear_path.weight.normal_()
+    audio = tiny_inputs(model)["audio"]
+    with_path = model(audio)["prediction"]
+    linear = model.linear_path(model.audio_standardiser(audio)[:, -1])
+    model.linear_path = None
+    torch.testing.assert_close(with_path, model(audio)["prediction"] + linear)

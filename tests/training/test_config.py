@@ -28,6 +28,19 @@ def test_every_shipped_config_loads_and_builds_its_model(path):
     assert model.targets == tuple(config.data.targets)
 
 
+def test_the_demo_fusion_takes_the_demo_branches_as_they_are_trained():
+    """av_sta loads the demo's trained lstm_ta and sta3d into its branches (strictly): the
+    branch options in demo_av_sta.yaml must give the same weights (e.g. linear_skip)."""
+    configs = Path(__file__).parents[2] / "configs"
+    fusion_config = load_config(configs / "demo_av_sta.yaml")
+    fusion = create_model("av_sta", targets=fusion_config.data.targets,
+                          **fusion_config.model.options)
+    for name, branch in (("lstm_ta", fusion.audio_branch), ("sta3d", fusion.video_branch)):
+        config = load_config(configs / f"demo_{name}.yaml")
+        trained = create_model(name, targets=config.data.targets, **config.model.options)
+        branch.load_state_dict(trained.state_dict())  # strict: raises on any mismatch
+
+
 def test_values_types_and_overrides(tmp_path):
     path = write(tmp_path, "model: {name: cnn3d, options: {crop_size: 48}}\n"
                            "training: {lr: 1e-4, max_epochs: 3}\n")

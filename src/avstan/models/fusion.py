@@ -43,9 +43,12 @@ class AudioVisualFusion(nn.Module):
         self.audio_standardiser = audio_branch.audio_standardiser
         self.recording_standardisation = audio_branch.recording_standardisation
         video_size = video_branch.trunk.head.output.in_features
-        # The branches' own output layers are kept (so trained branch models load as they
-        # are) but unused: frozen, so nothing without a gradient is in the optimiser or DDP.
+        # The branches' own output layers (and the audio branch's linear path) are kept (so
+        # trained branch models load as they are) but unused: frozen, so nothing without a
+        # gradient is in the optimiser or DDP.
         audio_branch.output.requires_grad_(False)
+        if audio_branch.linear_path is not None:  # linear_skip: also an output of the branch
+            audio_branch.linear_path.requires_grad_(False)
         video_branch.trunk.head.output.requires_grad_(False)
         self.fusion = nn.Sequential(nn.Linear(audio_branch.feature_size + video_size, hidden),
                                     nn.ReLU(inplace=True), nn.Dropout(dropout))
