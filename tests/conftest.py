@@ -91,3 +91,32 @@ def tiny_config_file(tiny_store, tmp_path):
                                                         **training)))
         return path
     return write
+
+
+def video_track_only(source: Path, destination: Path) -> Path:
+    """``source``'s video packets remuxed into ``destination`` (no re-encode, no sound; an
+    MP4 written this way has its index, moov, at its end)."""
+    import av
+
+    with av.open(str(source)) as media, av.open(str(destination), "w") as sink:
+        stream = sink.add_stream_from_template(media.streams.video[0])
+        for packet in media.demux(media.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                sink.mux(packet)
+    return destination
+
+
+def mount_small_tmpfs(mount_point: Path, size: str) -> Path:
+    """A tmpfs of ``size`` (e.g. "100k") mounted at ``mount_point`` (created), for full-disk
+    tests; pytest.skip where one cannot be mounted (not root, no mount privilege). Unmount
+    it with ``umount``."""
+    import os
+    import subprocess
+
+    mount_point.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0 or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount_point)],
+            capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a size-limited tmpfs here (needs root)")
+    return mount_point

@@ -98,13 +98,9 @@ def test_a_videos_own_audio_track_is_decoded():
 
 
 def test_a_video_without_audio_track_raises_no_audio_error(tmp_path):
-    path = tmp_path / "mute.mp4"
-    with av.open(str(MEDIA / "single_face.mp4")) as source, av.open(str(path), "w") as out:
-        video = out.add_stream_from_template(source.streams.video[0])
-        for packet in source.demux(source.streams.video[0]):
-            if packet.dts is not None:
-                packet.stream = video
-                out.mux(packet)
+    from tests.conftest import video_track_only
+
+    path = video_track_only(MEDIA / "single_face.mp4", tmp_path / "mute.mp4")
     with pytest.raises(NoAudioError, match=r"mute\.mp4: has no audio track"):
         load_audio(path)
 

@@ -147,12 +147,9 @@ except OSError as error:
 
 def test_a_full_disk_is_one_oserror_no_crash_and_no_temporary_file(tmp_path):
     """HDF5 writing a file on a full disk used to crash at exit (segmentation fault)."""
-    mount_point = tmp_path / "small"
-    mount_point.mkdir()
-    if os.geteuid() != 0 or subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(mount_point)],
-            capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a size-limited tmpfs here (needs root)")
+    from tests.conftest import mount_small_tmpfs
+
+    mount_point = mount_small_tmpfs(tmp_path / "small", "200k")
     try:
         done = subprocess.run([sys.executable, "-c", FULL_DISK_SCRIPT, str(mount_point)],
                               capture_output=True, text=True, timeout=120)

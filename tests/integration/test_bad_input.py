@@ -190,15 +190,11 @@ def test_a_nearly_constant_model_is_not_scaled_up_and_evaluate_says_so(tiny_stor
 def small_filesystem(tmp_path):
     """A 100 kB tmpfs (room for single_face's 32-px recording, not moving_face's), or a
     skip where one cannot be mounted (not root, no mount privilege)."""
-    import os
     import subprocess
 
-    mount_point = tmp_path / "small"
-    mount_point.mkdir()
-    if os.geteuid() != 0 or subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=100k", "tmpfs", str(mount_point)],
-            capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a size-limited tmpfs here (needs root)")
+    from tests.conftest import mount_small_tmpfs
+
+    mount_point = mount_small_tmpfs(tmp_path / "small", "100k")
     yield mount_point
     subprocess.run(["umount", str(mount_point)], check=True)
 
