@@ -12,6 +12,7 @@ import pytest
 from avstan.cli import EXIT_PARTIAL_FAILURE, EXIT_USER_ERROR, main
 from avstan.data.audio import SAMPLE_RATE, egemaps_functionals, load_audio
 from avstan.data.store import RecordingStore
+from tests.conftest import video_track_only
 
 DATA = Path(__file__).parent
 SPEECH = DATA / "speech"
@@ -35,13 +36,7 @@ def speech(ids, rate: int = SAMPLE_RATE) -> np.ndarray:
 
 def without_audio(source: Path, target: Path) -> Path:
     """Copy of a video with its audio track left out (stream copy, no re-encoding)."""
-    with av.open(str(source)) as container, av.open(str(target), "w") as out:
-        video = out.add_stream_from_template(container.streams.video[0])
-        for packet in container.demux(container.streams.video[0]):
-            if packet.dts is not None:
-                packet.stream = video
-                out.mux(packet)
-    return target
+    return video_track_only(source, target)
 
 
 @pytest.fixture
