@@ -93,16 +93,18 @@ def tiny_config_file(tiny_store, tmp_path):
     return write
 
 
-def video_track_only(source: Path, destination: Path, options: dict | None = None) -> Path:
-    """``source``'s video packets remuxed into ``destination`` (no re-encode, no sound; an
-    MP4 written this way has its index, moov, at its end unless ``options`` say
-    ``{"movflags": "faststart"}``)."""
+def one_track_copy(source: Path, destination: Path, options: dict | None = None,
+                     kind: str = "video") -> Path:
+    """``source``'s video packets (or with ``kind="audio"`` its sound's) remuxed into
+    ``destination`` (no re-encode, the other tracks left out; an MP4 written this way has
+    its index, moov, at its end unless ``options`` say ``{"movflags": "faststart"}``)."""
     import av
 
     with av.open(str(source)) as media, \
             av.open(str(destination), "w", options=options or {}) as sink:
-        stream = sink.add_stream_from_template(media.streams.video[0])
-        for packet in media.demux(media.streams.video[0]):
+        track = getattr(media.streams, kind)[0]
+        stream = sink.add_stream_from_template(track)
+        for packet in media.demux(track):
             if packet.dts is not None:
                 packet.stream = stream
                 sink.mux(packet)

@@ -191,9 +191,9 @@ def test_a_pipe_that_ends_or_holds_no_readable_video_is_one_line(model_file, dat
 
 
 def test_a_finished_mp4_indexed_at_its_end_names_the_way_out(model_file, tmp_path, capsys):
-    from tests.conftest import video_track_only
+    from tests.conftest import one_track_copy
 
-    video = video_track_only(MEDIA / "single_face.mp4", tmp_path / "indexed_at_end.mp4")
+    video = one_track_copy(MEDIA / "single_face.mp4", tmp_path / "indexed_at_end.mp4")
     with open(video, "rb") as handle:
         head = handle.read(64)
     assert head.find(b"mdat") < head.find(b"moov") or b"moov" not in head

@@ -98,9 +98,9 @@ def test_a_videos_own_audio_track_is_decoded():
 
 
 def test_a_video_without_audio_track_raises_no_audio_error(tmp_path):
-    from tests.conftest import video_track_only
+    from tests.conftest import one_track_copy
 
-    path = video_track_only(MEDIA / "single_face.mp4", tmp_path / "mute.mp4")
+    path = one_track_copy(MEDIA / "single_face.mp4", tmp_path / "mute.mp4")
     with pytest.raises(NoAudioError, match=r"mute\.mp4: has no audio track"):
         load_audio(path)
 

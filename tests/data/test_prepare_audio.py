@@ -5,14 +5,13 @@ import shutil
 import wave
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
 from avstan.cli import EXIT_PARTIAL_FAILURE, EXIT_USER_ERROR, main
 from avstan.data.audio import SAMPLE_RATE, egemaps_functionals, load_audio
 from avstan.data.store import RecordingStore
-from tests.conftest import video_track_only
+from tests.conftest import one_track_copy
 
 DATA = Path(__file__).parent
 SPEECH = DATA / "speech"
@@ -36,7 +35,7 @@ def speech(ids, rate: int = SAMPLE_RATE) -> np.ndarray:
 
 def without_audio(source: Path, target: Path) -> Path:
     """Copy of a video with its audio track left out (stream copy, no re-encoding)."""
-    return video_track_only(source, target)
+    return one_track_copy(source, target)
 
 
 @pytest.fixture
@@ -206,13 +205,7 @@ def test_a_video_with_audio_but_no_face_is_kept_audio_only(tmp_path, capsys):
 
 def audio_track_only(source: Path, target: Path) -> Path:
     """Copy of a file's audio track alone into another container (stream copy)."""
-    with av.open(str(source)) as container, av.open(str(target), "w") as out:
-        audio = out.add_stream_from_template(container.streams.audio[0])
-        for packet in container.demux(container.streams.audio[0]):
-            if packet.dts is not None:
-                packet.stream = audio
-                out.mux(packet)
-    return target
+    return one_track_copy(source, target, kind="audio")
 
 
 def test_an_mp4_with_only_audio_is_an_audio_file_and_a_silent_wav_is_named_as_audio(

@@ -110,9 +110,9 @@ def test_prefetched_keeps_order_and_hands_errors_over():
 def index_first_copy(source: Path, target: Path) -> Path:
     """A stream copy of ``source``'s video with the MP4 index (moov) at the start, so a
     truncated copy still declares the whole duration."""
-    from tests.conftest import video_track_only
+    from tests.conftest import one_track_copy
 
-    return video_track_only(source, target, {"movflags": "faststart"})
+    return one_track_copy(source, target, {"movflags": "faststart"})
 
 
 def test_a_truncated_mp4_is_sampled_as_far_as_it_goes_and_reported(tmp_path):
