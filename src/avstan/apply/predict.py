@@ -53,7 +53,6 @@ from avstan.data.prepare import (
     prepare_audio_recording,
     prepare_recording,
 )
-from avstan.data.spool import RowSpool
 from avstan.data.store import Recording
 from avstan.data.video import sample_video
 from avstan.devices import autocast_for
@@ -78,12 +77,6 @@ class VideoPrediction:
     plot_path: Path
     overlay_path: Path | None = None
     html_path: Path | None = None
-
-
-def close_frames(recording: Recording) -> None:
-    """Close the spool a recording's crops were sampled into (nothing for an array)."""
-    if recording.frames is not None and hasattr(recording.frames, "close"):
-        recording.frames.close()
 
 
 def output_suffixes(overlay: bool = False, html: bool = False) -> tuple[str, ...]:
@@ -175,30 +168,27 @@ class Predictor:
         """What the model reads from ``media``, with the code of ``avstan prepare``: aligned
         face crops for video models, eGeMAPS features (``config.audio_window``) for audio
         models, both for the fusion; a missing input is one AvstanError naming the file.
-        With ``spool_folder`` the crops stay on disk there (``data.spool``; close
-        ``recording.frames`` when done)."""
+        With ``spool_folder`` the crops stay on disk there (``data.spool``; call
+        ``recording.close_frames()`` when done)."""
         trained = self.trained
         source = RecordingSource(media.stem, "test", media=media)
-        if not trained.reads_video:
-            try:
-                return prepare_audio_recording(source, self.config)
-            except NoAudioError as error:
-                raise AvstanError(f"{error} — {trained.model_name} reads audio, so it cannot "
-                                  "predict this file; use a video-only model for it") from None
-        recording = prepare_recording(source, self.config, aligner=self.aligner,
-                                      spool_folder=spool_folder)
+        recording = None
         try:
+            if not trained.reads_video:
+                return prepare_audio_recording(source, self.config)
+            recording = prepare_recording(source, self.config, aligner=self.aligner,
+                                          spool_folder=spool_folder)
             if trained.reads_audio:
                 recording.audio_features = audio_features(source, recording.times,
                                                           self.config)
-        except NoAudioError as error:
-            close_frames(recording)
-            raise AvstanError(f"{error} — {trained.model_name} reads audio, so it cannot "
-                              "predict this file; use a video-only model for it") from None
-        except BaseException:
-            close_frames(recording)
+            return recording
+        except BaseException as error:
+            if recording is not None:
+                recording.close_frames()
+            if isinstance(error, NoAudioError):
+                raise AvstanError(f"{error} — {trained.model_name} reads audio, so it cannot "
+                                  "predict this file; use a video-only model for it") from None
             raise
-        return recording
 
     def final_values(self, predicted: np.ndarray, steps: int, hop: int) -> np.ndarray:
         """Every step's values (steps, K) from those predicted every ``hop``-th step:
@@ -317,7 +307,7 @@ class Predictor:
             return self._predict_prepared(video, recording, output, hop, progress, overlay,
                                           html)
         finally:
-            close_frames(recording)
+            recording.close_frames()
 
     def _predict_prepared(self, video: Path, recording: Recording, output: Path, hop: int,
                           progress: bool, overlay: bool, html: bool) -> VideoPrediction:
@@ -334,7 +324,7 @@ class Predictor:
             return self._write_outputs(video, recording, prediction, output, hop, overlay,
                                        html)
         finally:
-            if isinstance(prediction.attention, RowSpool):
+            if prediction.attention is not None:  # the maps' spool (spool_folder above)
                 prediction.attention.close()
 
     def _write_outputs(self, video: Path, recording: Recording, prediction, output: Path,
@@ -348,10 +338,9 @@ class Predictor:
         try:
             if overlay_path is not None:
                 # Each step's map is the one of the last step predicted at or before it (--hop).
-                attention = (None if prediction.attention is None else RowSpool.remapped(
-                    prediction.attention, np.arange(recording.num_steps) // hop)
-                    if isinstance(prediction.attention, RowSpool)
-                    else prediction.attention[np.arange(recording.num_steps) // hop])
+                attention = (None if prediction.attention is None  # a spool: see above
+                             else prediction.attention.remapped(
+                                 np.arange(recording.num_steps) // hop))
                 written.append(write_overlay_video(
                     video, overlay_path, recording.times, values, targets, recording.face_found,
                     attention, recording.alignment_matrices))

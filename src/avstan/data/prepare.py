@@ -425,8 +425,8 @@ def _prepare_one(source: RecordingSource, config: PrepareConfig, corpus: str,
             return Outcome(source.name, "failed",
                            message=f"{root}: cannot write ({error.strerror})")
         finally:
-            if recording is not None and hasattr(recording.frames, "close"):
-                recording.frames.close()  # the spool the crops were sampled into
+            if recording is not None:
+                recording.close_frames()  # the spool the crops were sampled into
     said = tuple(str(w.message) for w in caught) + tuple(label_warnings(recording))
     missing = int((~recording.face_found).sum())
     notes = [f"no face in {missing} of {recording.num_steps} steps"

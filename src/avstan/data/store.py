@@ -124,6 +124,12 @@ class Recording:
     def num_steps(self) -> int:
         return int(self.times.shape[0])
 
+    def close_frames(self) -> None:
+        """Release the spool file frames sampled into one are read from (``data.spool``);
+        nothing for frames in memory or in a store file."""
+        if isinstance(self.frames, (RowSpool, RemappedRows)):
+            self.frames.close()
+
     @property
     def crop_size(self) -> int:
         """S of the face crops; 0 for an audio-only recording."""
