@@ -1,5 +1,6 @@
 """Shared fixtures: a tiny synthetic recording store and a tiny experiment config."""
 
+import contextlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -124,3 +125,29 @@ def mount_small_tmpfs(mount_point: Path, size: str) -> Path:
             capture_output=True).returncode != 0:
         pytest.skip("cannot mount a size-limited tmpfs here (needs root)")
     return mount_point
+
+
+@contextlib.contextmanager
+def growing_file(data: bytes, path: Path, first: int = 2000, piece: int = 20000,
+                 pause: float = 0.15):
+    """``path`` holding the first ``first`` bytes of ``data``, the rest appended by a thread
+    in pieces every ``pause`` seconds while the block runs (a recording still being
+    written); the thread is joined on exit."""
+    import threading
+    import time
+
+    path.write_bytes(data[:first])
+
+    def write_the_rest():
+        with path.open("ab") as handle:
+            for start in range(first, len(data), piece):
+                time.sleep(pause)
+                handle.write(data[start:start + piece])
+                handle.flush()
+
+    writer = threading.Thread(target=write_the_rest)
+    writer.start()
+    try:
+        yield path
+    finally:
+        writer.join()

@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import av
@@ -21,6 +20,7 @@ from avstan.data.video import sample_video
 from avstan.evaluation.postprocess import PostProcessing
 from avstan.models import create_model
 from avstan.models.model_file import TrainedModel
+from tests.conftest import growing_file
 
 MEDIA = Path(__file__).parents[1] / "data" / "media"
 CROP, CLIP = 16, 4
@@ -97,22 +97,9 @@ def test_a_pipe_gives_the_offline_values_line_by_line(model_file, streamable, of
 
 def test_a_growing_file_is_followed_until_it_stops_growing(model_file, streamable, offline,
                                                            tmp_path):
-    data = streamable.read_bytes()
-    growing = tmp_path / "recording.mkv"
-    growing.write_bytes(data[:2000])
-
-    def write_the_rest():
-        with growing.open("ab") as handle:
-            for start in range(2000, len(data), 20000):
-                time.sleep(0.15)
-                handle.write(data[start:start + 20000])
-                handle.flush()
-
-    writer = threading.Thread(target=write_the_rest)
-    writer.start()
-    out, log = io.StringIO(), io.StringIO()
-    steps = stream_predict(model_file, str(growing), out=out, log=log, idle_timeout=1.0)
-    writer.join()
+    with growing_file(streamable.read_bytes(), tmp_path / "recording.mkv") as growing:
+        out, log = io.StringIO(), io.StringIO()
+        steps = stream_predict(model_file, str(growing), out=out, log=log, idle_timeout=1.0)
     rows = parse(out.getvalue())
     assert steps == len(rows) == 10
     np.testing.assert_allclose(as_array(rows, "valence"), as_array(offline, "valence"),

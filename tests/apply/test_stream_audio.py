@@ -4,8 +4,6 @@ read the stream's sound as it comes and give offline predict's values."""
 import io
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +19,7 @@ from avstan.evaluation.postprocess import PostProcessing
 from avstan.models.model_file import TrainedModel
 from tests.apply.test_predict import audio_model_file
 from tests.apply.test_stream import as_array, parse, remux
+from tests.conftest import growing_file
 
 MEDIA = Path(__file__).parents[1] / "data" / "media"
 SPEECH = Path(__file__).parents[1] / "data" / "speech"
@@ -95,23 +94,10 @@ def test_an_audio_file_streams_through_an_audio_model(models, tmp_path):
 
 
 def test_a_growing_file_streams_the_fusion(models, streamable, tmp_path):
-    data = streamable.read_bytes()
-    growing = tmp_path / "recording.mkv"
-    growing.write_bytes(data[:2000])
-
-    def write_the_rest():
-        with growing.open("ab") as handle:
-            for start in range(2000, len(data), 20000):
-                time.sleep(0.15)
-                handle.write(data[start:start + 20000])
-                handle.flush()
-
-    writer = threading.Thread(target=write_the_rest)
-    writer.start()
-    out = io.StringIO()
-    steps = stream_predict(models["av_sta"], str(growing), out=out, log=io.StringIO(),
-                           idle_timeout=1.0)
-    writer.join()
+    with growing_file(streamable.read_bytes(), tmp_path / "recording.mkv") as growing:
+        out = io.StringIO()
+        steps = stream_predict(models["av_sta"], str(growing), out=out, log=io.StringIO(),
+                               idle_timeout=1.0)
     assert steps == 10
     assert_same(parse(out.getvalue()), offline(models["av_sta"], streamable, tmp_path / "o"))
 

@@ -130,11 +130,10 @@ def test_bad_files_raise_one_line_naming_the_file(tmp_path):
         load_audio(tmp_path / "absent.wav")
 
 
-def encode_mp3(path: Path, signal: np.ndarray, xing: bool) -> Path:
-    """``signal`` as a 16 kHz mono mp3, with or without the Xing/Info header that states
-    its length (without one FFmpeg estimates the duration from the file size)."""
-    with av.open(str(path), "w", options={"write_xing": "1" if xing else "0"}) as out:
-        stream = out.add_stream("libmp3lame", rate=RATE)
+def encode(path: Path, signal: np.ndarray, codec: str, options: dict | None = None) -> Path:
+    """``signal`` as 16 kHz mono audio in ``codec``, ``options`` for the container."""
+    with av.open(str(path), "w", options=options or {}) as out:
+        stream = out.add_stream(codec, rate=RATE)
         stream.layout = "mono"
         frame = av.AudioFrame.from_ndarray((signal[None] * 30000).astype(np.int16),
                                            format="s16", layout="mono")
@@ -142,6 +141,12 @@ def encode_mp3(path: Path, signal: np.ndarray, xing: bool) -> Path:
         for packet in [*stream.encode(frame), *stream.encode(None)]:
             out.mux(packet)
     return path
+
+
+def encode_mp3(path: Path, signal: np.ndarray, xing: bool) -> Path:
+    """``signal`` as a 16 kHz mono mp3, with or without the Xing/Info header that states
+    its length (without one FFmpeg estimates the duration from the file size)."""
+    return encode(path, signal, "libmp3lame", {"write_xing": "1" if xing else "0"})
 
 
 @pytest.mark.parametrize("xing, reason", [
@@ -165,15 +170,7 @@ def test_a_truncated_mp3_is_detected(xing, reason, tmp_path):
 def test_other_codecs_are_not_taken_for_cut_frames(tmp_path):
     """FLAC's frame sync looks like an ADTS header; only mp3 and ADTS AAC are checked."""
     signal = concatenated(range(2))
-    path = tmp_path / "speech.flac"
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("flac", rate=RATE)
-        stream.layout = "mono"
-        frame = av.AudioFrame.from_ndarray((signal[None] * 30000).astype(np.int16),
-                                           format="s16", layout="mono")
-        frame.sample_rate = RATE
-        for packet in [*stream.encode(frame), *stream.encode(None)]:
-            out.mux(packet)
+    path = encode(tmp_path / "speech.flac", signal, "flac")
     assert load_audio(path).size == signal.size
 
 
