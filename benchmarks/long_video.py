@@ -8,14 +8,16 @@ and the table gives the child's peak resident memory (``ru_maxrss``) and × real
 * ``avstan prepare`` (one recording, one worker, with audio features);
 * ``avstan predict`` of an untrained ``cnn3d`` at the papers' crop size, ``--hop``;
 * the same with ``--overlay --html`` (an ``sta3d``, whose attention the overlay draws);
-* ``avstan predict --stream`` of the file (``cnn3d``, every step).
+* ``avstan predict --stream`` of the file (``cnn3d``, every step);
+* ``avstan predict --all-faces`` (``cnn3d``, ``--hop``): every person followed, one
+  descriptor per face per step.
 
 A reference row runs ``python -c "import avstan.cli"`` for the interpreter's own footprint.
-``--jobs`` picks some of prepare, predict, overlay, stream; ``--stream-minutes`` limits the
+``--jobs`` picks some of prepare, predict, overlay, stream, people; ``--stream-minutes`` limits the
 stream (every step through the model) to the shorter videos.
 
     .venv/bin/python benchmarks/long_video.py [--minutes 1 10 60] [--hop 4]
-        [--jobs prepare predict overlay stream] [--stream-minutes 1 10]
+        [--jobs prepare predict overlay stream people] [--stream-minutes 1 10]
 """
 
 from __future__ import annotations
@@ -86,7 +88,7 @@ def untrained_model(path: Path, name: str = "cnn3d") -> Path:
                         ("valence", "arousal"), 4.0).save(path)
 
 
-JOBS = ("prepare", "predict", "overlay", "stream")
+JOBS = ("prepare", "predict", "overlay", "stream", "people")
 
 
 def main() -> None:
@@ -130,6 +132,10 @@ def main() -> None:
             if "stream" in args.jobs and minutes in streamed:
                 row["stream"] = run_child(["-m", "avstan", "predict", str(cnn3d),
                                            "--stream", str(video)])
+            if "people" in args.jobs:
+                row["people"] = run_child(
+                    ["-m", "avstan", "predict", str(cnn3d), str(video), "--all-faces",
+                     "--output", str(folder / f"people{minutes:g}"), "--hop", str(args.hop)])
             rows.append(row)
             print(f"{minutes:g} min done: " + ", ".join(
                 f"{job} {row[job][1]:.0f} MiB {length / row[job][0]:.1f}×"

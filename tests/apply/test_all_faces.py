@@ -71,6 +71,28 @@ def test_a_person_who_leaves_and_returns_keeps_their_identity_another_gets_a_new
         assert person.recording.frames.shape == (13, 32, 32, 3)
 
 
+def test_spooled_people_read_the_same_crops_from_one_nameless_file(tmp_path):
+    from avstan.data.spool import RemappedRows
+
+    samples = [SampledFrame(i, i / 4, i / 4, image) for i, image in enumerate(scene_frames())]
+    held = prepare_people(samples, FaceAligner(crop_size=32), "scene", 4.0)
+    spooled = prepare_people(samples, FaceAligner(crop_size=32), "scene", 4.0,
+                             spool_folder=tmp_path)
+    assert list(tmp_path.iterdir()) == []  # the spool has no name
+    assert [p.number for p in spooled] == [p.number for p in held]
+    for kept, read in zip(held, spooled, strict=True):
+        assert isinstance(read.recording.frames, RemappedRows)
+        np.testing.assert_array_equal(np.asarray(read.recording.frames),
+                                      kept.recording.frames)
+        np.testing.assert_array_equal(read.recording.frames[[12, 0, 5]],
+                                      kept.recording.frames[[12, 0, 5]])
+        np.testing.assert_array_equal(read.boxes, kept.boxes)
+    assert spooled[0].recording.frames.rows is spooled[1].recording.frames.rows
+    spooled[0].recording.close_frames()  # one file for all: closed for every person
+    with pytest.raises(ValueError, match="closed"):
+        spooled[1].recording.frames[0]
+
+
 def test_every_face_of_a_group_photo_is_its_own_person_on_every_step():
     from PIL import Image
 

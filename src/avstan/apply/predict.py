@@ -220,12 +220,22 @@ class Predictor:
         ``<name>.person<k>.csv`` / ``.png``; ``overlay`` and ``html`` show every person's
         box and curves in ``<name>.overlay.mp4`` / ``<name>.html``. A file that fails leaves
         none of its outputs."""
-        trained, config, targets = self.trained, self.config, self.trained.targets
+        trained, config = self.trained, self.config
         if not trained.reads_video:
             raise AvstanError(f"--all-faces follows faces, and {trained.model_name} reads only "
                               "the sound; leave --all-faces out for audio models")
         people = prepare_people(sample_video(video, config.step_rate), self.aligner,
-                                video.stem, config.step_rate, str(video))
+                                video.stem, config.step_rate, str(video),
+                                spool_folder=output)
+        try:
+            return self._predict_people(video, output, people, hop, progress, overlay, html)
+        finally:
+            people[0].recording.close_frames()  # the one spool all the people's crops share
+
+    def _predict_people(self, video: Path, output: Path, people, hop: int, progress: bool,
+                        overlay: bool, html: bool) -> list[VideoPrediction]:
+        """:meth:`predict_people` once the people are found."""
+        trained, config, targets = self.trained, self.config, self.trained.targets
         source = RecordingSource(video.stem, "test", media=video)
         if trained.reads_audio:
             try:

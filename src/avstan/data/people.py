@@ -20,17 +20,25 @@
   right on the same step). Each becomes a :class:`Person`: a Recording (steps where the
   person is not seen are ``face_found`` False, holding the nearest crop, as prepare does)
   and the person's box per step (NaN where absent) for the overlay.
+* **Memory**: with a ``spool_folder`` every crop goes to one ``data.spool.RowSpool`` there
+  as it is made, and each person's frames read it (``RemappedRows``), so a long video
+  costs only its per-step arrays (landmarks, matrices, boxes) in memory. The people then
+  share that one file: ``close_frames()`` on any of them closes it, so call it when all
+  are done.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from avstan.data.detectors import Detection
 from avstan.data.faces import FaceAligner, apply_transform, model_file, warp_crop
+from avstan.data.spool import RowSpool, nearest_found
 from avstan.data.store import ANCHOR_CODES, Recording
 from avstan.data.video import SampledFrame
 from avstan.errors import AvstanError
@@ -50,13 +58,15 @@ class Person:
 
 @dataclass
 class _Track:
-    descriptors: list[np.ndarray] = field(default_factory=list)
+    # the last DESCRIPTOR_MEMORY faces' descriptors (older ones are never read again)
+    descriptors: deque = field(default_factory=lambda: deque(maxlen=DESCRIPTOR_MEMORY))
     last_box: tuple[float, float, float, float] | None = None
     last_step: int = -10
-    faces: dict[int, tuple] = field(default_factory=dict)  # step → (crop, points, box, …)
+    # step → (crop or its spool row, points, box, matrix, anchors code)
+    faces: dict[int, tuple] = field(default_factory=dict)
 
     def descriptor(self) -> np.ndarray:
-        return np.mean(self.descriptors[-DESCRIPTOR_MEMORY:], axis=0)
+        return np.mean(self.descriptors, axis=0)
 
 
 def box_iou(a, b) -> float:
@@ -114,10 +124,24 @@ def _align(aligner: FaceAligner, image: np.ndarray, detection: Detection):
 
 
 def prepare_people(samples: Iterable[SampledFrame], aligner: FaceAligner, name: str,
-                   step_rate: float, where: str = "", describer: FaceDescriber | None = None
-                   ) -> list[Person]:
-    """One :class:`Person` per person seen (module docstring); AvstanError when nobody is."""
+                   step_rate: float, where: str = "", describer: FaceDescriber | None = None,
+                   spool_folder: Path | None = None) -> list[Person]:
+    """One :class:`Person` per person seen (module docstring); AvstanError when nobody is.
+    With ``spool_folder`` the crops stay on disk there (module docstring, "Memory")."""
     describer = describer or FaceDescriber()
+    crop_shape = (aligner.crop_size, aligner.crop_size, 3)
+    spool = None if spool_folder is None else RowSpool(crop_shape, np.uint8, spool_folder)
+    try:
+        return _follow_people(samples, aligner, name, step_rate, where, describer, spool)
+    except BaseException:
+        if spool is not None:
+            spool.close()
+        raise
+
+
+def _follow_people(samples, aligner, name, step_rate, where, describer, spool
+                   ) -> list[Person]:
+    """:func:`prepare_people` with its spool (or None: the crops held in memory)."""
     tracks: list[_Track] = []
     ticks, frame_times = [], []
     for step, sample in enumerate(samples):
@@ -137,7 +161,11 @@ def prepare_people(samples: Iterable[SampledFrame], aligner: FaceAligner, name: 
             track = tracks[index]
             track.descriptors.append(descriptor)
             track.last_box, track.last_step = detection.box, step
-            track.faces[step] = (face[0], face[1], detection.box, face[3], face[4])
+            crop = face[0]
+            if spool is not None:
+                spool.append(crop)
+                crop = len(spool) - 1
+            track.faces[step] = (crop, face[1], detection.box, face[3], face[4])
     steps = len(ticks)
     kept = [t for t in tracks if len(t.faces) >= MIN_PERSON_STEPS]
     if not kept:
@@ -148,10 +176,9 @@ def prepare_people(samples: Iterable[SampledFrame], aligner: FaceAligner, name: 
     times = np.asarray(ticks, np.float64)
     for number, track in enumerate(kept, start=1):
         present = sorted(track.faces)
-        nearest = np.asarray(present)[np.abs(np.arange(steps)[:, None]
-                                              - np.asarray(present)[None, :]).argmin(1)]
         found = np.zeros(steps, bool)
         found[present] = True
+        nearest = nearest_found(found)
         landmarks = np.full((steps, 68, 2), np.nan, np.float32)
         matrices = np.full((steps, 2, 3), np.nan, np.float32)
         boxes = np.full((steps, 4), np.nan, np.float64)
@@ -160,7 +187,12 @@ def prepare_people(samples: Iterable[SampledFrame], aligner: FaceAligner, name: 
             crop, points, box, matrix, code = track.faces[step]
             landmarks[step], matrices[step], boxes[step] = points, matrix, box
             aligned_from[step] = code
-        frames = np.stack([track.faces[int(s)][0] for s in nearest])
+        if spool is None:
+            frames = np.stack([track.faces[int(s)][0] for s in nearest])
+        else:
+            rows = np.zeros(steps, np.int64)
+            rows[present] = [track.faces[step][0] for step in present]
+            frames = spool.remapped(rows[nearest])
         recording = Recording(
             name=f"{name}.person{number}", frames=frames, times=times, face_found=found,
             labels=np.full((steps, 2), np.nan, np.float32), step_rate=step_rate,
