@@ -575,10 +575,15 @@ def stop_mid_epoch(command: list[str], output: Path, signal_number: int
                    ) -> subprocess.CompletedProcess:
     """Start ``command`` and send it ``signal_number`` once an epoch has been checkpointed
     and the next one is under way (its first row is in the log); returns how it ended."""
+    import signal
     import time
 
+    # As at a terminal: a shell starts a background job (``.ci/run &``) with SIGINT ignored,
+    # and the child would inherit that and never see the Ctrl-C (the flaky failure of
+    # issue 18); the child gets the default disposition, as a foreground command has.
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+                               text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     log = output / "logs" / "metrics.csv"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
