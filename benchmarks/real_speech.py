@@ -9,12 +9,14 @@ devel Actor_19–20, test Actor_21–24 (the reader's default split); training o
 into ``WORK/store``; a setting's store is a view of it (links to the same files, a
 manifest of its speakers). Each learned model is trained with its demo config
 (``src/avstan/configs/demo_<model>.yaml``, ``--set`` overrides on top) for every seed; the
-baseline is deterministic and run once. Prints mean ± sd over seeds of the concatenated
-CCC on ``--partition`` (test by default; use devel to choose settings), raw and after the
-AVEC chain fitted on devel. Runs are kept under ``WORK/runs`` and reused.
+baseline is deterministic and run once; ``baseline_lookahead`` is the SVR reading as far
+ahead as the learned models (``avstan baseline --lookahead`` with their ``lookahead``).
+Prints mean ± sd over seeds of the concatenated CCC on ``--partition`` (test by default;
+use devel to choose settings), raw and after the AVEC chain fitted on devel. Runs are
+kept under ``WORK/runs`` and reused.
 
     .venv/bin/python benchmarks/real_speech.py [--speakers 6 18] [--seeds 0 1 2]
-        [--models baseline lstm lstm_ta] [--partition test] [--set KEY=VALUE ...]
+        [--models baseline baseline_lookahead lstm lstm_ta] [--partition test] [--set KEY=VALUE ...]
         [--tag NAME] [--work runs/real_speech]
 """
 
@@ -73,12 +75,19 @@ def ccc(evaluation, postprocessed: bool) -> list[float]:
     return [scores[t]["concatenated"]["ccc"] for t in TARGETS]
 
 
+def models_lookahead(overrides: list[str]) -> int:
+    """The lookahead (steps) of the learned models: demo_lstm_ta's, overrides applied."""
+    config = load_config(packaged_config("demo_lstm_ta"), overrides)
+    return int(config.model.options.get("lookahead", 0))
+
+
 def run_model(model: str, store: Path, run: Path, seed: int, overrides: list[str],
               partition: str) -> tuple[list[float], list[float]]:
-    if model == "baseline":
+    if model in ("baseline", "baseline_lookahead"):
+        lookahead = models_lookahead(overrides) if model == "baseline_lookahead" else 0
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            evaluation, _ = run_baseline(store, None, partition)
+            evaluation, _ = run_baseline(store, None, partition, lookahead=lookahead)
         return ccc(evaluation, False), ccc(evaluation, True)
     config = load_config(packaged_config(f"demo_{model}"), [
         *overrides, f"data.store={store}", f"output={run}", f"training.seed={seed}"])
@@ -112,7 +121,7 @@ def main() -> None:
     for speakers in args.speakers:
         view = speaker_store(work, store, speakers)
         for model in args.models:
-            seeds = [0] if model == "baseline" else args.seeds
+            seeds = [0] if model.startswith("baseline") else args.seeds
             raw, processed = [], []
             for seed in seeds:
                 run = work / "runs" / args.tag / f"{model}_{speakers}spk_seed{seed}"
@@ -123,7 +132,10 @@ def main() -> None:
                       f"V {r[0]:.3f} A {r[1]:.3f} (post-processed {p[0]:.3f} / {p[1]:.3f})",
                       flush=True)
             raw, processed = np.array(raw), np.array(processed)
-            name = "`avstan baseline` (SVR)" if model == "baseline" else f"`{model}`"
+            name = {"baseline": "`avstan baseline` (SVR)",
+                    "baseline_lookahead": f"`avstan baseline --lookahead "
+                                          f"{models_lookahead(args.overrides)}` (SVR)"
+                    }.get(model, f"`{model}`")
             rows.append(f"| {speakers} | {name} | {len(seeds)} | {cell(raw[:, 0])} | "
                         f"{cell(raw[:, 1])} | {cell(processed[:, 0])} | {cell(processed[:, 1])} |")
     print(f"\n{args.partition} CCC (concatenated), mean ± sd over seeds; overrides: "

@@ -161,6 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
                           help="SVR complexity grid (default 1e-5 ... 1)")
     baseline.add_argument("--time-shift", action="store_true",
                           help="add the time-shift step to the post-processing chain")
+    baseline.add_argument("--lookahead", type=int, default=0, metavar="STEPS",
+                          help="predict each step from the features STEPS steps later, as an "
+                               "audio model with that lookahead reads them (default 0: the "
+                               "challenge's baseline)")
 
     evaluate = commands.add_parser(
         "evaluate", help="score a trained model on a partition of a recording store",
@@ -342,7 +346,8 @@ def run_baseline(args: argparse.Namespace) -> int:
 
     evaluation, fitted = run_baseline(args.store, args.output, args.partition,
                                       complexities=args.complexities or COMPLEXITIES,
-                                      shifts=DEFAULT_SHIFTS if args.time_shift else None)
+                                      shifts=DEFAULT_SHIFTS if args.time_shift else None,
+                                      lookahead=args.lookahead)
     print("complexity chosen on devel: " + ", ".join(
         f"{t} C={c:g} (devel CCC {fitted.devel_ccc[t][c]:.3f})"
         for t, c in fitted.complexity.items()))

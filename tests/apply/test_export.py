@@ -13,7 +13,7 @@ from avstan.models import create_model
 from avstan.models.model_file import TrainedModel
 
 OPTIONS = {"sta3d": {"crop_size": 16}, "cnn2d": {"crop_size": 16}, "static3d": {"crop_size": 16},
-           "lstm_ta": {"audio_features": 6, "hidden": 8, "layers": 2},
+           "lstm_ta": {"audio_features": 6, "hidden": 8, "layers": 2, "lookahead": 3},
            "av_sta": {"crop_size": 16, "audio_features": 6, "audio": {"hidden": 8}}}
 
 
@@ -55,6 +55,7 @@ def test_onnx_matches_pytorch_within_1e_4(model_path, capsys):
     metadata = {p.key: p.value for p in onnx.load(str(exported)).metadata_props}
     info = json.loads(metadata["avstan"])
     assert info["targets"] == ["valence", "arousal"] and info["clip_length"] == 4
+    assert info["lookahead"] == (3 if "lstm_ta" in str(model_path) else 0)
 
 
 def test_torchscript_matches_pytorch(model_path, tmp_path):

@@ -204,14 +204,14 @@ def audio_model_file(folder, name="lstm_ta", **options):
 SPEECH = Path(__file__).parents[1] / "data" / "speech"
 
 
-def test_audio_model_predicts_audio_files_and_a_videos_sound(tmp_path, capsys):
+@pytest.mark.parametrize("lookahead", [0, 3])
+def test_audio_model_predicts_audio_files_and_a_videos_sound(tmp_path, capsys, lookahead):
     import torch
 
     from avstan.data.audio import egemaps_functionals, load_audio
-    from avstan.data.clips import clip_indices
     from avstan.models.model_file import TrainedModel
 
-    path = audio_model_file(tmp_path, hidden=8, layers=2)
+    path = audio_model_file(tmp_path, hidden=8, layers=2, lookahead=lookahead)
     inputs = tmp_path / "inputs"
     inputs.mkdir()
     shutil.copy(SPEECH / "20.wav", inputs / "speech.wav")
@@ -228,7 +228,10 @@ def test_audio_model_predicts_audio_files_and_a_videos_sound(tmp_path, capsys):
         assert abs(times[-1] - signal.size / 16000) < 0.5 and np.isfinite(values).all()
         # Independently: features on the same steps, one clip per step, the model.
         features = torch.from_numpy(egemaps_functionals(signal, 16000, times, 1.0))
-        clips = torch.stack([features[clip_indices(e, 4)] for e in range(len(times))])
+        # step e reads the 4 steps up to e + lookahead, the first and last steps repeated
+        last = len(times) - 1
+        clips = torch.stack([features[np.clip(np.arange(e + lookahead - 3, e + lookahead + 1),
+                                              0, last)] for e in range(len(times))])
         with torch.no_grad():
             expected = model(audio=clips)["prediction"].clamp(-1, 1).numpy()
         np.testing.assert_allclose(values, expected, atol=2e-5)

@@ -37,9 +37,12 @@ def with_chain(path: Path) -> Path:
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     folder = tmp_path_factory.mktemp("models")
+    (folder / "lookahead").mkdir()
     return {
         "lstm_ta": with_chain(audio_model_file(folder, hidden=8, layers=2)),
         "lstm": with_chain(audio_model_file(folder, "lstm", hidden=8, layers=2)),
+        "lstm_lookahead": with_chain(audio_model_file(
+            folder / "lookahead", "lstm", hidden=8, layers=2, lookahead=3)),
         "av_sta": with_chain(audio_model_file(
             folder, "av_sta", crop_size=16, audio={"hidden": 8},
             video={"trunk_channels": [4, 8, 8, 8], "fc_hidden": 8}, video_model="cnn3d")),
@@ -82,15 +85,18 @@ def test_a_pipe_gives_offline_values_for_models_that_hear(name, models, streamab
     assert f"the stream ended after {len(rows)} steps" in done.stderr.decode()
 
 
-def test_an_audio_file_streams_through_an_audio_model(models, tmp_path):
+@pytest.mark.parametrize("name", ["lstm", "lstm_lookahead"])
+def test_an_audio_file_streams_through_an_audio_model(name, models, tmp_path):
+    """A lookahead of 3 steps: each line waits for the clip 3 steps on, and the last three
+    come at the end from the clip ending at the last step, as offline."""
     speech = SPEECH / "20.wav"
     out, log = io.StringIO(), io.StringIO()
     with speech.open("rb") as handle, pytest.MonkeyPatch.context() as patch:
         patch.setattr(sys, "stdin", io.TextIOWrapper(handle))
-        steps = stream_predict(models["lstm"], "-", out=out, log=log)
+        steps = stream_predict(models[name], "-", out=out, log=log)
     rows = parse(out.getvalue())
     assert steps == len(rows) > 5
-    assert_same(rows, offline(models["lstm"], speech, tmp_path))
+    assert_same(rows, offline(models[name], speech, tmp_path))
 
 
 def test_a_growing_file_streams_the_fusion(models, streamable, tmp_path):
@@ -193,3 +199,30 @@ def test_a_silent_sound_streams_with_a_warning(models, tmp_path):
     assert "the sound was silent throughout (peak 0.0e+00)" in log.getvalue()
     assert main(["predict", str(models["lstm"]), str(silent), "--output",
                  str(tmp_path / "out")]) != 0  # offline refuses it
+
+
+def test_a_lookahead_line_waits_for_the_sound_of_the_step_it_reads_ahead_to(models):
+    """lookahead 3: step e's line comes once the sound of step e + 3 has arrived (its
+    window's end plus the stream's reach), never before; the last 3 lines at the end."""
+    from avstan.data.audio import StreamingFunctionals
+
+    model = TrainedModel.load(models["lstm_lookahead"]).network
+    assert model.lookahead == 3
+    events = Events()
+    events.items = [item for item in events.items if isinstance(item, AudioSamples)]
+    heard_at_row, times = [], []
+    for row in stream_rows(events, model, None, audio=StreamingFunctionals(WINDOW),
+                           step_rate=4.0):
+        heard_at_row.append(sum(item.samples.size for item in events.items[:events.taken]))
+        times.append(row.time)
+        assert row.values is not None and not row.face_found
+    np.testing.assert_allclose(times, np.arange(len(times)) / 4.0)
+    total = sum(item.samples.size for item in events.items)
+    early = [(step, heard) for step, heard in enumerate(heard_at_row) if heard < total]
+    assert len(early) >= 5
+    for step, heard in early:
+        needed = max((step + 3) / 4.0, WINDOW) + STREAM_LOOKAHEAD
+        # not before, and with the first 50 ms piece of sound that completes it
+        assert needed * 16000 - 1 <= heard < needed * 16000 + 800, step
+    # the last 3 steps read past the end of the sound: written once it has all arrived
+    assert all(heard == total for heard in heard_at_row[-3:])

@@ -182,3 +182,33 @@ def test_audio_per_recording_and_step_targets():
     torch.testing.assert_close(item["step_target"],
                                torch.from_numpy(recordings[1].labels[5:9]))
     torch.testing.assert_close(item["step_target"][-1], item["target"])
+
+
+@pytest.mark.parametrize("lookahead", [1, 3, 12])
+def test_a_lookahead_reads_later_inputs_for_the_same_labels(lookahead):
+    """The clip labelled with step e reads the frames, masks and audio of e+d-T+1 … e+d
+    (the last step repeated past the end); its labels stay those of e-T+1 … e."""
+    n, length = 10, 4
+    recording = counting_recording(n)
+    recording.audio_features = np.arange(n, dtype=np.float32)[:, None] * [1.0, -1.0]
+    recording.salient_mask = np.zeros((n, 4, 4), bool)
+    for step in range(n):
+        recording.salient_mask[step].flat[step] = True
+    dataset = ClipDataset([recording], clip_length=length, stride=1, with_audio=True,
+                          with_masks=True, step_targets=True, lookahead=lookahead,
+                          augment=None)
+    for end in range(n):
+        item = dataset[end]
+        read = [min(max(s, 0), n - 1) for s in range(end + lookahead - length + 1,
+                                                     end + lookahead + 1)]
+        labelled = [max(s, 0) for s in range(end - length + 1, end + 1)]
+        assert item["step"] == end
+        assert steps_of(item["clip"]) == read
+        assert item["audio"][:, 0].tolist() == read
+        assert [int(np.flatnonzero(m.numpy())[0]) for m in item["mask"]] == read
+        torch.testing.assert_close(item["target"], torch.from_numpy(recording.labels[end]),
+                                   equal_nan=True)
+        torch.testing.assert_close(item["step_target"],
+                                   torch.from_numpy(recording.labels[labelled]), equal_nan=True)
+    with pytest.raises(AvstanError, match="lookahead must be >= 0"):
+        ClipDataset([recording], clip_length=length, lookahead=-1)

@@ -45,6 +45,37 @@ def test_complexity_is_the_best_on_devel_and_the_fit_is_sklearns(tiny_av_store):
                               baseline.complexity["arousal"]], abs=1e-6)
 
 
+def test_a_lookahead_fits_each_label_on_the_features_steps_later(tiny_av_store, tmp_path):
+    """lookahead d: the SVR of the same C, fitted on the features shifted d rows up (the
+    last row repeated), predicts step e from step e + d's features."""
+    train, devel = audio_recordings(tiny_av_store, "train"), audio_recordings(tiny_av_store,
+                                                                              "devel")
+    d = 3
+    baseline = fit_baseline(train, devel, ["arousal"], (1e-2,), lookahead=d)
+
+    def ahead(features):
+        n = len(features)
+        return np.concatenate([features[d:], np.repeat(features[-1:], min(d, n), axis=0)])[:n]
+
+    center, scale = fit_standardisation(np.concatenate([r.audio_features for r in train]))
+    x = np.concatenate([standardise(ahead(r.audio_features), center, scale) for r in train])
+    y = np.concatenate([r.labels[:, 1] for r in train])
+    known = np.isfinite(y)
+    svr = LinearSVR(C=1e-2, loss="squared_epsilon_insensitive", epsilon=0.0, dual=True,
+                    max_iter=20000, random_state=0).fit(x[known], y[known])
+    expected = svr.predict(standardise(ahead(devel[0].audio_features), center, scale))
+    np.testing.assert_allclose(baseline.predict(devel[0])[:, 0], expected, rtol=1e-5,
+                               atol=1e-6)
+    plain = fit_baseline(train, devel, ["arousal"], (1e-2,))
+    assert not np.allclose(plain.predict(devel[0]), baseline.predict(devel[0]))
+    assert main(["baseline", str(tiny_av_store), str(tmp_path / "out"), "--lookahead",
+                 str(d)]) == 0
+    assert json.loads((tmp_path / "out" / "baseline.json").read_text())["lookahead"] == d
+    assert main(["baseline", str(tiny_av_store), str(tmp_path / "bad"), "--lookahead",
+                 "-1"]) == 2
+    assert not (tmp_path / "bad").exists()
+
+
 def test_test_labels_cannot_change_the_fit(tiny_av_store, tmp_path):
     first, _ = run_baseline(tiny_av_store, partition="test")
     # Same store with scrambled test labels: the predictions must not move.

@@ -132,10 +132,12 @@ OPTION_VARIANTS = [
     ("lstm", {"input_noise": 0.3}),
     ("lstm", {"lstm_dropout": 0.3}),
     ("lstm", {"linear_skip": True}),
+    ("lstm", {"lookahead": 6}),
     ("lstm_ta", {"recording_standardisation": True}),
     ("lstm_ta", {"input_noise": 0.3}),
     ("lstm_ta", {"lstm_dropout": 0.3}),
     ("lstm_ta", {"linear_skip": True}),
+    ("lstm_ta", {"lookahead": 6}),
 ]
 
 
@@ -155,6 +157,20 @@ def test_options_forward_backward_every_parameter_gets_a_gradient(name, options)
     first = model(**inputs)
     assert "step_predictions" not in first
     torch.testing.assert_close(first["prediction"], model(**inputs)["prediction"])
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True])
+def test_a_lookahead_is_a_whole_number_of_steps(bad):
+    with pytest.raises(AvstanError, match="lookahead must be a whole number of steps"):
+        tiny_model("lstm", lookahead=bad)
+    assert tiny_model("lstm_ta", lookahead=2).lookahead == 2
+    assert tiny_model("lstm").lookahead == 0
+
+
+def test_the_fusion_refuses_an_audio_branch_that_reads_ahead():
+    with pytest.raises(AvstanError, match="audio branch's lookahead .*not supported"):
+        tiny_model("av_sta", audio={"lookahead": 2})
+    assert tiny_model("av_sta").lookahead == 0
 
 
 def test_input_noise_changes_training_outputs_only():

@@ -6,8 +6,10 @@ eGeMAPS functionals for audio models (the standardisation fitted on train is ins
 graph), both for the fusion. It returns ``prediction`` (B, K) and, where the model has
 them, ``attention`` (B, T, S, S) and ``temporal_attention`` (B, T). Everything else a user
 needs to feed it and read it — targets, crop size, clip length, step rate, alignment
-template, the post-processing chain — travels inside the file as JSON: ONNX
-``metadata_props["avstan"]``, TorchScript extra file ``avstan.json``.
+template, the post-processing chain, the ``lookahead`` (the prediction for step e comes
+from the clip ending at e + lookahead, the steps past the end repeating the last) —
+travels inside the file as JSON: ONNX ``metadata_props["avstan"]``, TorchScript extra
+file ``avstan.json``.
 
 Each export is checked before it is kept: the exported model is run (onnxruntime /
 ``torch.jit.load``) on random clips and must match PyTorch within ``tolerance``.
@@ -74,6 +76,7 @@ def export_metadata(trained: TrainedModel, output_names: tuple[str, ...]) -> dic
     return {"format": "avstan-export", "model_name": trained.model_name,
             "targets": list(trained.targets), "crop_size": trained.crop_size,
             "clip_length": trained.clip_length, "step_rate": trained.step_rate,
+            "lookahead": int(getattr(trained.network, "lookahead", 0)),
             "inputs": [INPUT_DOCS[n] for n in trained.input_names],
             "outputs": list(output_names),
             "audio_window_seconds": trained.audio_window,

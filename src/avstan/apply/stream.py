@@ -29,9 +29,12 @@ for one window of sound (4 s by default), so the first lines come late and then 
 pace. An audio model's steps follow the sound (an audio file, or a video's track, as
 offline), the fusion's the frames; the fusion holds the crops of the steps that wait
 (a few, unless the sound track stops long before the video: then until the stream ends).
-A stream without an audio track is one error line for them; a model trained with
-``recording_standardisation`` (statistics of the whole recording) is refused; a sound
-silent throughout, which offline refuses, gets a warning at the end.
+An audio model with a ``lookahead`` of d steps (``models.audio``) writes each step d steps
+late, once the clip ending d steps after it has arrived, and its last d steps when the
+stream ends, their clips padded with the last step as offline. A stream without an audio
+track is one error line for them; a model trained with ``recording_standardisation``
+(statistics of the whole recording) is refused; a sound silent throughout, which offline
+refuses, gets a warning at the end.
 
 Speed (benchmarks/stream_speed.py, a 19.7 s 640×360 video with speech, demo configs at
 S = 64, 2 threads, a file read as fast as it comes): sta3d 18 steps/s, lstm_ta 16.5, av_sta
@@ -215,9 +218,24 @@ def stream_rows(samples: Iterable[SampledFrame | AudioSamples], model,
     pending: deque[_Step] = deque()
     next_tick = 0  # an audio model's next step
     held = None  # the raw prediction of the last step with a face
+    # A model with a lookahead of d steps predicts a step from the clip ending d steps
+    # later (data.clips): a step waits here until then. At the end the last step's inputs
+    # are repeated past it for the last d steps, as offline (last-step padding).
+    lookahead = getattr(model, "lookahead", 0)
+    late: deque[_Step] = deque()
+    received = pushed = 0  # steps received; steps pushed into the clips, padding included
+
+    def row(step: _Step) -> StreamRow:
+        values = held
+        if held is not None and chains is not None:
+            # A step without a face feeds the held value on, so the delay line moves as
+            # it does offline after interpolation.
+            values = np.array([chain(v) for chain, v in zip(chains, held, strict=True)])
+        return StreamRow(step.tick, None if values is None else np.clip(values, -1.0, 1.0),
+                         step.face_found)
 
     def rows(steps: list[_Step], final: bool = False) -> Iterator[StreamRow]:
-        nonlocal held
+        nonlocal held, pushed, received
         if audio is not None and steps:
             times = np.array([step.tick for step in steps])
             computed = audio.finish(times) if final else audio.features(times)
@@ -226,15 +244,23 @@ def stream_rows(samples: Iterable[SampledFrame | AudioSamples], model,
                 features.push(computed[index])
             if clips is not None:
                 clips.push(step.crop)
+            pushed = received = received + 1
             if step.face_found or not sees_face:
                 held = _predict(model, clips, features, device)
-            values = held
-            if held is not None and chains is not None:
-                # A step without a face feeds the held value on, so the delay line moves as
-                # it does offline after interpolation.
-                values = np.array([chain(v) for chain, v in zip(chains, held, strict=True)])
-            yield StreamRow(step.tick, None if values is None else np.clip(values, -1.0, 1.0),
-                            step.face_found)
+            late.append(step)
+            if len(late) > lookahead:
+                yield row(late.popleft())
+        while final and late:
+            # The oldest waiting step's clip ends `lookahead` steps after it, past the last
+            # step received: the last step's inputs are pushed again up to there.
+            while pushed < received - len(late) + lookahead + 1:
+                if features is not None:
+                    features.push(features.recent[-1])
+                if clips is not None:
+                    clips.push(clips.recent[-1])
+                pushed += 1
+                held = _predict(model, clips, features, device)
+            yield row(late.popleft())
 
     for sample in samples:
         if isinstance(sample, AudioSamples):

@@ -5,6 +5,15 @@ label (the models predict the last step, so they are causal). Steps before the s
 recording are padded by repeating the first frame, so every step of a recording, the
 first included, gets a prediction.
 
+A model with a **lookahead** of ``d`` steps (the audio models' ``lookahead`` option)
+predicts step ``e`` from the inputs of the clip ending at ``e + d``: it reads ``d`` steps
+past the one it labels, as an offline system may (and a stream, ``d`` steps late). The
+clip's labels stay those of ``e-T+1 … e``; its inputs are those of ``e+d-T+1 … e+d``, the
+steps past a recording's end replaced by its last step (last-step padding, the mirror of
+the first-frame padding at the start). The eGeMAPS windows end
+at their step (``data.audio``), so a window's centre lies half a window before it: with
+4 s windows a lookahead of about 2 s lines the window up with the label it describes.
+
 Training clips end every ``stride`` steps: ``stride = T`` gives the ICASSP paper's
 non-overlapping 16-step clips, a smaller stride the MM paper's overlapping ones. Evaluation
 uses stride 1. Clips whose last label is unknown (NaN) are left out of training.
@@ -53,19 +62,24 @@ class AugmentConfig:
                               f"crop), got {self.shift}")
 
 
-def window_indices(ends: Sequence[int], clip_length: int) -> np.ndarray:
+def window_indices(ends: Sequence[int], clip_length: int,
+                   num_steps: int | None = None) -> np.ndarray:
     """(M, T) step indices of the clips ending at ``ends``: the T steps up to each end, the
-    steps before a recording's start replaced by its first step (first-frame padding).
+    steps before a recording's start replaced by its first step (first-frame padding) and,
+    given the recording's ``num_steps``, those past its end by its last (a lookahead's
+    clips near the end).
 
     The one definition of the padding: training clips, sliding-window evaluation and the
     causal clips of a stream all take their steps from here."""
     ends = np.asarray(ends, dtype=np.int64)
-    return np.maximum(ends[:, None] + np.arange(1 - clip_length, 1)[None, :], 0)
+    indices = np.maximum(ends[:, None] + np.arange(1 - clip_length, 1)[None, :], 0)
+    return indices if num_steps is None else np.minimum(indices, num_steps - 1)
 
 
-def clip_indices(end: int, clip_length: int) -> np.ndarray:
-    """Step indices of the clip ending at ``end``, first-frame padded: (T,) int."""
-    return window_indices([end], clip_length)[0]
+def clip_indices(end: int, clip_length: int, num_steps: int | None = None) -> np.ndarray:
+    """Step indices of the clip ending at ``end``, first-frame padded (and last-step padded
+    given ``num_steps``): (T,) int."""
+    return window_indices([end], clip_length, num_steps)[0]
 
 
 def shift_frames(frames: Tensor, dy: int, dx: int, fill: str = "edge") -> Tensor:
@@ -146,21 +160,28 @@ class ClipDataset(Dataset):
             statistics first (``data.audio.standardise_per_recording``; the model's
             ``recording_standardisation`` option says so).
         step_targets: also return the labels of every step of the clip.
+        lookahead: the clip labelled with step ``e`` reads the inputs (frames, audio, masks)
+            of the clip ending at ``e + lookahead``, last-step padded (the model's
+            ``lookahead`` option; see the module docstring). ``step`` stays ``e``.
     """
 
     def __init__(self, recordings: Sequence[Recording], clip_length: int = 16, stride: int = 1,
                  targets: Sequence[str] = LABEL_NAMES, labelled_only: bool = False,
                  augment: AugmentConfig | None = None, with_masks: bool = False,
                  with_video: bool = True, with_audio: bool = False,
-                 audio_per_recording: bool = False, step_targets: bool = False) -> None:
+                 audio_per_recording: bool = False, step_targets: bool = False,
+                 lookahead: int = 0) -> None:
         if clip_length < 1 or stride < 1:
             raise AvstanError(f"clip_length and stride must be >= 1, got {clip_length}, {stride}")
+        if lookahead < 0:
+            raise AvstanError(f"lookahead must be >= 0 steps, got {lookahead}")
         unknown = [t for t in targets if t not in LABEL_NAMES]
         if unknown or not targets:
             raise AvstanError(f"unknown targets {unknown or list(targets)}; "
                               f"use some of {LABEL_NAMES}")
         self.recordings = list(recordings)
         self.clip_length = clip_length
+        self.lookahead = int(lookahead)
         self.targets = tuple(targets)
         self.augment = augment
         self.with_masks = with_masks
@@ -206,7 +227,9 @@ class ClipDataset(Dataset):
 
     def __getitem__(self, item: int) -> dict[str, Tensor | int]:
         number, end = (int(v) for v in self.index[item])
-        steps = torch.from_numpy(clip_indices(end, self.clip_length))
+        labelled = torch.from_numpy(clip_indices(end, self.clip_length))
+        steps = labelled if not self.lookahead else torch.from_numpy(clip_indices(
+            end + self.lookahead, self.clip_length, len(self._labels[number])))
         out: dict[str, Tensor | int] = {"target": self._labels[number][end],
                                         "recording": number, "step": end}
         mask = self._masks[number][steps] if self._masks is not None else None
@@ -224,7 +247,7 @@ class ClipDataset(Dataset):
         if self._audio is not None:
             out["audio"] = self._audio[number][steps]
         if self.step_targets:
-            out["step_target"] = self._labels[number][steps]
+            out["step_target"] = self._labels[number][labelled]
         if mask is not None:
             out["mask"] = mask
         return out

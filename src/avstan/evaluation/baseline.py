@@ -13,6 +13,12 @@ the choice of C use the step labels (the features live on the steps).
 Left out, as in our models: the challenge's annotation-delay compensation (the time shift
 of the post-processing chain can be switched on instead) and the concatenation of
 features over several window lengths.
+
+``lookahead`` (steps, default 0: the challenge's baseline) gives the SVR the same reach as
+an audio model's ``lookahead`` option: step ``e`` is predicted from the features of step
+``e + lookahead`` (the last step's past the end), whose window, ending at its step, is
+centred nearer ``e``. It lets an audio model with a lookahead be compared with a linear
+model that reads as far ahead.
 """
 
 from __future__ import annotations
@@ -50,12 +56,23 @@ class Baseline:
     regressors: dict[str, object]
     complexity: dict[str, float]
     devel_ccc: dict[str, dict[float, float]]  # target -> C -> devel CCC
+    lookahead: int = 0  # steps: step e reads the features of step e + lookahead
 
     def predict(self, recording: Recording) -> np.ndarray:
         """(N, K) predictions on the recording's step timeline, K = number of targets."""
-        features = standardise(recording.audio_features, self.center, self.scale)
+        features = standardise(read_ahead(recording.audio_features, self.lookahead),
+                               self.center, self.scale)
         return np.stack([self.regressors[t].predict(features) for t in self.regressors],
                         axis=1).astype(np.float32)
+
+
+def read_ahead(features: np.ndarray, lookahead: int) -> np.ndarray:
+    """Row ``e`` of the result is row ``e + lookahead`` of ``features`` (the last row past
+    the end), as a model with that lookahead reads them (``data.clips``)."""
+    if lookahead < 0:
+        raise AvstanError(f"lookahead must be >= 0 steps, got {lookahead}")
+    rows = np.minimum(np.arange(len(features)) + lookahead, len(features) - 1)
+    return features[rows]
 
 
 def _rows(recordings: Sequence[Recording], column: int, features: list[np.ndarray]
@@ -68,15 +85,19 @@ def _rows(recordings: Sequence[Recording], column: int, features: list[np.ndarra
 
 def fit_baseline(train: Sequence[Recording], devel: Sequence[Recording],
                  targets: Sequence[str] = LABEL_NAMES,
-                 complexities: Sequence[float] = COMPLEXITIES, seed: int = 0) -> Baseline:
+                 complexities: Sequence[float] = COMPLEXITIES, seed: int = 0,
+                 lookahead: int = 0) -> Baseline:
     """Standardise on ``train``, fit an SVR per C and target, keep the C with the best
-    devel CCC (on the concatenated devel steps), refit nothing on devel."""
+    devel CCC (on the concatenated devel steps), refit nothing on devel. With
+    ``lookahead``, step e's label is fitted on step e + lookahead's features."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.svm import LinearSVR
 
     center, scale = fit_standardisation(np.concatenate([r.audio_features for r in train]))
-    train_x = [standardise(r.audio_features, center, scale) for r in train]
-    devel_x = [standardise(r.audio_features, center, scale) for r in devel]
+    train_x = [standardise(read_ahead(r.audio_features, lookahead), center, scale)
+               for r in train]
+    devel_x = [standardise(read_ahead(r.audio_features, lookahead), center, scale)
+               for r in devel]
     regressors, chosen, grid = {}, {}, {}
     for target in targets:
         column = LABEL_NAMES.index(target)
@@ -95,7 +116,7 @@ def fit_baseline(train: Sequence[Recording], devel: Sequence[Recording],
             if best is None or score > best[0]:
                 best = (score, float(c), svr)
         chosen[target], regressors[target] = best[1], best[2]
-    return Baseline(center, scale, regressors, chosen, grid)
+    return Baseline(center, scale, regressors, chosen, grid, lookahead)
 
 
 def _predictions(baseline: Baseline, recordings: Sequence[Recording],
@@ -114,10 +135,13 @@ def _predictions(baseline: Baseline, recordings: Sequence[Recording],
 def run_baseline(store_root: str | Path, output: str | Path | None = None,
                  partition: str = "test", targets: Sequence[str] = LABEL_NAMES,
                  complexities: Sequence[float] = COMPLEXITIES,
-                 shifts: Sequence[int] | None = None) -> tuple[Evaluation, Baseline]:
+                 shifts: Sequence[int] | None = None, lookahead: int = 0
+                 ) -> tuple[Evaluation, Baseline]:
     """Fit the baseline on train (C on devel), score ``partition`` raw and after the AVEC
     chain fitted on devel; with ``output``, write the same files as `avstan evaluate`
-    plus ``baseline.json`` (the chosen C and the devel grid)."""
+    plus ``baseline.json`` (the chosen C, the devel grid and the lookahead)."""
+    if lookahead < 0:
+        raise AvstanError(f"lookahead must be >= 0 steps, got {lookahead}")
     store = RecordingStore.open(store_root)
     loaded = {}
     skipped: list[str] = []
@@ -150,7 +174,8 @@ def run_baseline(store_root: str | Path, output: str | Path | None = None,
                     f"{store_root}: {recording.name}'s audio features are "
                     f"{recording.audio_features.shape[1]} wide, {loaded['train'][0].name}'s "
                     f"(train) {width}; prepare the whole store again with one avstan version")
-    baseline = fit_baseline(loaded["train"], loaded["devel"], targets, complexities)
+    baseline = fit_baseline(loaded["train"], loaded["devel"], targets, complexities,
+                            lookahead=lookahead)
     devel = _predictions(baseline, loaded["devel"], targets)
     scored = _predictions(baseline, loaded[partition], targets)
     chains = {t: fit_postprocessing([p.prediction[:, k] for p in devel],
@@ -166,7 +191,7 @@ def run_baseline(store_root: str | Path, output: str | Path | None = None,
     if output is not None:
         output = Path(output)
         write_evaluation(evaluation, output)
-        summary = {"complexity": baseline.complexity,
+        summary = {"complexity": baseline.complexity, "lookahead": baseline.lookahead,
                    "devel_ccc_by_complexity": {t: {str(c): v for c, v in grid.items()}
                                                for t, grid in baseline.devel_ccc.items()},
                    "train_recordings": [r.name for r in loaded["train"]],

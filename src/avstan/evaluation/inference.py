@@ -113,7 +113,8 @@ def _predict_each(model, recordings, targets, clip_length, batch_size, device, s
         with_masks = recording.salient_mask is not None and sees_face
         predictions, ratios = [], []
         maps = _Maps(spool_folder)
-        if input_names == ("clip",):
+        lookahead = getattr(model, "lookahead", 0)
+        if input_names == ("clip",) and not lookahead:
             steps = np.arange(0, recording.num_steps, step)
             for ends, out in iter_window_outputs(model, recording.frames, steps,
                                                  clip_length, batch_size, device):
@@ -129,6 +130,7 @@ def _predict_each(model, recordings, targets, clip_length, batch_size, device, s
             dataset = ClipDataset([recording], clip_length, stride=1, targets=targets,
                                   audio_per_recording=getattr(
                                       model, "recording_standardisation", False),
+                                  lookahead=lookahead,
                                   **{**flags,
                                      "with_masks": with_masks or flags["with_masks"]})
             if step > 1:

@@ -27,6 +27,11 @@ step for ``step_predictions``) plus the LSTM branch's output, so the model is a 
 regressor on the step's features, as the AVEC SVR baseline is, with the LSTM learning what
 the context adds to it. The path reads the features before the temporal attention and
 without dropout, and stays out of ``features`` (Z^S), which the fusion model reads.
+``lookahead`` (steps, default 0) makes the model predict step ``e`` from the clip ending
+at ``e + lookahead``: the data code cuts the clips so (``data.clips``), offline prediction
+reads that far ahead, and a stream writes each step that many steps late. The eGeMAPS
+window ends at its step, so its centre lies half a window (2 s) before it; reading ahead
+lines the features up with the labels they describe.
 
 Choices the paper leaves open, fixed here: the attention MLP is D → ``attention_hidden``
 → 1 with tanh; the LSTM has ``hidden`` units per layer (the paper gives neither); dropout
@@ -41,6 +46,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from avstan.errors import AvstanError
 from avstan.models.init import xavier_uniform_init
 from avstan.models.registry import register_model
 from avstan.targets import LABEL_NAMES
@@ -102,10 +108,13 @@ class AudioLSTMModel(nn.Module):
                  hidden: int, layers: int, attention: bool, attention_hidden: int,
                  dropout: float, feature_clip: float, recording_standardisation: bool = False,
                  input_noise: float = 0.0, lstm_dropout: float = 0.0,
-                 linear_skip: bool = False) -> None:
+                 linear_skip: bool = False, lookahead: int = 0) -> None:
         super().__init__()
+        if isinstance(lookahead, bool) or int(lookahead) != lookahead or lookahead < 0:
+            raise AvstanError(f"lookahead must be a whole number of steps >= 0, got {lookahead!r}")
         self.targets = tuple(targets)
         self.clip_length = clip_length
+        self.lookahead = int(lookahead)
         self.audio_features = audio_features
         self.audio_standardiser = FeatureStandardiser(audio_features, feature_clip)
         self.recording_standardisation = bool(recording_standardisation)
@@ -183,13 +192,13 @@ def lstm_ta(clip_length: int = 16, targets: Sequence[str] = LABEL_NAMES,
             attention_hidden: int = 64, dropout: float = 0.5,
             feature_clip: float = 5.0, recording_standardisation: bool = False,
             input_noise: float = 0.0, lstm_dropout: float = 0.0,
-            linear_skip: bool = False) -> AudioLSTMModel:
+            linear_skip: bool = False, lookahead: int = 0) -> AudioLSTMModel:
     """LSTM-RNN + TA: temporal attention over eGeMAPS steps, then a 4-layer LSTM."""
     return _audio_model(targets, clip_length, audio_features, hidden, layers, True,
                         attention_hidden, dropout, feature_clip,
                         recording_standardisation=recording_standardisation,
                         input_noise=input_noise, lstm_dropout=lstm_dropout,
-                        linear_skip=linear_skip)
+                        linear_skip=linear_skip, lookahead=lookahead)
 
 
 @register_model
@@ -197,10 +206,11 @@ def lstm(clip_length: int = 16, targets: Sequence[str] = LABEL_NAMES,
          audio_features: int = EGEMAPS_SIZE, hidden: int = 64, layers: int = 4,
          dropout: float = 0.5, feature_clip: float = 5.0,
          recording_standardisation: bool = False, input_noise: float = 0.0,
-         lstm_dropout: float = 0.0, linear_skip: bool = False) -> AudioLSTMModel:
+         lstm_dropout: float = 0.0, linear_skip: bool = False,
+         lookahead: int = 0) -> AudioLSTMModel:
     """LSTM-RNN: the audio model without temporal attention (MM paper, Table 1)."""
     return _audio_model(targets, clip_length, audio_features, hidden, layers, False, 0,
                         dropout, feature_clip,
                         recording_standardisation=recording_standardisation,
                         input_noise=input_noise, lstm_dropout=lstm_dropout,
-                        linear_skip=linear_skip)
+                        linear_skip=linear_skip, lookahead=lookahead)

@@ -42,6 +42,12 @@ class AudioVisualFusion(nn.Module):
         self.audio_features = audio_branch.audio_features
         self.audio_standardiser = audio_branch.audio_standardiser
         self.recording_standardisation = audio_branch.recording_standardisation
+        if audio_branch.lookahead:
+            raise AvstanError(f"av_sta: the audio branch's lookahead "
+                              f"({audio_branch.lookahead} steps) is not supported by the "
+                              "fusion, which reads the face and the sound of the same clip; "
+                              "leave model.options.audio.lookahead out")
+        self.lookahead = 0
         video_size = video_branch.trunk.head.output.in_features
         # The branches' own output layers (and the audio branch's linear path) are kept (so
         # trained branch models load as they are) but unused: frozen, so nothing without a

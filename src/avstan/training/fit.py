@@ -221,7 +221,8 @@ def train_experiment(config: ExperimentConfig, restart: bool = False, progress: 
         config.data.val_stride, section.batch_size, config.data.augment, section.num_workers,
         crop_size=options.get("crop_size"), input_names=module.model.input_names,
         audio_per_recording=getattr(module.model, "recording_standardisation", False),
-        step_targets=section.loss_every_step, frames_in_memory=config.data.frames_in_memory)
+        step_targets=section.loss_every_step, frames_in_memory=config.data.frames_in_memory,
+        lookahead=getattr(module.model, "lookahead", 0))
     datamodule.setup("fit")
     if "audio" in module.model.input_names:
         fit_audio_standardisation(module.model, datamodule.train_dataset.recordings,

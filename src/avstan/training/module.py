@@ -188,7 +188,8 @@ class RecordingDataModule(L.LightningDataModule):
                  augment: AugmentConfig | None = None, num_workers: int = 0,
                  crop_size: int | None = None,
                  input_names: Sequence[str] = ("clip",), audio_per_recording: bool = False,
-                 step_targets: bool = False, frames_in_memory: bool = True) -> None:
+                 step_targets: bool = False, frames_in_memory: bool = True,
+                 lookahead: int = 0) -> None:
         super().__init__()
         self.store_root = store
         self.targets = tuple(targets)
@@ -203,6 +204,7 @@ class RecordingDataModule(L.LightningDataModule):
         self.audio_per_recording = audio_per_recording
         self.step_targets = step_targets
         self.frames_in_memory = frames_in_memory
+        self.lookahead = lookahead
         self.skipped: list[str] = []
         self.train_dataset: ClipDataset | None = None
         self.val_dataset: ClipDataset | None = None
@@ -247,10 +249,12 @@ class RecordingDataModule(L.LightningDataModule):
                                          self.targets, labelled_only=True, augment=self.augment,
                                          with_masks=train_masks,
                                          audio_per_recording=self.audio_per_recording,
-                                         step_targets=self.step_targets, **flags)
+                                         step_targets=self.step_targets,
+                                         lookahead=self.lookahead, **flags)
         self.val_dataset = ClipDataset(devel, self.clip_length, self.val_stride, self.targets,
                                        labelled_only=True, with_masks=with_masks,
-                                       audio_per_recording=self.audio_per_recording, **flags)
+                                       audio_per_recording=self.audio_per_recording,
+                                       lookahead=self.lookahead, **flags)
         if len(self.train_dataset) == 0:
             raise AvstanError(f"{self.store_root}: the train partition has no labelled clip")
 
