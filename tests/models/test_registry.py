@@ -73,6 +73,29 @@ def test_prediction_depends_only_on_the_clip_in_eval_mode(name):
     torch.testing.assert_close(batched, single, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("name", list_models())
+def test_convolutions_are_channels_last_and_compute_what_contiguous_ones_do(name):
+    model = tiny_model(name).eval()
+    convolutions = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d))]
+    layouts = {2: torch.channels_last, 3: torch.channels_last_3d}
+    assert all(m.weight.is_contiguous(memory_format=layouts[m.weight.ndim - 2])
+               for m in convolutions)
+    if not convolutions:
+        pytest.skip(f"{name} has no convolution")
+    assert not all(m.weight.is_contiguous() for m in convolutions)
+    # the independent reference: the same weights in the default layout
+    reference = tiny_model(name).eval()
+    reference.load_state_dict(model.state_dict())
+    for parameter in reference.parameters():
+        parameter.data = parameter.data.contiguous()
+    assert all(m.weight.is_contiguous() for m in reference.modules()
+               if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d)))
+    inputs = tiny_inputs(model, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(model(**inputs)["prediction"],
+                                   reference(**inputs)["prediction"], rtol=1e-4, atol=1e-5)
+
+
 def test_xavier_uniform_initialisation():
     model = tiny_model("cnn3d")
     weight = model.trunk.body[1].weight  # conv3d(32 -> 64)
