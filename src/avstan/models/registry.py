@@ -67,9 +67,10 @@ def convolutions_channels_last(model: nn.Module) -> nn.Module:
     """Store every 2D and 3D convolution's weight channels-last, in place.
 
     A convolution whose weight is channels-last gives a channels-last output, so the whole
-    video path runs in that layout, which oneDNN (CPU) and cuDNN run faster: on 2 CPU cores
-    at S = 48 it trains ``cnn3d`` about 30 % and ``sta3d`` 12–26 % faster, forward passes
-    35–60 % (docs/benchmarks.md, "channels-last"). Only the layout changes: the values, the
+    video path runs in that layout, which oneDNN runs faster on a CPU: on 2 cores it trains
+    ``cnn3d`` about 1.5× and ``sta3d`` 1.05–1.17× as fast, forward passes 1.2–1.6×
+    (docs/benchmarks.md, "channels-last convolutions"; cuDNN supports the layout too, not
+    measured here). Only the layout changes: the values, the
     parameter names and the state dict are those of the contiguous model (tested equal to
     within float rounding), and a state dict loads into either.
     """
