@@ -12,15 +12,19 @@ from avstan.cli import EXIT_USER_ERROR, main
 from avstan.models import create_model
 from avstan.models.model_file import TrainedModel
 
-OPTIONS = {"sta3d": {"crop_size": 16}, "cnn2d": {"crop_size": 16}, "static3d": {"crop_size": 16},
-           "lstm_ta": {"audio_features": 6, "hidden": 8, "layers": 2, "lookahead": 3},
-           "av_sta": {"crop_size": 16, "audio_features": 6, "audio": {"hidden": 8}}}
+LSTM_TA = {"audio_features": 6, "hidden": 8, "layers": 2, "lookahead": 3}
+# case: (model, options); a case's name holds "lstm_ta" where the model reads ahead
+OPTIONS = {"sta3d": ("sta3d", {"crop_size": 16}), "cnn2d": ("cnn2d", {"crop_size": 16}),
+           "static3d": ("static3d", {"crop_size": 16}), "lstm_ta": ("lstm_ta", LSTM_TA),
+           "lstm_ta_pooling": ("lstm_ta", {**LSTM_TA, "attention_pooling": True}),
+           "av_sta": ("av_sta", {"crop_size": 16, "audio_features": 6, "audio": {"hidden": 8}})}
 
 
 @pytest.fixture(scope="module", params=list(OPTIONS))
 def model_path(request, tmp_path_factory):
     torch.manual_seed(0)
-    model = create_model(request.param, clip_length=4, **OPTIONS[request.param])
+    name, options = OPTIONS[request.param]
+    model = create_model(name, clip_length=4, **options)
     if hasattr(model, "audio_standardiser"):  # statistics fitted on train travel inside
         model.audio_standardiser.set_statistics(np.arange(6.0), np.linspace(0.5, 30, 6))
     path = tmp_path_factory.mktemp(request.param) / "model.pt"

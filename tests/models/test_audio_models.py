@@ -8,7 +8,7 @@ import torch
 from avstan.data.audio import standardise
 from avstan.errors import AvstanError
 from avstan.models import create_model
-from avstan.models.audio import FeatureStandardiser, TemporalAttention
+from avstan.models.audio import AudioLSTMModel, FeatureStandardiser, TemporalAttention
 
 AUDIO = {"clip_length": 5, "audio_features": 7, "hidden": 8, "layers": 2}
 
@@ -67,6 +67,54 @@ def test_lstm_ta_with_uniform_attention_equals_lstm_with_the_same_weights():
     torch.nn.init.zeros_(with_attention.attention_branch.score[2].weight)
     audio = torch.randn(3, 5, 7)
     torch.testing.assert_close(with_attention(audio)["prediction"], plain(audio)["prediction"])
+
+
+def test_attention_uniform_start_starts_lstm_ta_as_lstm():
+    """At creation the weights are 1/T and the prediction is an lstm's with the same
+    LSTM and output layers; the default (the paper's random MLP) is not uniform."""
+    torch.manual_seed(0)
+    uniform = create_model("lstm_ta", attention_uniform_start=True, **AUDIO).eval()
+    plain = create_model("lstm", **AUDIO).eval()
+    plain.load_state_dict(uniform.state_dict(), strict=False)
+    audio = torch.randn(3, 5, 7)
+    out = uniform(audio)
+    torch.testing.assert_close(out["temporal_attention"], torch.full((3, 5), 0.2))
+    torch.testing.assert_close(out["prediction"], plain(audio)["prediction"])
+    default = create_model("lstm_ta", **AUDIO).eval()
+    assert default(audio)["temporal_attention"].std() > 1e-3
+    with pytest.raises(AvstanError, match="attention_uniform_start needs the temporal"):
+        AudioLSTMModel(("valence",), 5, 7, 8, 2, False, 0, 0.5, 5.0,
+                       attention_uniform_start=True)
+
+
+def test_attention_pooling_equals_a_softmax_over_each_prefix_computed_step_by_step():
+    """Z^S at step t = Σ_{s≤t} softmax(scores[:t+1])_s h_s, by a loop over t; the
+    prediction reads the pooled state of the last step, and step t's only its past."""
+    torch.manual_seed(0)
+    model = create_model("lstm_ta", attention_pooling=True, dropout=0.0, **AUDIO)
+    audio = torch.randn(3, 5, 7)
+    sequence, _ = model.attention_branch(model.audio_standardiser(audio))
+    hidden, _ = model.lstm(sequence)
+    scores = model.pooling.score(hidden).squeeze(-1)
+    expected = []
+    for t in range(5):
+        weights = torch.exp(scores[:, :t + 1]) / torch.exp(scores[:, :t + 1]).sum(1, True)
+        expected.append((weights.unsqueeze(-1) * hidden[:, :t + 1]).sum(1))
+    expected = torch.stack(expected, 1)
+    out = model(audio)  # training: every step's prediction
+    torch.testing.assert_close(out["step_predictions"], model.output(expected))
+    torch.testing.assert_close(out["pooling_attention"], torch.softmax(scores, 1))
+    model.eval()
+    out = model(audio)
+    torch.testing.assert_close(out["features"], expected[:, -1])
+    torch.testing.assert_close(out["prediction"], model.output(expected[:, -1]))
+    # A step's pooled state does not read later hidden states (the input attention, the
+    # paper's, normalises over the whole clip, so the model as a whole does).
+    later = hidden.clone()
+    later[:, 3:] += 5.0
+    torch.testing.assert_close(model.pooling(later)[0][:, :3], expected[:, :3])
+    with pytest.raises(AvstanError, match="attention_pooling needs the temporal"):
+        AudioLSTMModel(("valence",), 5, 7, 8, 2, False, 0, 0.5, 5.0, attention_pooling=True)
 
 
 def test_audio_features_are_the_last_lstm_hidden_state():

@@ -161,6 +161,8 @@ OPTION_VARIANTS = [
     ("lstm_ta", {"lstm_dropout": 0.3}),
     ("lstm_ta", {"linear_skip": True}),
     ("lstm_ta", {"lookahead": 6}),
+    ("lstm_ta", {"attention_uniform_start": True}),
+    ("lstm_ta", {"attention_pooling": True}),
 ]
 
 
@@ -172,8 +174,19 @@ def test_options_forward_backward_every_parameter_gets_a_gradient(name, options)
     # In training the audio models also predict every step (a loss on every step).
     assert out["step_predictions"].shape == (2, 4, 2)
     out["prediction"].square().sum().backward()
-    missing = [n for n, p in model.named_parameters()
-               if p.requires_grad and (p.grad is None or p.grad.abs().sum() == 0)]
+    reached = {n for n, p in model.named_parameters()
+               if p.grad is not None and p.grad.abs().sum() > 0}
+    # A layer that starts at zero (attention_uniform_start) blocks the gradient of the
+    # layers before it at the first step only: one SGD step, then a second backward.
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.grad is not None:
+                p -= 0.1 * p.grad
+    model.zero_grad()
+    model(**tiny_inputs(model))["prediction"].square().sum().backward()
+    reached |= {n for n, p in model.named_parameters()
+                if p.grad is not None and p.grad.abs().sum() > 0}
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and n not in reached]
     assert not missing, f"{name} {options}: parameters without a gradient: {missing}"
     model.eval()
     inputs = tiny_inputs(model)

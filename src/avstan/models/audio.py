@@ -31,7 +31,17 @@ without dropout, and stays out of ``features`` (Z^S), which the fusion model rea
 at ``e + lookahead``: the data code cuts the clips so (``data.clips``), offline prediction
 reads that far ahead, and a stream writes each step that many steps late. The eGeMAPS
 window ends at its step, so its centre lies half a window (2 s) before it; reading ahead
-lines the features up with the labels they describe.
+lines the features up with the labels they describe. ``attention_uniform_start``
+(``lstm_ta``) zeroes the attention MLP's last layer at creation, so the attention starts
+uniform, which is the identity: ``lstm_ta`` starts as ``lstm`` and departs from it only as
+far as training pulls it. With the MLP's random start (the default, as in the paper) the
+input steps start rescaled by 0.5–2×, a distortion the LSTM must learn around.
+``attention_pooling`` (``lstm_ta``) adds a second attention, over the LSTM's hidden
+states (attention pooling, as in speech emotion recognition since Mirsamadi et al., 2017):
+β_s = softmax_s(MLP(h_s)) over the steps up to t, and Z^S at step t is Σ_{s≤t} β_s h_s
+instead of h_t, so a step's prediction can read the hidden state of any step before it,
+such as the step whose 4 s window is centred on the label when the model reads ahead. Its
+weights at the clip's last step come out as ``pooling_attention (B, T)``.
 
 Choices the paper leaves open, fixed here: the attention MLP is D → ``attention_hidden``
 → 1 with tanh; the LSTM has ``hidden`` units per layer (the paper gives neither); dropout
@@ -99,6 +109,24 @@ class TemporalAttention(nn.Module):
         return sequence * weights.unsqueeze(-1) * sequence.shape[1], weights
 
 
+class AttentionPooling(nn.Module):
+    """β_{t,s} = softmax over s ≤ t of MLP(h_s); returns (Σ_{s≤t} β_{t,s} h_s (B, T, H),
+    β (B, T, T)): the pooled state of every prefix of the clip, so each step's prediction
+    reads only its own past, as the LSTM's hidden state does."""
+
+    def __init__(self, size: int, hidden: int = 64) -> None:
+        super().__init__()
+        self.score = nn.Sequential(nn.Linear(size, hidden), nn.Tanh(),
+                                   nn.Linear(hidden, 1, bias=False))
+
+    def forward(self, hidden: Tensor) -> tuple[Tensor, Tensor]:
+        steps = hidden.shape[1]
+        scores = self.score(hidden).squeeze(-1)  # (B, T)
+        future = torch.ones(steps, steps, dtype=torch.bool, device=hidden.device).triu(1)
+        weights = torch.softmax(scores.unsqueeze(1).masked_fill(future, float("-inf")), dim=-1)
+        return weights @ hidden, weights
+
+
 class AudioLSTMModel(nn.Module):
     """Standardiser → [temporal attention] → LSTM stack → last hidden state → dropout → FC."""
 
@@ -108,7 +136,9 @@ class AudioLSTMModel(nn.Module):
                  hidden: int, layers: int, attention: bool, attention_hidden: int,
                  dropout: float, feature_clip: float, recording_standardisation: bool = False,
                  input_noise: float = 0.0, lstm_dropout: float = 0.0,
-                 linear_skip: bool = False, lookahead: int = 0) -> None:
+                 linear_skip: bool = False, lookahead: int = 0,
+                 attention_uniform_start: bool = False,
+                 attention_pooling: bool = False) -> None:
         super().__init__()
         if isinstance(lookahead, bool) or int(lookahead) != lookahead or lookahead < 0:
             raise AvstanError(f"lookahead must be a whole number of steps >= 0, got {lookahead!r}")
@@ -121,8 +151,14 @@ class AudioLSTMModel(nn.Module):
         self.input_noise = float(input_noise)
         self.attention_branch = TemporalAttention(audio_features, attention_hidden) \
             if attention else None
+        self.attention_uniform_start = bool(attention_uniform_start)
+        if self.attention_uniform_start and self.attention_branch is None:
+            raise AvstanError("attention_uniform_start needs the temporal attention (lstm_ta)")
+        if attention_pooling and self.attention_branch is None:
+            raise AvstanError("attention_pooling needs the temporal attention (lstm_ta)")
         self.lstm = nn.LSTM(audio_features, hidden, num_layers=layers, batch_first=True,
                             dropout=lstm_dropout if layers > 1 else 0.0)
+        self.pooling = AttentionPooling(hidden, attention_hidden) if attention_pooling else None
         self.dropout = nn.Dropout(dropout)
         self.output = nn.Linear(hidden, len(targets))
         # the linear path of linear_skip: standardised step features (D) → targets (K)
@@ -145,6 +181,9 @@ class AudioLSTMModel(nn.Module):
         if self.attention_branch is not None:
             sequence, out["temporal_attention"] = self.attention_branch(sequence)
         hidden, _ = self.lstm(sequence)
+        if self.pooling is not None:
+            hidden, pooling = self.pooling(hidden)
+            out["pooling_attention"] = pooling[:, -1]
         out["features"] = hidden[:, -1]
         if self.training:
             out["step_hidden"] = hidden
@@ -175,6 +214,9 @@ def _audio_model(targets, clip_length, audio_features, hidden, layers, attention
         # 2.5 instead of 0.3 on real speech) and were still coming down after 12 epochs.
         nn.init.zeros_(model.linear_path.weight)
         nn.init.zeros_(model.linear_path.bias)
+    if model.attention_uniform_start:
+        # λ_t = 0 for every step: softmax gives 1/T and Y = T · A ⊙ S = S (see the docstring)
+        nn.init.zeros_(model.attention_branch.score[-1].weight)
     for name, parameter in model.lstm.named_parameters():
         if name.startswith("weight"):
             for gate in parameter.data.chunk(4, dim=0):  # i, f, g, o: Xavier per gate
@@ -192,13 +234,17 @@ def lstm_ta(clip_length: int = 16, targets: Sequence[str] = LABEL_NAMES,
             attention_hidden: int = 64, dropout: float = 0.5,
             feature_clip: float = 5.0, recording_standardisation: bool = False,
             input_noise: float = 0.0, lstm_dropout: float = 0.0,
-            linear_skip: bool = False, lookahead: int = 0) -> AudioLSTMModel:
+            linear_skip: bool = False, lookahead: int = 0,
+            attention_uniform_start: bool = False,
+            attention_pooling: bool = False) -> AudioLSTMModel:
     """LSTM-RNN + TA: temporal attention over eGeMAPS steps, then a 4-layer LSTM."""
     return _audio_model(targets, clip_length, audio_features, hidden, layers, True,
                         attention_hidden, dropout, feature_clip,
                         recording_standardisation=recording_standardisation,
                         input_noise=input_noise, lstm_dropout=lstm_dropout,
-                        linear_skip=linear_skip, lookahead=lookahead)
+                        linear_skip=linear_skip, lookahead=lookahead,
+                        attention_uniform_start=attention_uniform_start,
+                        attention_pooling=attention_pooling)
 
 
 @register_model
