@@ -3,6 +3,7 @@ recordings with and without audio, and audio-only ones."""
 
 import warnings
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -138,3 +139,41 @@ def test_loss_on_every_step_needs_a_model_that_predicts_every_step(tiny_av_store
         warnings.simplefilter("ignore")
         with pytest.raises(AvstanError, match="loss_every_step.*predicts only the last step"):
             train_experiment(config, progress=False)
+
+
+class RecordWeights(L.Callback):
+    """The trained weights after every optimiser step."""
+
+    def __init__(self) -> None:
+        self.steps: list[dict[str, torch.Tensor]] = []
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        self.steps.append({n: p.detach().clone() for n, p in module.model.named_parameters()})
+
+
+@pytest.mark.parametrize("decay", [0.0, 0.8])
+def test_ema_decay_saves_the_moving_average_of_the_weights_after_each_step(tiny_av_store,
+                                                                          tmp_path, decay):
+    """model.pt holds a = w_1, a <- decay * a + (1 - decay) * w_k over the steps k, computed
+    here from the weights recorded after each step (one epoch: the best is the last)."""
+    config = config_for(tiny_av_store, tmp_path / "ema", "lstm_ta", AUDIO_OPTIONS,
+                        ema_decay=decay, lr=0.05)
+    record = RecordWeights()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = train_experiment(config, progress=False, callbacks=[record])
+    assert len(record.steps) >= 3
+    average = dict(record.steps[0])
+    for step in record.steps[1:]:
+        average = {n: decay * average[n] + (1 - decay) * step[n] for n in average}
+    saved = dict(TrainedModel.load(result.model_path).network.named_parameters())
+    for name, value in average.items():
+        torch.testing.assert_close(saved[name].detach(), value, msg=name)
+    if decay > 0:  # the average is not the last weights
+        assert any(not torch.allclose(saved[n].detach(), record.steps[-1][n]) for n in saved)
+
+
+@pytest.mark.parametrize("decay", [-0.1, 1.0])
+def test_ema_decay_outside_0_1_is_refused(tiny_av_store, tmp_path, decay):
+    with pytest.raises(AvstanError, match="training.ema_decay"):
+        config_for(tiny_av_store, tmp_path / "ema", "lstm_ta", AUDIO_OPTIONS, ema_decay=decay)

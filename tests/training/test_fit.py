@@ -57,11 +57,11 @@ def test_a_finished_run_is_not_trained_again(tiny_store, tmp_path):
     assert second.best_val_ccc == first.best_val_ccc
 
 
-@pytest.mark.parametrize("workers", [0, 1])
-def test_an_interrupted_run_resumes_to_what_an_uninterrupted_run_gives(workers, tiny_store,
-                                                                       tmp_path):
+@pytest.mark.parametrize(("workers", "ema_decay"), [(0, None), (1, None), (0, 0.9)])
+def test_an_interrupted_run_resumes_to_what_an_uninterrupted_run_gives(workers, ema_decay,
+                                                                       tiny_store, tmp_path):
     config = config_from_dict(tiny_config_dict(tiny_store, tmp_path / "run", max_epochs=2,
-                                               num_workers=workers))
+                                               num_workers=workers, ema_decay=ema_decay))
     with pytest.raises(KeyboardInterrupt):
         train_experiment(config, progress=False, callbacks=[StopInSecondEpoch()])
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()
@@ -70,7 +70,7 @@ def test_an_interrupted_run_resumes_to_what_an_uninterrupted_run_gives(workers, 
     result = train_experiment(config, progress=False, callbacks=[counter])
     full = CountBatches()
     reference = config_from_dict(tiny_config_dict(tiny_store, tmp_path / "ref", max_epochs=2,
-                                                  num_workers=workers))
+                                                  num_workers=workers, ema_decay=ema_decay))
     whole = train_experiment(reference, progress=False, callbacks=[full])
     assert 2 * counter.batches == full.batches  # only the second epoch ran after resuming
     assert result.epochs == 2 and (tmp_path / "run" / "done.json").exists()

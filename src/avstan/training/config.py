@@ -62,6 +62,9 @@ class TrainingSection:
     attention_entropy_start: float = 0.0
     attention_entropy_ramp: float = 0.0
     weight_decay: float = 0.0
+    # an exponential moving average of the weights, this decay per optimiser step (None =
+    # off): the average is what is scored on devel, checkpointed and saved in model.pt
+    ema_decay: float | None = None
     # the loss on every step of each clip (audio models), not only on the last one
     loss_every_step: bool = False
     batch_size: int = 16
@@ -93,6 +96,9 @@ class TrainingSection:
             raise AvstanError(f"training.num_workers {self.num_workers}: use 0 or more")
         if not self.lr > 0:
             raise AvstanError(f"training.lr {self.lr}: use a positive learning rate")
+        if self.ema_decay is not None and not 0 <= self.ema_decay < 1:
+            raise AvstanError(f"training.ema_decay {self.ema_decay}: use a decay in [0, 1), "
+                              "e.g. 0.99, or null for no weight average")
 
 
 @dataclass

@@ -4,6 +4,7 @@ Output folder layout:
 
     config.yaml            the resolved experiment config
     checkpoints/best.ckpt  best devel CCC so far;  checkpoints/last.ckpt  the latest epoch
+                           (with training.ema_decay, both hold the weights' moving average)
     logs/metrics.csv       CSV log;  tensorboard/  TensorBoard log
     model.pt               the best model as one self-describing file (see models/model_file.py)
     done.json              written last: the run is complete
@@ -30,7 +31,12 @@ import numpy as np
 import torch
 import yaml
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import (
+    EarlyStopping,
+    EMAWeightAveraging,
+    ModelCheckpoint,
+    TQDMProgressBar,
+)
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from avstan.data.store import RecordingStore
@@ -239,6 +245,10 @@ def train_experiment(config: ExperimentConfig, restart: bool = False, progress: 
                            save_last=True, enable_version_counter=False)
     callbacks = [best, EarlyStopping(monitor="val/ccc", mode="max", patience=section.patience),
                  RandomStateCheckpoint(), *(callbacks or [])]
+    if section.ema_decay is not None:
+        # Lightning swaps the average in for each devel pass and writes it as the
+        # checkpoint's weights (the weights being trained travel beside it, for resuming)
+        callbacks.append(EMAWeightAveraging(decay=section.ema_decay))
     bar = progress and on_terminal()
     if bar:
         callbacks.append(TQDMProgressBar(leave=True))
