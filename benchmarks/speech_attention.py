@@ -1,0 +1,98 @@
+"""What the temporal attention of trained ``lstm_ta`` models learnt, on devel.
+
+``lstm_ta`` weights the steps of a clip by A = softmax_t(MLP(S_t)) and feeds T · A ⊙ S to
+its LSTM (``models.audio``), so A = 1/T everywhere is the identity and the model is
+``lstm``. For each model file given, this runs the devel clips of its real-speech store
+(``benchmarks/real_speech.py`` prepares it) through the model and prints how far the
+weights are from uniform: their entropy over that of the uniform weights (1 = uniform),
+the mean of the largest and of the smallest weight of a clip times T (1 = uniform), and
+the gain the weights give each clip position, averaged over the clips. The same numbers
+for the model with its attention MLP drawn again as at creation (Xavier weights, three
+draws, their mean; the rest of the model as trained) tell whether training moved the attention away
+from its random start or back towards the identity. Devel only; test is not read.
+
+    .venv/bin/python benchmarks/speech_attention.py RUN/model.pt [...] [--work runs/real_speech]
+"""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from avstan.data.clips import ClipDataset
+from avstan.data.store import RecordingStore
+from avstan.models.model_file import TrainedModel
+
+
+def attention_weights(model, devel, stride: int = 4) -> np.ndarray:
+    """The temporal attention weights (clips, T) on the devel clips, in eval mode."""
+    dataset = ClipDataset(devel, model.clip_length, stride, targets=model.targets,
+                          with_video=False, with_audio=True, lookahead=model.lookahead)
+    weights = []
+    with torch.no_grad():
+        for start in range(0, len(dataset), 256):
+            audio = torch.stack([dataset[i]["audio"]
+                                 for i in range(start, min(start + 256, len(dataset)))])
+            weights.append(model(audio)["temporal_attention"].numpy())
+    return np.concatenate(weights).astype(np.float64)
+
+
+def summary(weights: np.ndarray) -> tuple[float, float, float, np.ndarray]:
+    steps = weights.shape[1]
+    entropy = -(weights * np.log(np.clip(weights, 1e-30, None))).sum(axis=1) / np.log(steps)
+    return (float(entropy.mean()), float(weights.max(axis=1).mean() * steps),
+            float(weights.min(axis=1).mean() * steps), weights.mean(axis=0) * steps)
+
+
+def redraw_attention(model, seed: int) -> None:
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for layer in model.attention_branch.score:
+            if isinstance(layer, torch.nn.Linear):
+                bound = float(np.sqrt(6.0 / (layer.in_features + layer.out_features)))
+                layer.weight.copy_(torch.empty_like(layer.weight).uniform_(
+                    -bound, bound, generator=generator))
+                if layer.bias is not None:
+                    layer.bias.zero_()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="+", help="model.pt files of lstm_ta runs")
+    parser.add_argument("--work", default="runs/real_speech",
+                        help="where benchmarks/real_speech.py prepared its store")
+    args = parser.parse_args()
+    devel = RecordingStore.open(Path(args.work) / "store").load_partition(
+        "devel", load_frames=False)
+    print("| run | attention | entropy / uniform | max weight × T | min weight × T | "
+          "gain at the first, middle, last position |")
+    print("|---|---|---:|---:|---:|---|")
+    for path in args.models:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            trained = TrainedModel.load(path)
+        model = trained.network.eval()
+        if getattr(model, "attention_branch", None) is None:
+            raise SystemExit(f"{path}: a {trained.model_name} model has no temporal attention")
+        run = "/".join(Path(path).resolve().parts[-3:-1])
+        rows = [("trained", summary(attention_weights(model, devel)))]
+        drawn = []
+        for seed in range(3):
+            redraw_attention(model, seed)
+            drawn.append(summary(attention_weights(model, devel)))
+        # the attention reads only the standardised features: its start depends on the
+        # training set through the standardiser alone
+        rows.append(("as at creation (3 draws, mean)",
+                     tuple(np.mean([d[i] for d in drawn], axis=0) for i in range(4))))
+        for label, (entropy, largest, smallest, gain) in rows:
+            middle = gain[len(gain) // 2]
+            print(f"| {run} | {label} | {entropy:.3f} | {largest:.2f} | {smallest:.2f} | "
+                  f"{gain[0]:.2f}, {middle:.2f}, {gain[-1]:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
