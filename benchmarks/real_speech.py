@@ -17,7 +17,7 @@ kept under ``WORK/runs`` and reused.
 
     .venv/bin/python benchmarks/real_speech.py [--speakers 6 18] [--seeds 0 1 2]
         [--models baseline baseline_lookahead lstm lstm_ta] [--partition test] [--set KEY=VALUE ...]
-        [--tag NAME] [--work runs/real_speech]
+        [--tag NAME] [--audio-window SECONDS] [--work runs/real_speech]
 """
 
 from __future__ import annotations
@@ -44,9 +44,15 @@ TRAIN_SPEAKERS = {6: [f"Actor_{n:02d}" for n in range(1, 7)],
 TARGETS = ("valence", "arousal")
 
 
-def full_store(work: Path, corpus: Path) -> Path:
-    store = work / "store"
-    summary = prepare_folder(corpus, store, PrepareConfig(), layout="ravdess", workers=1,
+def store_name(audio_window: float | None) -> str:
+    """``store`` for prepare's default eGeMAPS window, ``store_w1`` for a 1 s one."""
+    return "store" if audio_window is None else f"store_w{audio_window:g}"
+
+
+def full_store(work: Path, corpus: Path, audio_window: float | None = None) -> Path:
+    store = work / store_name(audio_window)
+    config = PrepareConfig() if audio_window is None else PrepareConfig(audio_window=audio_window)
+    summary = prepare_folder(corpus, store, config, layout="ravdess", workers=1,
                              progress=False, log=lambda line: None,
                              continuous=ContinuousConfig())
     if summary.failed:
@@ -56,7 +62,7 @@ def full_store(work: Path, corpus: Path) -> Path:
 
 def speaker_store(work: Path, store: Path, speakers: int) -> Path:
     """A store with the given training speakers and every devel and test speaker."""
-    view = work / f"store_{speakers}"
+    view = work / f"{store.name}_{speakers}"
     full = RecordingStore.open(store)
     keep = set(TRAIN_SPEAKERS[speakers]) | set(full.names("devel")) | set(full.names("test"))
     subset = RecordingStore.create(view, corpus=full.corpus, **full.attrs)
@@ -111,12 +117,16 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="config override for the learned models")
     parser.add_argument("--tag", default="default", help="names the runs of these overrides")
+    parser.add_argument("--audio-window", type=float, default=None, metavar="SECONDS",
+                        help="the eGeMAPS window of a store of its own (WORK/store_wSECONDS; "
+                             "default: prepare's, in WORK/store); give the runs a --tag of "
+                             "their own")
     parser.add_argument("--work", default="runs/real_speech")
     parser.add_argument("--corpus", default=str(CORPUS))
     args = parser.parse_args()
     work = Path(args.work)
     started = time.perf_counter()
-    store = full_store(work, Path(args.corpus))
+    store = full_store(work, Path(args.corpus), args.audio_window)
     rows = []
     for speakers in args.speakers:
         view = speaker_store(work, store, speakers)

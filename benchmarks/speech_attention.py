@@ -11,7 +11,8 @@ for the model with its attention MLP drawn again as at creation (Xavier weights,
 draws, their mean; the rest of the model as trained) tell whether training moved the attention away
 from its random start or back towards the identity. Devel only; test is not read.
 
-    .venv/bin/python benchmarks/speech_attention.py RUN/model.pt [...] [--work runs/real_speech]
+    .venv/bin/python benchmarks/speech_attention.py RUN/model.pt [...]
+        [--store runs/real_speech/store]
 """
 
 from __future__ import annotations
@@ -63,11 +64,11 @@ def redraw_attention(model, seed: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+", help="model.pt files of lstm_ta runs")
-    parser.add_argument("--work", default="runs/real_speech",
-                        help="where benchmarks/real_speech.py prepared its store")
+    parser.add_argument("--store", default="runs/real_speech/store",
+                        help="the store the models were trained on (benchmarks/real_speech.py "
+                             "prepares it; store_w1 for --audio-window 1)")
     args = parser.parse_args()
-    devel = RecordingStore.open(Path(args.work) / "store").load_partition(
-        "devel", load_frames=False)
+    devel = RecordingStore.open(args.store).load_partition("devel", load_frames=False)
     print("| run | attention | entropy / uniform | max weight × T | min weight × T | "
           "gain at the first, middle, last position |")
     print("|---|---|---:|---:|---:|---|")
