@@ -177,3 +177,12 @@ def test_ema_decay_saves_the_moving_average_of_the_weights_after_each_step(tiny_
 def test_ema_decay_outside_0_1_is_refused(tiny_av_store, tmp_path, decay):
     with pytest.raises(AvstanError, match="training.ema_decay"):
         config_for(tiny_av_store, tmp_path / "ema", "lstm_ta", AUDIO_OPTIONS, ema_decay=decay)
+
+
+def test_ema_decay_on_a_lightning_without_the_callback_is_one_clear_error(monkeypatch):
+    import lightning.pytorch.callbacks as callbacks
+
+    from avstan.training.fit import weight_average
+    monkeypatch.delattr(callbacks, "EMAWeightAveraging")
+    with pytest.raises(AvstanError, match="training.ema_decay needs Lightning 2.6"):
+        weight_average(0.99)

@@ -31,12 +31,7 @@ import numpy as np
 import torch
 import yaml
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.callbacks import (
-    EarlyStopping,
-    EMAWeightAveraging,
-    ModelCheckpoint,
-    TQDMProgressBar,
-)
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from avstan.data.store import RecordingStore
@@ -174,6 +169,18 @@ def init_branches(model: torch.nn.Module, files: dict[str, str], freeze: bool = 
             branch.requires_grad_(False)
 
 
+def weight_average(decay: float) -> L.Callback:
+    """Lightning's EMA callback: it swaps the average in for each devel pass and writes it
+    as the checkpoint's weights (the weights being trained travel beside it, for resuming).
+    It came with Lightning 2.6; avstan otherwise runs on 2.4."""
+    try:
+        from lightning.pytorch.callbacks import EMAWeightAveraging
+    except ImportError:
+        raise AvstanError(f"training.ema_decay needs Lightning 2.6 or later (this is "
+                          f"{L.__version__}); upgrade it, or leave ema_decay out") from None
+    return EMAWeightAveraging(decay=decay)
+
+
 def check_resumable(checkpoint: Path) -> int:
     """Refuse, in one line, a checkpoint that cannot be resumed from (truncated, damaged, or
     holding objects a weights-only load refuses — nothing in it is executed); returns the
@@ -246,9 +253,7 @@ def train_experiment(config: ExperimentConfig, restart: bool = False, progress: 
     callbacks = [best, EarlyStopping(monitor="val/ccc", mode="max", patience=section.patience),
                  RandomStateCheckpoint(), *(callbacks or [])]
     if section.ema_decay is not None:
-        # Lightning swaps the average in for each devel pass and writes it as the
-        # checkpoint's weights (the weights being trained travel beside it, for resuming)
-        callbacks.append(EMAWeightAveraging(decay=section.ema_decay))
+        callbacks.append(weight_average(section.ema_decay))
     bar = progress and on_terminal()
     if bar:
         callbacks.append(TQDMProgressBar(leave=True))
