@@ -35,7 +35,8 @@ lines the features up with the labels they describe. ``attention_uniform_start``
 (``lstm_ta``) zeroes the attention MLP's last layer at creation, so the attention starts
 uniform, which is the identity: ``lstm_ta`` starts as ``lstm`` and departs from it only as
 far as training pulls it. With the MLP's random start (the default, as in the paper) the
-input steps start rescaled by 0.5–2×, a distortion the LSTM must learn around.
+input steps start rescaled by about 0.4–2.3× (on real speech; training takes them back
+towards uniform there, ``benchmarks/speech_attention.py``).
 ``attention_pooling`` (``lstm_ta``) adds a second attention, over the LSTM's hidden
 states (attention pooling, as in speech emotion recognition since Mirsamadi et al., 2017):
 β_s = softmax_s(MLP(h_s)) over the steps up to t, and Z^S at step t is Σ_{s≤t} β_s h_s
