@@ -26,6 +26,7 @@ import torch
 
 from avstan.data.clips import ClipDataset
 from avstan.data.store import RecordingStore
+from avstan.models.init import xavier_uniform_init
 from avstan.models.model_file import TrainedModel
 
 
@@ -50,15 +51,9 @@ def summary(weights: np.ndarray) -> tuple[float, float, float, np.ndarray]:
 
 
 def redraw_attention(model, seed: int) -> None:
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for layer in model.attention_branch.score:
-            if isinstance(layer, torch.nn.Linear):
-                bound = float(np.sqrt(6.0 / (layer.in_features + layer.out_features)))
-                layer.weight.copy_(torch.empty_like(layer.weight).uniform_(
-                    -bound, bound, generator=generator))
-                if layer.bias is not None:
-                    layer.bias.zero_()
+    """The attention MLP drawn again as ``create_model`` draws it (Xavier, zero biases)."""
+    torch.manual_seed(seed)
+    xavier_uniform_init(model.attention_branch)
 
 
 def main() -> None:
