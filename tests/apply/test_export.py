@@ -17,6 +17,7 @@ LSTM_TA = {"audio_features": 6, "hidden": 8, "layers": 2, "lookahead": 3}
 OPTIONS = {"sta3d": ("sta3d", {"crop_size": 16}), "cnn2d": ("cnn2d", {"crop_size": 16}),
            "static3d": ("static3d", {"crop_size": 16}), "lstm_ta": ("lstm_ta", LSTM_TA),
            "lstm_ta_pooling": ("lstm_ta", {**LSTM_TA, "attention_pooling": True}),
+           "lstm_ta_frames": ("lstm_ta", {**LSTM_TA, "frame_descriptors": 3}),
            "av_sta": ("av_sta", {"crop_size": 16, "audio_features": 6, "audio": {"hidden": 8}})}
 
 

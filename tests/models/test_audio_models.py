@@ -8,7 +8,12 @@ import torch
 from avstan.data.audio import standardise
 from avstan.errors import AvstanError
 from avstan.models import create_model
-from avstan.models.audio import AudioLSTMModel, FeatureStandardiser, TemporalAttention
+from avstan.models.audio import (
+    AudioLSTMModel,
+    FeatureStandardiser,
+    FrameEncoder,
+    TemporalAttention,
+)
 
 AUDIO = {"clip_length": 5, "audio_features": 7, "hidden": 8, "layers": 2}
 
@@ -115,6 +120,68 @@ def test_attention_pooling_equals_a_softmax_over_each_prefix_computed_step_by_st
     torch.testing.assert_close(model.pooling(later)[0][:, :3], expected[:, :3])
     with pytest.raises(AvstanError, match="attention_pooling needs the temporal"):
         AudioLSTMModel(("valence",), 5, 7, 8, 2, False, 0, 0.5, 5.0, attention_pooling=True)
+
+
+def frame_encoder_by_loops(encoder: FrameEncoder, sequence: np.ndarray) -> tuple:
+    """FrameEncoder in numpy, one output frame and one step at a time."""
+    batch, steps, _ = sequence.shape
+    frames = sequence.reshape(batch, steps * encoder.frames, encoder.descriptors)
+    for convolution in encoder.convolutions:
+        weight = convolution.weight.detach().numpy()  # (C_out, C_in, width)
+        bias = convolution.bias.detach().numpy()
+        width = weight.shape[2]
+        out = np.zeros((batch, frames.shape[1], weight.shape[0]), dtype=np.float64)
+        for p in range(frames.shape[1]):
+            out[:, p] = bias
+            for k in range(width):
+                source = p - (width - 1) + k  # frames before the clip are zeros
+                if source >= 0:
+                    out[:, p] += frames[:, source] @ weight[:, :, k].T
+        frames = np.maximum(out, 0.0)
+    first, tanh, last = encoder.score
+    w1, b1 = first.weight.detach().numpy(), first.bias.detach().numpy()
+    w2 = last.weight.detach().numpy()
+    pooled = np.zeros((batch, steps, frames.shape[2]))
+    weights = np.zeros((batch, steps, encoder.frames))
+    for t in range(steps):
+        block = frames[:, t * encoder.frames:(t + 1) * encoder.frames]  # (B, F, C)
+        scores = (np.tanh(block @ w1.T + b1) @ w2.T)[..., 0]
+        alpha = np.exp(scores) / np.exp(scores).sum(axis=1, keepdims=True)
+        weights[:, t] = alpha
+        pooled[:, t] = (alpha[..., None] * block).sum(axis=1)
+    return pooled, weights
+
+
+def test_frame_encoder_equals_causal_convolutions_and_a_softmax_per_step_by_loops():
+    torch.manual_seed(0)
+    encoder = FrameEncoder(descriptors=3, frames=4, channels=5, hidden=6)
+    sequence = torch.randn(2, 6, 12)  # 6 steps of 4 frames of 3 descriptors
+    pooled, weights = encoder(sequence)
+    expected, expected_weights = frame_encoder_by_loops(encoder, sequence.double().numpy())
+    np.testing.assert_allclose(pooled.detach().numpy(), expected, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(weights.detach().numpy(), expected_weights, rtol=1e-4,
+                               atol=1e-6)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(2, 6))
+    # causal: later steps' frames leave the earlier steps' vectors as they are
+    changed = sequence.clone()
+    changed[:, 4:] += 3.0
+    torch.testing.assert_close(encoder(changed)[0][:, :4], pooled[:, :4])
+    assert not torch.allclose(encoder(changed)[0][:, 4:], pooled[:, 4:])
+
+
+def test_frame_descriptors_feeds_the_lstm_one_pooled_vector_per_step():
+    torch.manual_seed(0)
+    model = create_model("lstm", frame_descriptors=7, frame_channels=4,
+                         **{**AUDIO, "audio_features": 21}).eval()
+    audio = torch.randn(3, 5, 21)  # steps of 3 frames of 7 descriptors
+    steps, weights = model.frame_encoder(model.audio_standardiser(audio))
+    hidden, _ = model.lstm(steps)
+    out = model(audio)
+    torch.testing.assert_close(out["features"], hidden[:, -1])
+    torch.testing.assert_close(out["frame_attention"], weights[:, -1])
+    assert model.lstm.input_size == 4
+    with pytest.raises(AvstanError, match="frame_descriptors=4 does not divide the 21"):
+        create_model("lstm", frame_descriptors=4, **{**AUDIO, "audio_features": 21})
 
 
 def test_audio_features_are_the_last_lstm_hidden_state():

@@ -163,6 +163,8 @@ OPTION_VARIANTS = [
     ("lstm_ta", {"lookahead": 6}),
     ("lstm_ta", {"attention_uniform_start": True}),
     ("lstm_ta", {"attention_pooling": True}),
+    ("lstm", {"frame_descriptors": 3}),
+    ("lstm_ta", {"frame_descriptors": 2, "frame_channels": 4}),
 ]
 
 

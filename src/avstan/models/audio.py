@@ -43,6 +43,15 @@ states (attention pooling, as in speech emotion recognition since Mirsamadi et a
 instead of h_t, so a step's prediction can read the hidden state of any step before it,
 such as the step whose 4 s window is centred on the label when the model reads ahead. Its
 weights at the clip's last step come out as ``pooling_attention (B, T)``.
+``frame_descriptors`` = L > 0 reads each step's D features as D / L frames of L
+descriptors (the eGeMAPS low-level descriptors, L = 25, of the step's 10 ms frames, as
+``benchmarks/real_speech.py --lld`` stores them) instead of one vector of functionals: a
+``FrameEncoder`` (two causal convolutions along the clip's frames, ``frame_channels`` wide,
+then an attention pooling over each step's own frames, a weighted mean, whose weights at
+the clip's last step come out as ``frame_attention (B, F)``) turns them into one vector per
+step for the temporal attention and the LSTM, End2You-style: the model learns its own
+summary of the frames where the functionals are fixed ones. ``linear_skip`` still reads
+the step's standardised frames.
 
 Choices the paper leaves open, fixed here: the attention MLP is D → ``attention_hidden``
 → 1 with tanh; the LSTM has ``hidden`` units per layer (the paper gives neither); dropout
@@ -128,6 +137,31 @@ class AttentionPooling(nn.Module):
         return weights @ hidden, weights
 
 
+class FrameEncoder(nn.Module):
+    """Steps of frames → one vector per step: ``(B, T, F·L)`` read as F frames of L
+    descriptors, two causal 1-D convolutions (width 5, ReLU) along the clip's T·F frames,
+    then an attention pooling over each step's own F frames (α = softmax_F(MLP(h)), the step
+    vector is Σ α h). Returns ((B, T, C), α (B, T, F))."""
+
+    def __init__(self, descriptors: int, frames: int, channels: int, hidden: int,
+                 width: int = 5) -> None:
+        super().__init__()
+        self.descriptors, self.frames, self.width = descriptors, frames, width
+        self.convolutions = nn.ModuleList([nn.Conv1d(descriptors, channels, width),
+                                           nn.Conv1d(channels, channels, width)])
+        self.score = nn.Sequential(nn.Linear(channels, hidden), nn.Tanh(),
+                                   nn.Linear(hidden, 1, bias=False))
+
+    def forward(self, sequence: Tensor) -> tuple[Tensor, Tensor]:
+        batch, steps = sequence.shape[:2]
+        frames = sequence.reshape(batch, steps * self.frames, self.descriptors).transpose(1, 2)
+        for convolution in self.convolutions:  # left padding: a frame reads only its past
+            frames = torch.relu(convolution(nn.functional.pad(frames, (self.width - 1, 0))))
+        frames = frames.transpose(1, 2).reshape(batch, steps, self.frames, -1)
+        weights = torch.softmax(self.score(frames).squeeze(-1), dim=-1)  # (B, T, F)
+        return (weights.unsqueeze(-1) * frames).sum(dim=2), weights
+
+
 class AudioLSTMModel(nn.Module):
     """Standardiser → [temporal attention] → LSTM stack → last hidden state → dropout → FC."""
 
@@ -139,7 +173,8 @@ class AudioLSTMModel(nn.Module):
                  input_noise: float = 0.0, lstm_dropout: float = 0.0,
                  linear_skip: bool = False, lookahead: int = 0,
                  attention_uniform_start: bool = False,
-                 attention_pooling: bool = False) -> None:
+                 attention_pooling: bool = False, frame_descriptors: int = 0,
+                 frame_channels: int = 32) -> None:
         super().__init__()
         if isinstance(lookahead, bool) or int(lookahead) != lookahead or lookahead < 0:
             raise AvstanError(f"lookahead must be a whole number of steps >= 0, got {lookahead!r}")
@@ -150,14 +185,24 @@ class AudioLSTMModel(nn.Module):
         self.audio_standardiser = FeatureStandardiser(audio_features, feature_clip)
         self.recording_standardisation = bool(recording_standardisation)
         self.input_noise = float(input_noise)
-        self.attention_branch = TemporalAttention(audio_features, attention_hidden) \
+        self.frame_encoder = None
+        step_size = audio_features
+        if frame_descriptors:
+            if audio_features % frame_descriptors:
+                raise AvstanError(f"frame_descriptors={frame_descriptors} does not divide the "
+                                  f"{audio_features} audio features of a step")
+            self.frame_encoder = FrameEncoder(frame_descriptors,
+                                              audio_features // frame_descriptors,
+                                              frame_channels, attention_hidden or 64)
+            step_size = frame_channels
+        self.attention_branch = TemporalAttention(step_size, attention_hidden) \
             if attention else None
         self.attention_uniform_start = bool(attention_uniform_start)
         if self.attention_uniform_start and self.attention_branch is None:
             raise AvstanError("attention_uniform_start needs the temporal attention (lstm_ta)")
         if attention_pooling and self.attention_branch is None:
             raise AvstanError("attention_pooling needs the temporal attention (lstm_ta)")
-        self.lstm = nn.LSTM(audio_features, hidden, num_layers=layers, batch_first=True,
+        self.lstm = nn.LSTM(step_size, hidden, num_layers=layers, batch_first=True,
                             dropout=lstm_dropout if layers > 1 else 0.0)
         self.pooling = AttentionPooling(hidden, attention_hidden) if attention_pooling else None
         self.dropout = nn.Dropout(dropout)
@@ -179,6 +224,9 @@ class AudioLSTMModel(nn.Module):
 
     def _encode_standardised(self, sequence: Tensor) -> dict[str, Tensor]:
         out: dict[str, Tensor] = {}
+        if self.frame_encoder is not None:
+            sequence, frame_attention = self.frame_encoder(sequence)
+            out["frame_attention"] = frame_attention[:, -1]
         if self.attention_branch is not None:
             sequence, out["temporal_attention"] = self.attention_branch(sequence)
         hidden, _ = self.lstm(sequence)
@@ -237,7 +285,8 @@ def lstm_ta(clip_length: int = 16, targets: Sequence[str] = LABEL_NAMES,
             input_noise: float = 0.0, lstm_dropout: float = 0.0,
             linear_skip: bool = False, lookahead: int = 0,
             attention_uniform_start: bool = False,
-            attention_pooling: bool = False) -> AudioLSTMModel:
+            attention_pooling: bool = False, frame_descriptors: int = 0,
+            frame_channels: int = 32) -> AudioLSTMModel:
     """LSTM-RNN + TA: temporal attention over eGeMAPS steps, then a 4-layer LSTM."""
     return _audio_model(targets, clip_length, audio_features, hidden, layers, True,
                         attention_hidden, dropout, feature_clip,
@@ -245,7 +294,8 @@ def lstm_ta(clip_length: int = 16, targets: Sequence[str] = LABEL_NAMES,
                         input_noise=input_noise, lstm_dropout=lstm_dropout,
                         linear_skip=linear_skip, lookahead=lookahead,
                         attention_uniform_start=attention_uniform_start,
-                        attention_pooling=attention_pooling)
+                        attention_pooling=attention_pooling,
+                        frame_descriptors=frame_descriptors, frame_channels=frame_channels)
 
 
 @register_model
@@ -254,10 +304,12 @@ def lstm(clip_length: int = 16, targets: Sequence[str] = LABEL_NAMES,
          dropout: float = 0.5, feature_clip: float = 5.0,
          recording_standardisation: bool = False, input_noise: float = 0.0,
          lstm_dropout: float = 0.0, linear_skip: bool = False,
-         lookahead: int = 0) -> AudioLSTMModel:
+         lookahead: int = 0, frame_descriptors: int = 0,
+         frame_channels: int = 32) -> AudioLSTMModel:
     """LSTM-RNN: the audio model without temporal attention (MM paper, Table 1)."""
     return _audio_model(targets, clip_length, audio_features, hidden, layers, False, 0,
                         dropout, feature_clip,
                         recording_standardisation=recording_standardisation,
                         input_noise=input_noise, lstm_dropout=lstm_dropout,
-                        linear_skip=linear_skip, lookahead=lookahead)
+                        linear_skip=linear_skip, lookahead=lookahead,
+                        frame_descriptors=frame_descriptors, frame_channels=frame_channels)
