@@ -181,6 +181,19 @@ def test_streams_a_model_that_hears_cannot_take_are_one_line(models, tmp_path, m
         == EXIT_USER_ERROR
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "statistics of the whole recording" in lines[0], lines
+    # A model over features that media do not give (LLD frames, 4 of 25 descriptors a step)
+    frames = tmp_path / "frames.pt"
+    options = {**trained.model_options, "audio_features": 100, "frame_descriptors": 25}
+    TrainedModel(create_model("lstm", targets=trained.targets, **options), trained.targets,
+                 4.0, trained.metadata).save(frames)
+    for command in (["predict", str(frames), "--stream", str(SPEECH / "20.wav")],
+                    ["predict", str(frames), str(SPEECH / "20.wav"), "--output",
+                     str(tmp_path / "out")]):
+        assert main(command) == EXIT_USER_ERROR
+        captured = capsys.readouterr()
+        lines = captured.err.strip().splitlines()
+        assert len(lines) == 1 and "reads 100 audio features per step" in lines[0], lines
+        assert "frames.pt" in lines[0] and not (tmp_path / "out").exists()
     torch.manual_seed(0)  # nothing above drew; keep later tests' draws as they were
 
 

@@ -154,6 +154,7 @@ class Predictor:
         its memory traffic on a GPU)."""
         autocast_for(device, precision)  # an unknown or unsupported one: one line, first
         trained = TrainedModel.load(model_path, device)
+        trained.check_media_audio(model_path)
         config = prepare_config_for(trained, redetect_every, detector)
         aligner = make_aligner(config) if trained.reads_video else None
         chains = chains_from_dicts(trained.postprocessing) if postprocess else None

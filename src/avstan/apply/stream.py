@@ -315,6 +315,7 @@ def stream_predict(model_path: str | Path, source: str, out: TextIO | None = Non
     log = log or sys.stderr
     torch.set_flush_denormal(True)  # as offline predict
     trained = TrainedModel.load(model_path, device)
+    trained.check_media_audio(model_path)
     if getattr(trained.network, "recording_standardisation", False):
         raise AvstanError(f"{model_path}: {trained.model_name} standardises each recording "
                           "with statistics of the whole recording (recording_standardisation), "

@@ -38,7 +38,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from avstan.data.audio import DEFAULT_AUDIO_WINDOW
+from avstan.data.audio import DEFAULT_AUDIO_WINDOW, EGEMAPS_NAMES
 from avstan.data.detectors import DEFAULT_DETECTOR, DETECTORS
 from avstan.data.faces import DEFAULT_REDETECT_EVERY, DEFAULT_TEMPLATE
 from avstan.devices import checked_device
@@ -164,6 +164,17 @@ class TrainedModel:
             if isinstance(width, int):
                 return width
         return None
+
+    def check_media_audio(self, model_path: str | Path) -> None:
+        """Refuse a model whose audio input is not the eGeMAPS functionals that predict and
+        stream compute from media (one trained on another store's features, such as the
+        low-level-descriptor frames of ``benchmarks/real_speech.py --lld``)."""
+        width = self.audio_width
+        if width is not None and width != len(EGEMAPS_NAMES):
+            raise AvstanError(f"{model_path}: {self.model_name} reads {width} audio features "
+                              f"per step, but avstan computes the {len(EGEMAPS_NAMES)} eGeMAPS "
+                              "functionals from media; evaluate it on its store (avstan "
+                              "evaluate), or train on a store made by avstan prepare")
 
     def check_recordings(self, recordings: Sequence, model_path: str | Path,
                          store_root: str | Path) -> None:
