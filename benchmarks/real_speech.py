@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from avstan.data.audio import LLD_HOP, SAMPLE_RATE, load_audio
 from avstan.data.continuous import ContinuousConfig
 from avstan.data.prepare import PrepareConfig, prepare_folder
 from avstan.data.store import RecordingStore
@@ -58,6 +59,46 @@ def full_store(work: Path, corpus: Path, audio_window: float | None = None) -> P
     if summary.failed:
         raise SystemExit(f"{store}: {len(summary.failed)} recordings failed: {summary.failed}")
     return store
+
+
+def lld_frames(path: Path, times: np.ndarray, step_seconds: float) -> np.ndarray:
+    """The eGeMAPS low-level descriptors (25, every 10 ms) of the frames that start in each
+    step's hop ``[t - step_seconds, t)``: ``(N, frames × 25)``, frame-major (the frames of
+    the first step, which has no hop before it, are NaN, which the standardiser maps to 0)."""
+    import opensmile
+
+    smile = opensmile.Smile(opensmile.FeatureSet.eGeMAPSv02,
+                            opensmile.FeatureLevel.LowLevelDescriptors)
+    table = smile.process_signal(np.clip(load_audio(path), -1.0, 32767 / 32768), SAMPLE_RATE)
+    values = table.to_numpy(dtype=np.float32)
+    starts = np.rint(table.index.get_level_values("start").total_seconds().to_numpy()
+                     / LLD_HOP).astype(np.int64)
+    if not np.array_equal(starts, np.arange(len(starts))):
+        raise RuntimeError(f"{path}: openSMILE's LLD frames are not every {LLD_HOP} s")
+    per_step = int(round(step_seconds / LLD_HOP))
+    first = np.rint(times / LLD_HOP).astype(np.int64) - per_step
+    index = first[:, None] + np.arange(per_step)[None, :]  # (N, frames)
+    padded = np.concatenate([values, np.full((1, values.shape[1]), np.nan, np.float32)])
+    index = np.where((index >= 0) & (index < len(values)), index, len(values))
+    return padded[index].reshape(len(times), -1)
+
+
+def lld_store(work: Path, store: Path) -> Path:
+    """``WORK/store_lld``: the recordings of ``store`` with each step's LLD frames
+    (:func:`lld_frames`) as its audio features instead of the eGeMAPS functionals."""
+    target = work / "store_lld"
+    full = RecordingStore.open(store)
+    out = RecordingStore.create(target, corpus=full.corpus,
+                                **{**full.attrs, "audio_features": "egemaps_lld_frames"})
+    for name in full.names():
+        if out.is_complete(name):
+            continue
+        recording = full.load(name, load_frames=False)
+        recording.audio_features = lld_frames(store / "continuous" / f"{name}.wav",
+                                              recording.times,
+                                              1.0 / recording.step_rate)
+        out.add(recording)
+    return target
 
 
 def speaker_store(work: Path, store: Path, speakers: int) -> Path:
@@ -121,12 +162,18 @@ def main() -> None:
                         help="the eGeMAPS window of a store of its own (WORK/store_wSECONDS; "
                              "default: prepare's, in WORK/store); give the runs a --tag of "
                              "their own")
+    parser.add_argument("--lld", action="store_true",
+                        help="each step's eGeMAPS low-level descriptors (25 frames of 25, "
+                             "WORK/store_lld) instead of the functionals; set "
+                             "model.options.audio_features=625 and a --tag of their own")
     parser.add_argument("--work", default="runs/real_speech")
     parser.add_argument("--corpus", default=str(CORPUS))
     args = parser.parse_args()
     work = Path(args.work)
     started = time.perf_counter()
     store = full_store(work, Path(args.corpus), args.audio_window)
+    if args.lld:
+        store = lld_store(work, store)
     rows = []
     for speakers in args.speakers:
         view = speaker_store(work, store, speakers)
