@@ -141,7 +141,9 @@ class FrameEncoder(nn.Module):
     """Steps of frames → one vector per step: ``(B, T, F·L)`` read as F frames of L
     descriptors, two causal 1-D convolutions (width 5, ReLU) along the clip's T·F frames,
     then an attention pooling over each step's own F frames (α = softmax_F(MLP(h)), the step
-    vector is Σ α h). Returns ((B, T, C), α (B, T, F))."""
+    vector is Σ α h). Returns ((B, T, C), α (B, T, F)). The convolutions keep PyTorch's
+    default start (``models.init`` draws Xavier weights for the papers' layer types only;
+    the numbers of docs/benchmarks.md "Round 6" were measured so)."""
 
     def __init__(self, descriptors: int, frames: int, channels: int, hidden: int,
                  width: int = 5) -> None:
