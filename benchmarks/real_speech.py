@@ -17,7 +17,7 @@ kept under ``WORK/runs`` and reused.
 
     .venv/bin/python benchmarks/real_speech.py [--speakers 6 18] [--seeds 0 1 2]
         [--models baseline baseline_lookahead lstm lstm_ta] [--partition test] [--set KEY=VALUE ...]
-        [--tag NAME] [--audio-window SECONDS] [--work runs/real_speech]
+        [--tag NAME] [--audio-window SECONDS [SECONDS ...]] [--lld] [--work runs/real_speech]
 """
 
 from __future__ import annotations
@@ -47,7 +47,9 @@ TARGETS = ("valence", "arousal")
 
 def store_name(audio_window: float | None) -> str:
     """``store`` for prepare's default eGeMAPS window, ``store_w1`` for a 1 s one."""
-    return "store" if audio_window is None else f"store_w{audio_window:g}"
+    if audio_window is None or audio_window == PrepareConfig.audio_window:
+        return "store"
+    return f"store_w{audio_window:g}"
 
 
 def full_store(work: Path, corpus: Path, audio_window: float | None = None) -> Path:
@@ -81,6 +83,26 @@ def lld_frames(path: Path, times: np.ndarray, step_seconds: float) -> np.ndarray
     padded = np.concatenate([values, np.full((1, values.shape[1]), np.nan, np.float32)])
     index = np.where((index >= 0) & (index < len(values)), index, len(values))
     return padded[index].reshape(len(times), -1)
+
+
+def windows_store(work: Path, stores: list[Path], windows: list[float]) -> Path:
+    """``WORK/store_w4+6`` (for windows 4 and 6): each step's functionals of every window,
+    side by side (88 per window, in the order given), from the stores of one window each."""
+    target = work / ("store_w" + "+".join(f"{w:g}" for w in windows))
+    sources = [RecordingStore.open(store) for store in stores]
+    out = RecordingStore.create(target, corpus=sources[0].corpus,
+                                **{**sources[0].attrs, "audio_window": list(windows)})
+    for name in sources[0].names():
+        if out.is_complete(name):
+            continue
+        recordings = [source.load(name, load_frames=False) for source in sources]
+        if any(not np.array_equal(r.times, recordings[0].times) for r in recordings):
+            raise SystemExit(f"{name}: the stores' step times differ")
+        recording = recordings[0]
+        recording.audio_features = np.concatenate([r.audio_features for r in recordings],
+                                                  axis=1)
+        out.add(recording)
+    return target
 
 
 def lld_store(work: Path, store: Path) -> Path:
@@ -158,9 +180,12 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="config override for the learned models")
     parser.add_argument("--tag", default="default", help="names the runs of these overrides")
-    parser.add_argument("--audio-window", type=float, default=None, metavar="SECONDS",
+    parser.add_argument("--audio-window", type=float, nargs="+", default=None,
+                        metavar="SECONDS",
                         help="the eGeMAPS window of a store of its own (WORK/store_wSECONDS; "
-                             "default: prepare's, in WORK/store); give the runs a --tag of "
+                             "default: prepare's, in WORK/store); with several, each step's "
+                             "functionals of every window side by side (WORK/store_w4+6: set "
+                             "model.options.audio_features=176); give the runs a --tag of "
                              "their own")
     parser.add_argument("--lld", action="store_true",
                         help="each step's eGeMAPS low-level descriptors (25 frames of 25, "
@@ -171,7 +196,9 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(args.work)
     started = time.perf_counter()
-    store = full_store(work, Path(args.corpus), args.audio_window)
+    windows = args.audio_window or [None]
+    stores = [full_store(work, Path(args.corpus), window) for window in windows]
+    store = stores[0] if len(stores) == 1 else windows_store(work, stores, windows)
     if args.lld:
         store = lld_store(work, store)
     rows = []
