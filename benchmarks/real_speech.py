@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avstan.data.audio import LLD_HOP, SAMPLE_RATE, load_audio
+from avstan.data.audio import LLD_HOP, SAMPLE_RATE, clip_for_opensmile, load_audio
 from avstan.data.continuous import ContinuousConfig
 from avstan.data.prepare import PrepareConfig, prepare_folder
 from avstan.data.store import RecordingStore
@@ -71,7 +71,7 @@ def lld_frames(path: Path, times: np.ndarray, step_seconds: float) -> np.ndarray
 
     smile = opensmile.Smile(opensmile.FeatureSet.eGeMAPSv02,
                             opensmile.FeatureLevel.LowLevelDescriptors)
-    table = smile.process_signal(np.clip(load_audio(path), -1.0, 32767 / 32768), SAMPLE_RATE)
+    table = smile.process_signal(clip_for_opensmile(load_audio(path)), SAMPLE_RATE)
     values = table.to_numpy(dtype=np.float32)
     starts = np.rint(table.index.get_level_values("start").total_seconds().to_numpy()
                      / LLD_HOP).astype(np.int64)
@@ -85,42 +85,42 @@ def lld_frames(path: Path, times: np.ndarray, step_seconds: float) -> np.ndarray
     return padded[index].reshape(len(times), -1)
 
 
+def derived_store(target: Path, source: Path, features, **attrs) -> Path:
+    """A store at ``target`` with the recordings of ``source`` whose audio features are
+    ``features(name, recording)`` instead (``attrs`` added to the source's); recordings
+    already there are kept, so a rerun only adds what is missing."""
+    full = RecordingStore.open(source)
+    out = RecordingStore.create(target, corpus=full.corpus, **{**full.attrs, **attrs})
+    for name in full.names():
+        if not out.is_complete(name):
+            recording = full.load(name, load_frames=False)
+            recording.audio_features = features(name, recording)
+            out.add(recording)
+    return target
+
+
 def windows_store(work: Path, stores: list[Path], windows: list[float]) -> Path:
     """``WORK/store_w4+6`` (for windows 4 and 6): each step's functionals of every window,
     side by side (88 per window, in the order given), from the stores of one window each."""
-    target = work / ("store_w" + "+".join(f"{w:g}" for w in windows))
-    sources = [RecordingStore.open(store) for store in stores]
-    out = RecordingStore.create(target, corpus=sources[0].corpus,
-                                **{**sources[0].attrs, "audio_window": list(windows)})
-    for name in sources[0].names():
-        if out.is_complete(name):
-            continue
-        recordings = [source.load(name, load_frames=False) for source in sources]
-        if any(not np.array_equal(r.times, recordings[0].times) for r in recordings):
+    others = [RecordingStore.open(store) for store in stores[1:]]
+
+    def side_by_side(name: str, recording) -> np.ndarray:
+        recordings = [other.load(name, load_frames=False) for other in others]
+        if any(not np.array_equal(r.times, recording.times) for r in recordings):
             raise SystemExit(f"{name}: the stores' step times differ")
-        recording = recordings[0]
-        recording.audio_features = np.concatenate([r.audio_features for r in recordings],
-                                                  axis=1)
-        out.add(recording)
-    return target
+        return np.concatenate([recording.audio_features,
+                               *(r.audio_features for r in recordings)], axis=1)
+
+    return derived_store(work / ("store_w" + "+".join(f"{w:g}" for w in windows)), stores[0],
+                         side_by_side, audio_window=list(windows))
 
 
 def lld_store(work: Path, store: Path) -> Path:
     """``WORK/store_lld``: the recordings of ``store`` with each step's LLD frames
     (:func:`lld_frames`) as its audio features instead of the eGeMAPS functionals."""
-    target = work / "store_lld"
-    full = RecordingStore.open(store)
-    out = RecordingStore.create(target, corpus=full.corpus,
-                                **{**full.attrs, "audio_features": "egemaps_lld_frames"})
-    for name in full.names():
-        if out.is_complete(name):
-            continue
-        recording = full.load(name, load_frames=False)
-        recording.audio_features = lld_frames(store / "continuous" / f"{name}.wav",
-                                              recording.times,
-                                              1.0 / recording.step_rate)
-        out.add(recording)
-    return target
+    return derived_store(work / "store_lld", store, lambda name, recording: lld_frames(
+        store / "continuous" / f"{name}.wav", recording.times, 1.0 / recording.step_rate),
+        audio_features="egemaps_lld_frames")
 
 
 def speaker_store(work: Path, store: Path, speakers: int) -> Path:

@@ -326,6 +326,12 @@ def _reason(exc: BaseException, path: Path | None = None) -> str:
 # --------------------------------------------------------------------------- features
 
 
+def clip_for_opensmile(signal: np.ndarray) -> np.ndarray:
+    """``signal`` clipped to what openSMILE reads without wrapping: it reads 16-bit
+    integers, so x · 32768 must stay below 32768 (+1 would wrap around to -1)."""
+    return np.clip(signal, -1.0, 32767 / 32768)
+
+
 def egemaps_functionals(signal: np.ndarray, sample_rate: int, step_times: np.ndarray,
                         window_seconds: float = DEFAULT_AUDIO_WINDOW,
                         source: str = "the audio", hop_frames: int | None = None
@@ -397,8 +403,7 @@ def egemaps_functionals(signal: np.ndarray, sample_rate: int, step_times: np.nda
         smile = opensmile.Smile(opensmile.FeatureSet.eGeMAPSv02,
                                 opensmile.FeatureLevel.Functionals,
                                 options={"frameModeFunctionalsConf": conf})
-        # openSMILE reads 16-bit integers: x * 32768 must not wrap around at +1.
-        clipped = np.clip(signal, -1.0, 32767 / 32768)
+        clipped = clip_for_opensmile(signal)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "Segment too short": checked below
             table = smile.process_signal(clipped, sample_rate)

@@ -105,14 +105,18 @@ class FeatureStandardiser(nn.Module):
         return torch.nan_to_num(z, nan=0.0).clamp(-self.clip, self.clip)
 
 
+def attention_score(size: int, hidden: int) -> nn.Sequential:
+    """The scoring MLP of every attention here: size → hidden → 1 with tanh. No bias on
+    the last layer: a constant added to every score leaves the softmax as is."""
+    return nn.Sequential(nn.Linear(size, hidden), nn.Tanh(), nn.Linear(hidden, 1, bias=False))
+
+
 class TemporalAttention(nn.Module):
     """λ_t = MLP(S_t); A = softmax_t(λ); Y = T · A ⊙ S. Returns (Y, A (B, T))."""
 
     def __init__(self, size: int, hidden: int = 64) -> None:
         super().__init__()
-        # No bias on the last layer: a constant added to every λ_t leaves the softmax as is.
-        self.score = nn.Sequential(nn.Linear(size, hidden), nn.Tanh(),
-                                   nn.Linear(hidden, 1, bias=False))
+        self.score = attention_score(size, hidden)
 
     def forward(self, sequence: Tensor) -> tuple[Tensor, Tensor]:
         weights = torch.softmax(self.score(sequence).squeeze(-1), dim=1)
@@ -126,8 +130,7 @@ class AttentionPooling(nn.Module):
 
     def __init__(self, size: int, hidden: int = 64) -> None:
         super().__init__()
-        self.score = nn.Sequential(nn.Linear(size, hidden), nn.Tanh(),
-                                   nn.Linear(hidden, 1, bias=False))
+        self.score = attention_score(size, hidden)
 
     def forward(self, hidden: Tensor) -> tuple[Tensor, Tensor]:
         steps = hidden.shape[1]
@@ -151,8 +154,7 @@ class FrameEncoder(nn.Module):
         self.descriptors, self.frames, self.width = descriptors, frames, width
         self.convolutions = nn.ModuleList([nn.Conv1d(descriptors, channels, width),
                                            nn.Conv1d(channels, channels, width)])
-        self.score = nn.Sequential(nn.Linear(channels, hidden), nn.Tanh(),
-                                   nn.Linear(hidden, 1, bias=False))
+        self.score = attention_score(channels, hidden)
 
     def forward(self, sequence: Tensor) -> tuple[Tensor, Tensor]:
         batch, steps = sequence.shape[:2]
