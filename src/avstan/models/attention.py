@@ -18,6 +18,11 @@ Choices the papers leave open, fixed here (and in docs/architecture.md):
   eq. 2 writes it; for the first frame that is the zero initial state, so frame 1's map is
   uniform. ``attention_from="current"`` uses step t instead.
 * ``temperature`` divides the logits before the softmax (1 = the papers).
+* The logit layer has no bias, and neither has the decoder's last upsampling (the 1×1 logit
+  layer turns a constant per channel into a constant on every logit): the softmax over a
+  frame's S·S locations is unchanged by a constant added to every logit, so such a bias
+  could never learn (its gradient is zero in exact arithmetic). Model files written with
+  them still load: the stored biases, which never changed an output, are dropped.
 * ``padding_mode`` of the encoder convolutions: "zeros" as usual, or "reflect" so that the
   crop border is not a free cue for the attention (seen in a prototype: the branch learnt
   to dim the zero-padded border instead of finding the face).
@@ -67,12 +72,14 @@ class NearestUpsample2x(nn.Module):
         return x[:, :, :, None, :, None].expand(n, c, h, 2, w, 2).reshape(n, c, 2 * h, 2 * w)
 
 
-def create_upsampling(channels: int, kind: str) -> nn.Module:
+def create_upsampling(channels: int, kind: str, bias: bool = True) -> nn.Module:
     """A ×2 spatial upsampling block of ``channels`` → ``channels``."""
     if kind == "transposed":
-        return nn.ConvTranspose2d(channels, channels, kernel_size=4, stride=2, padding=1)
+        return nn.ConvTranspose2d(channels, channels, kernel_size=4, stride=2, padding=1,
+                                  bias=bias)
     if kind == "resize_conv":
-        return nn.Sequential(NearestUpsample2x(), nn.Conv2d(channels, channels, 3, padding=1))
+        return nn.Sequential(NearestUpsample2x(),
+                             nn.Conv2d(channels, channels, 3, padding=1, bias=bias))
     raise ValueError(f"unknown upsampling {kind!r}: use 'transposed' or 'resize_conv'")
 
 
@@ -80,20 +87,36 @@ class TemporalDecoder(nn.Module):
     """Stages of [ConvLSTM, tanh, ×2 upsampling] that bring features back to S×S.
 
     Input (B, T, C, s, s) with s = S / 2^n → output (B, T, channels[-1], S, S).
+
+    ``output_bias=False`` leaves out the last upsampling's bias: in front of a linear map to
+    attention logits and a softmax over locations (``SpatiotemporalAttention``), a constant
+    per channel becomes one constant on every logit, which the softmax ignores, so that
+    bias could never learn. Stored model files that hold it still load (it is dropped).
     """
 
     def __init__(self, in_channels: int, input_size: int, channels: Sequence[int] = (64, 32, 16),
-                 upsampling: str = "transposed", peephole: bool = True) -> None:
+                 upsampling: str = "transposed", peephole: bool = True,
+                 output_bias: bool = True) -> None:
         super().__init__()
         self.cells = nn.ModuleList()
         self.upsamplers = nn.ModuleList()
         previous, size = in_channels, input_size
-        for width in channels:
+        for stage, width in enumerate(channels):
             self.cells.append(ConvLSTMCell(previous, width, (size, size), peephole=peephole))
-            self.upsamplers.append(create_upsampling(width, upsampling))
+            last = stage == len(channels) - 1
+            self.upsamplers.append(create_upsampling(width, upsampling,
+                                                     bias=output_bias or not last))
             previous, size = width, size * 2
+        self.output_bias = output_bias
         self.out_channels = previous
         self.output_size = size
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        if not self.output_bias:  # files written when the last upsampling had a bias
+            last = f"{prefix}upsamplers.{len(self.upsamplers) - 1}."
+            for key in (last + "bias", last + "1.bias"):
+                state_dict.pop(key, None)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, features: Tensor) -> Tensor:
         return self.from_input_gates(self.cells[0].input_gates(features))
@@ -127,6 +150,9 @@ class SpatialSoftmaxAttention(nn.Module):
             "current" — from step t.
         zero_init: start the logit layer at zero, so the initial attention is exactly
             uniform and the trunk first trains as a plain 3D-CNN.
+
+    The 1×1 conv has no bias: one constant added to every logit of a frame leaves its
+    softmax as it is, so the bias would get no gradient and never learn.
     """
 
     def __init__(self, in_channels: int, attention_from: str = "previous",
@@ -135,7 +161,7 @@ class SpatialSoftmaxAttention(nn.Module):
         if attention_from not in ("previous", "current"):
             raise ValueError("attention_from must be 'previous' or 'current', "
                              f"got {attention_from!r}")
-        self.logit = nn.Conv2d(in_channels, 1, kernel_size=1)
+        self.logit = nn.Conv2d(in_channels, 1, kernel_size=1, bias=False)
         self.attention_from = attention_from
         self.temperature = temperature
         self.zero_init = zero_init
@@ -143,19 +169,24 @@ class SpatialSoftmaxAttention(nn.Module):
     def reset_parameters(self) -> None:
         if self.zero_init:
             nn.init.zeros_(self.logit.weight)
-            nn.init.zeros_(self.logit.bias)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # Files written before the bias was removed hold ``logit.bias``: a constant on every
+        # logit of a frame, which never changed a softmax, so dropping it changes nothing.
+        state_dict.pop(prefix + "logit.bias", None)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, states: Tensor) -> Tensor:
         batch, steps, channels, height, width = states.shape
         # The 1×1 convolution as a product over channels: the same numbers, about twice as
         # fast on CPU as the convolution path at the decoder's full resolution (measured).
-        weight, bias = self.logit.weight.view(1, channels), self.logit.bias
-        logits = torch.matmul(weight, states.flatten(3)).view(batch, steps, height, width) + bias
+        weight = self.logit.weight.view(1, channels)
+        logits = torch.matmul(weight, states.flatten(3)).view(batch, steps, height, width)
         if self.attention_from == "previous":
-            # H_{t-1}: shift by one step; step 0 sees the zero initial state, whose logit is
-            # the bias (shifting the one-channel logits, not the states, saves a copy).
-            logits = torch.cat([bias.view(1, 1, 1, 1).expand(batch, 1, height, width),
-                                logits[:, :-1]], dim=1)
+            # H_{t-1}: shift by one step; step 0 sees the zero initial state, whose logits
+            # are zero (shifting the one-channel logits, not the states, saves a copy).
+            logits = torch.cat([logits.new_zeros(batch, 1, height, width), logits[:, :-1]],
+                               dim=1)
         return spatial_softmax(logits, self.temperature)
 
 
@@ -175,8 +206,11 @@ class SpatiotemporalAttention(nn.Module):
             raise ValueError(f"crop_size {crop_size} must be divisible by {downsampling} "
                              f"({len(encoder_channels)} pooling stages)")
         self.encoder = SpatialEncoder(3, encoder_channels, padding_mode)
+        # No bias on the decoder's last upsampling: the 1×1 logit layer maps it to one
+        # constant on every logit of a frame, which the softmax ignores.
         self.decoder = TemporalDecoder(self.encoder.out_channels, crop_size // downsampling,
-                                       decoder_channels, upsampling, peephole)
+                                       decoder_channels, upsampling, peephole,
+                                       output_bias=False)
         self.attention = SpatialSoftmaxAttention(self.decoder.out_channels, attention_from,
                                                  temperature, zero_init_logits)
 
