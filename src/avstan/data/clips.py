@@ -148,6 +148,8 @@ class ClipDataset(Dataset):
         mask        (T, S, S) bool, only when ``with_masks`` (the synthetic salient mask)
         step_target (T, K) float32, the labels at every step of the clip, only when
                     ``step_targets`` (a loss on every step)
+        expression  int64, the last step's expression index (-1: unknown), only when
+                    ``with_expressions`` (face images of an expression corpus)
 
     Args:
         stride: distance between the last steps of consecutive clips.
@@ -170,7 +172,7 @@ class ClipDataset(Dataset):
                  augment: AugmentConfig | None = None, with_masks: bool = False,
                  with_video: bool = True, with_audio: bool = False,
                  audio_per_recording: bool = False, step_targets: bool = False,
-                 lookahead: int = 0) -> None:
+                 lookahead: int = 0, with_expressions: bool = False) -> None:
         if clip_length < 1 or stride < 1:
             raise AvstanError(f"clip_length and stride must be >= 1, got {clip_length}, {stride}")
         if lookahead < 0:
@@ -204,6 +206,14 @@ class ClipDataset(Dataset):
                        for r in self.recordings] if with_audio else None
         self.step_targets = step_targets
         self._labels = [torch.from_numpy(r.labels[:, columns]) for r in self.recordings]
+        self._expressions = None
+        if with_expressions:
+            if any(r.expressions is None for r in self.recordings):
+                raise AvstanError("expressions requested but a recording has none (image "
+                                  "stores of expression corpora have them); set "
+                                  "training.expression_weight to 0")
+            self._expressions = [torch.from_numpy(r.expressions.astype(np.int64))
+                                 for r in self.recordings]
         self._masks = None
         if with_masks:
             if any(r.salient_mask is None for r in self.recordings):
@@ -248,6 +258,8 @@ class ClipDataset(Dataset):
             out["audio"] = self._audio[number][steps]
         if self.step_targets:
             out["step_target"] = self._labels[number][labelled]
+        if self._expressions is not None:
+            out["expression"] = self._expressions[number][end]
         if mask is not None:
             out["mask"] = mask
         return out

@@ -4,8 +4,9 @@ Users of other toolkits lose weeks to silently wrong crops; one look at a sheet 
 whether the face is centred, upright and the same size in every step. Steps without a
 face (which hold the nearest found crop) get a red frame; crops aligned from the
 detector's five points (the 68-point fit being implausible) an orange one, crops aligned
-from the corpus's own landmarks a blue one. A line above the grid names the detector and
-counts the steps by what they were aligned from.
+from the corpus's own landmarks a blue one, crops of an image in which the detector found
+no face (the 68-point fit made inside the image's frame) a purple one. A line above the
+grid names the detector and counts the steps by what they were aligned from.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from avstan.errors import AvstanError
 from avstan.io import atomic_write_bytes
 
 # frame colours by aligned_from code (no frame for the 68-point fit)
-FRAME_COLOURS = {0: (255, 0, 0), 2: (255, 150, 0), 3: (40, 110, 255)}
+FRAME_COLOURS = {0: (255, 0, 0), 2: (255, 150, 0), 3: (40, 110, 255), 4: (170, 40, 220)}
 HEADER_HEIGHT = 16
 
 
@@ -66,7 +67,9 @@ def contact_sheet(recording: Recording, max_steps: int = 32, columns: int = 8,
         if code in FRAME_COLOURS:
             draw.rectangle((left, top, left + size - 1, top + size - 1),
                            outline=FRAME_COLOURS[code], width=3)
-        draw.text((left + 3, top + 2), f"{recording.times[step]:.2f}s", fill=(255, 255, 0))
+        label = (f"#{step}" if recording.image_names is not None  # a shard of images
+                 else f"{recording.times[step]:.2f}s")
+        draw.text((left + 3, top + 2), label, fill=(255, 255, 0))
     return sheet
 
 

@@ -15,6 +15,15 @@ downstream reads it. Per recording, on the model's step timeline (4 steps/s by d
                                           pixels (x, y, 1) to crop pixels (NaN: no face)
     aligned_from    (N,)         uint8    optional, what each step's crop was aligned from:
                                           an index into ALIGNED_FROM (0: no face)
+    expressions     (N,)         int8     optional, an expression category per step, an index
+                                          into data.corpora.images.EXPRESSIONS (-1: unknown)
+    image_names     (N,)         bytes    optional, image stores: the image each step is
+
+An **image store** (``attrs["kind"] == "images"``, written by ``data.images``) holds labelled
+face images instead of videos: each recording is a shard of a few thousand images of one
+partition, one image per step (the step rate is that of the video a model trained on them
+will read, prepare's ``--step-rate``, and ``times`` the images' indices over it), so the
+same atomic, checksummed, resumable files and the same clip datasets serve them.
 
 and, optionally, the corpus's own gold standard on its own timeline (what AVEC scores on;
 absent for the synthetic corpus, whose step labels are the truth):
@@ -64,9 +73,11 @@ from avstan.targets import LABEL_NAMES
 
 STORE_VERSION = 1
 # aligned_from codes: no face; dlib's 68-point fit; the detector's five points (the fit
-# being implausible); the corpus's own landmarks
-ALIGNED_FROM = ("no face", "68-point fit", "detector's points", "corpus landmarks")
-ANCHOR_CODES = {"landmarks": 1, "detector": 2, "corpus": 3}  # AlignedFace.anchors → code
+# being implausible); the corpus's own landmarks; for an image where the detector found no
+# face, the 68-point fit made inside the image's own frame (data.images)
+ALIGNED_FROM = ("no face", "68-point fit", "detector's points", "corpus landmarks",
+                "fit in the image frame")
+ANCHOR_CODES = {"landmarks": 1, "detector": 2, "corpus": 3, "frame": 4}  # anchors → code
 PARTITIONS = ("train", "devel", "test")
 MANIFEST_NAME = "manifest.json"
 
@@ -96,6 +107,8 @@ class Recording:
     gold_labels: np.ndarray | None = None  # (M, 2) float32 at gold_times, NaN where unknown
     aligned_from: np.ndarray | None = None  # (N,) uint8, index into ALIGNED_FROM
     face_detector: str = ""  # the detector that searched its frames ("": none)
+    expressions: np.ndarray | None = None  # (N,) int8, expression index, -1 unknown
+    image_names: np.ndarray | None = None  # (N,) bytes, image stores: each step's image
 
     def __post_init__(self) -> None:
         if self.frames is not None and not isinstance(self.frames, FRAMES_ON_DISK):
@@ -119,6 +132,10 @@ class Recording:
             self.gold_labels = np.asarray(self.gold_labels, dtype=np.float32)
         if self.aligned_from is not None:
             self.aligned_from = np.asarray(self.aligned_from, dtype=np.uint8)
+        if self.expressions is not None:
+            self.expressions = np.asarray(self.expressions, dtype=np.int8)
+        if self.image_names is not None:
+            self.image_names = np.asarray(self.image_names, dtype=np.bytes_)
 
     @property
     def num_steps(self) -> int:
@@ -176,6 +193,10 @@ class Recording:
         if self.frame_times is not None and self.frame_times.shape != (self.num_steps,):
             problems.append(f"frame_times must be ({self.num_steps},), "
                             f"got {self.frame_times.shape}")
+        for optional in ("expressions", "image_names"):
+            values = getattr(self, optional)
+            if values is not None and values.shape != (self.num_steps,):
+                problems.append(f"{optional} must be ({self.num_steps},), got {values.shape}")
         if not np.isfinite(self.times).all() or np.any(np.diff(self.times) <= 0):
             problems.append("times must be finite and strictly increasing")
         problems += _gold_problems(self.gold_times, self.gold_labels)
@@ -343,7 +364,8 @@ def write_recording(path: Path, recording: Recording) -> None:
                     add(h5, "salient_mask", recording.salient_mask, compression="gzip",
                         compression_opts=1)
                 for optional in ("landmarks", "frame_times", "alignment_matrices",
-                                 "gold_times", "gold_labels", "aligned_from"):
+                                 "gold_times", "gold_labels", "aligned_from", "expressions",
+                                 "image_names"):
                     if getattr(recording, optional) is not None:
                         add(h5, optional, getattr(recording, optional))
                 if recording.alignment_template is not None:
@@ -513,6 +535,8 @@ def read_recording(path: Path, load_frames: bool = True, lazy_frames: bool = Fal
                                     if "alignment_template" in h5.attrs else None),
                 aligned_from=h5["aligned_from"][()] if "aligned_from" in h5 else None,
                 face_detector=str(h5.attrs.get("face_detector", "")),
+                expressions=h5["expressions"][()] if "expressions" in h5 else None,
+                image_names=h5["image_names"][()] if "image_names" in h5 else None,
             )
             full_shape = None if frames_ds is None else frames_ds.shape
     except AvstanError:

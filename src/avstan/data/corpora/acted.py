@@ -17,6 +17,9 @@ neutral     0.0     0.0      given
 calm        0.4    -0.5      chosen: pleasant and low arousal ("relaxed, serene")
 surprise    0.2     0.7      chosen: high arousal, valence slightly positive (RAVDESS's
                              surprised statements are mostly of the pleased kind)
+contempt   -0.5     0.2      chosen: unpleasant, mildly aroused, between disgust and
+                             neutral (MEAD and AffectNet have it; the same point as the
+                             FER reference of issue 30 used)
 =========  =======  =======  ==========================================================
 
 Intensity scales the point away from neutral: both coordinates are multiplied by the
@@ -51,6 +54,7 @@ CIRCUMPLEX: dict[str, tuple[float, float]] = {
     "neutral": (0.0, 0.0),
     "calm": (0.4, -0.5),
     "surprise": (0.2, 0.7),
+    "contempt": (-0.5, 0.2),
 }
 LABEL_RATE = 10.0  # Hz: the label track written for an utterance (and a continuous recording)
 PARTITIONS = ("train", "devel", "test")
