@@ -18,7 +18,10 @@ OPTIONS = {"sta3d": ("sta3d", {"crop_size": 16}), "cnn2d": ("cnn2d", {"crop_size
            "static3d": ("static3d", {"crop_size": 16}), "lstm_ta": ("lstm_ta", LSTM_TA),
            "lstm_ta_pooling": ("lstm_ta", {**LSTM_TA, "attention_pooling": True}),
            "lstm_ta_frames": ("lstm_ta", {**LSTM_TA, "frame_descriptors": 3}),
-           "av_sta": ("av_sta", {"crop_size": 16, "audio_features": 6, "audio": {"hidden": 8}})}
+           "av_sta": ("av_sta", {"crop_size": 16, "audio_features": 6, "audio": {"hidden": 8}}),
+           "frame2d": ("frame2d", {"crop_size": 16, "expression_classes": 8}),
+           "frame2d_va": ("frame2d", {"crop_size": 16, "expression_classes": 8,
+                                      "va_from_expressions": True, "flip_average": True})}
 
 
 @pytest.fixture(scope="module", params=list(OPTIONS))

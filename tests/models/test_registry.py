@@ -345,7 +345,33 @@ def declared_reason(name):
     return found[0] if found else None
 
 
-MODEL_VARIANTS = [(name, {}) for name in list_models()] + OPTION_VARIANTS
+# The frame model's options that change its layers (an expression head, valence/arousal
+# from it, test-time flip averaging)
+FRAME_VARIANTS = [
+    ("frame2d", {"expression_classes": 8}),
+    ("frame2d", {"expression_classes": 8, "va_from_expressions": True}),
+    ("frame2d", {"expression_classes": 8, "va_from_expressions": True, "flip_average": True,
+                 "grey": False}),
+]
+MODEL_VARIANTS = [(name, {}) for name in list_models()] + OPTION_VARIANTS + FRAME_VARIANTS
+
+
+@pytest.mark.parametrize(("name", "options"), FRAME_VARIANTS)
+def test_frame_options_every_parameter_gets_a_gradient(name, options):
+    model = tiny_model(name, **options)
+    out = model(**tiny_inputs(model))
+    assert out["prediction"].shape == (2, 2) and out["expression_logits"].shape == (2, 8)
+
+    def backward(m):  # the expression head learns from its own loss (cross-entropy)
+        out = m(**float64_inputs(m))
+        (out["prediction"].square().sum() + out["expression_logits"].square().sum()).backward()
+
+    missing = parameters_without_a_real_gradient(model, backward)
+    assert not missing, f"{name} {options}: parameters without a gradient: {missing}"
+    model.eval()
+    inputs = float64_inputs(model)
+    first = model(**inputs)["prediction"]
+    torch.testing.assert_close(first, model(**inputs)["prediction"])
 
 
 @pytest.mark.parametrize(("name", "options"), MODEL_VARIANTS)
@@ -369,8 +395,14 @@ def test_a_constant_on_a_shift_layer_leaves_the_prediction_as_it_is(name, option
             if isinstance(module, torch.nn.Dropout):
                 module.p = 0.0
     inputs = float64_inputs(model, generator=torch.Generator().manual_seed(3))
+
+    def outputs():  # the prediction, and the expression head's logits where there is one
+        out = model(**inputs)
+        return torch.cat([out["prediction"], out.get("expression_logits",
+                                                     out["prediction"][:, :0])], dim=1)
+
     with torch.no_grad():
-        reference = model(**inputs)["prediction"]
+        reference = outputs()
     if not shift_layers:
         pytest.skip(f"{name} has no layer whose bias a softmax would ignore")
     generator = torch.Generator().manual_seed(4)
@@ -386,7 +418,7 @@ def test_a_constant_on_a_shift_layer_leaves_the_prediction_as_it_is(name, option
         called = []
         handle_called = module.register_forward_hook(lambda *_: called.append(True))
         with torch.no_grad():
-            out = model(**inputs)["prediction"]
+            out = outputs()
         handle.remove()
         handle_called.remove()
         return out, bool(called)

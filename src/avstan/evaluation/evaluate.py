@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from avstan.data.clips import usable_recordings
+from avstan.data.images import is_image_store
 from avstan.data.store import RecordingStore
 from avstan.errors import AvstanError
 from avstan.evaluation.postprocess import PostProcessing, chains_from_dicts
@@ -53,6 +54,10 @@ def evaluate_model_file(model_path: str | Path, store_root: str | Path, partitio
     store's devel partition (which must then have labels)."""
     trained = TrainedModel.load(model_path, device)
     store = RecordingStore.open(store_root)
+    if is_image_store(store.attrs):
+        # a shard of face images is not a timeline: each image is scored on its own, and a
+        # chain of smoothing over steps (the video filter a model file carries) does not apply
+        postprocess = False
     recordings, skipped = usable(trained, store.load_partition(partition, lazy_frames=True),
                                  store_root)
     if not recordings:

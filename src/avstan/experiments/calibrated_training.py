@@ -72,9 +72,13 @@ def train_and_calibrate(config: ExperimentConfig, restart: bool = False,
 def describe_chains(chains: dict[str, PostProcessing]) -> str:
     """One line: each target's fitted chain and its devel CCC before and after, and a
     warning for each step that was refused or clipped."""
-    line = "; ".join(
-        f"{t}: median {c.median_window}, centre {c.centre_offset:+.3f}, scale "
-        f"{c.scale_factor:.3f} (devel CCC {c.devel_ccc_raw:.3f} -> {c.devel_ccc:.3f})"
-        for t, c in chains.items())
+    def one(target: str, chain: PostProcessing) -> str:
+        steps = (f"{target}: median {chain.median_window}, centre {chain.centre_offset:+.3f}, "
+                 f"scale {chain.scale_factor:.3f}")
+        if chain.devel_ccc_raw is None:  # a fixed chain (a model trained on face images)
+            return f"{steps} (fixed, not fitted on devel)"
+        return f"{steps} (devel CCC {chain.devel_ccc_raw:.3f} -> {chain.devel_ccc:.3f})"
+
+    line = "; ".join(one(t, c) for t, c in chains.items())
     notes = describe_notes(chains)
     return line if notes is None else f"{line}. Warning: {notes}"

@@ -5,7 +5,7 @@ Importing this package imports every model module (video, audio, fusion), whose
 them, so there is no cycle (timm's layout).
 """
 
-from avstan.models import audio, fusion, video  # noqa: F401 - registers the models
+from avstan.models import audio, frame, fusion, video  # noqa: F401 - registers the models
 from avstan.models.registry import create_model, list_models, model_arguments, register_model
 
 __all__ = ["create_model", "list_models", "model_arguments", "register_model"]

@@ -53,6 +53,12 @@ class DataSection:
 class TrainingSection:
     loss: str = "mse"  # mse (papers) | ccc (1 - CCC, averaged over targets)
     lr: float = 1e-4
+    # constant (the papers) | cosine: the learning rate falls from lr to 0 along a half
+    # cosine over the run's max_epochs, step by step
+    lr_schedule: str = "constant"
+    # weight of the expression head's cross-entropy (models with expression_classes, on
+    # stores with expressions: face images) added to the loss; 0 = off
+    expression_weight: float = 0.0
     attention_lr: float | None = None  # a separate learning rate for the attention branch
     # weight of the maps' mean normalised entropy added to the loss (0 = off): an
     # unsupervised push towards sharper attention maps, without saying where
@@ -96,6 +102,12 @@ class TrainingSection:
             raise AvstanError(f"training.num_workers {self.num_workers}: use 0 or more")
         if not self.lr > 0:
             raise AvstanError(f"training.lr {self.lr}: use a positive learning rate")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise AvstanError(f"training.lr_schedule {self.lr_schedule!r}: use constant or "
+                              "cosine")
+        if not self.expression_weight >= 0:
+            raise AvstanError(f"training.expression_weight {self.expression_weight}: use 0 "
+                              "(off) or a positive weight")
         if self.ema_decay is not None and not 0 <= self.ema_decay < 1:
             raise AvstanError(f"training.ema_decay {self.ema_decay}: use a decay in [0, 1), "
                               "e.g. 0.99, or null for no weight average")

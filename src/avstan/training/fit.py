@@ -34,6 +34,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from avstan.data.images import IMAGE_MODEL_SMOOTHING, is_image_store
 from avstan.data.store import RecordingStore
 from avstan.errors import AvstanError
 from avstan.io import atomic_write_bytes, ensure_writable_folder
@@ -228,14 +229,16 @@ def train_experiment(config: ExperimentConfig, restart: bool = False, progress: 
     module = EmotionRegressor(config.model.name, options, config.data.targets, section.loss,
                               section.lr, section.attention_lr, section.weight_decay,
                               section.attention_entropy, section.attention_entropy_start,
-                              section.attention_entropy_ramp, section.loss_every_step)
+                              section.attention_entropy_ramp, section.loss_every_step,
+                              section.lr_schedule, section.expression_weight)
     datamodule = RecordingDataModule(
         config.data.store, config.data.targets, config.data.clip_length, config.data.train_stride,
         config.data.val_stride, section.batch_size, config.data.augment, section.num_workers,
         crop_size=options.get("crop_size"), input_names=module.model.input_names,
         audio_per_recording=getattr(module.model, "recording_standardisation", False),
         step_targets=section.loss_every_step, frames_in_memory=config.data.frames_in_memory,
-        lookahead=getattr(module.model, "lookahead", 0))
+        lookahead=getattr(module.model, "lookahead", 0),
+        with_expressions=section.expression_weight > 0)
     datamodule.setup("fit")
     if "audio" in module.model.input_names:
         fit_audio_standardisation(module.model, datamodule.train_dataset.recordings,
@@ -313,8 +316,16 @@ def train_experiment(config: ExperimentConfig, restart: bool = False, progress: 
                 "alignment_template": datamodule.train_dataset.recordings[0].alignment_template,
                 "redetect_every": store_attrs.get("redetect_every"),
                 "detector": store_attrs.get("detector")}
-    TrainedModel(module.model, tuple(config.data.targets), datamodule.step_rate,
-                 metadata).save(output / "model.pt")
+    image_store = is_image_store(store_attrs)
+    if image_store:  # on video it follows the face between searches as prepare's default does
+        metadata["trained_on"] = "images"
+    trained = TrainedModel(module.model, tuple(config.data.targets), datamodule.step_rate,
+                           metadata)
+    if image_store:
+        # an image corpus has no devel timeline to fit a smoothing on: the fixed filter
+        trained = trained.with_postprocessing({t: dict(IMAGE_MODEL_SMOOTHING)
+                                               for t in config.data.targets})
+    trained.save(output / "model.pt")
     done = {"best_val_ccc": best_score, "epochs": trainer.current_epoch,
             "best_checkpoint": str(best_path)}
     atomic_write_bytes(output / DONE_NAME, json.dumps(done, indent=1).encode())

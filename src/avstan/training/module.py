@@ -53,7 +53,8 @@ class EmotionRegressor(L.LightningModule):
                  loss: str = "mse", lr: float = 1e-4, attention_lr: float | None = None,
                  weight_decay: float = 0.0, attention_entropy: float = 0.0,
                  attention_entropy_start: float = 0.0,
-                 attention_entropy_ramp: float = 0.0, loss_every_step: bool = False) -> None:
+                 attention_entropy_ramp: float = 0.0, loss_every_step: bool = False,
+                 lr_schedule: str = "constant", expression_weight: float = 0.0) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.model = create_model(model_name, targets=list(targets), **model_options)
@@ -66,6 +67,10 @@ class EmotionRegressor(L.LightningModule):
         if attention_entropy and getattr(self.model, "attention_branch", None) is None:
             raise AvstanError(f"training.attention_entropy: model {model_name!r} learns no "
                               "attention maps; set it to 0 or train sta3d/static3d")
+        if expression_weight and getattr(self.model, "expression", None) is None:
+            raise AvstanError(f"training.expression_weight: model {model_name!r} has no "
+                              "expression head; set model.options.expression_classes (frame2d) "
+                              "or the weight to 0")
         self.targets = tuple(targets)
         self.loss_fn = get_loss(loss)
         self._val_predictions: list[torch.Tensor] = []
@@ -84,6 +89,8 @@ class EmotionRegressor(L.LightningModule):
             loss = self.loss_fn(out["prediction"], batch["target"])
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True,
                  batch_size=len(batch["target"]))
+        if self.hparams.expression_weight:
+            loss = loss + self.hparams.expression_weight * self._expression_loss(out, batch)
         if self.hparams.attention_entropy:
             entropy = attention_entropy(out["attention"])
             self.log("train/attention_entropy", entropy, on_step=False, on_epoch=True,
@@ -94,6 +101,23 @@ class EmotionRegressor(L.LightningModule):
                                     self.hparams.attention_entropy_ramp)
             if weight:
                 loss = loss + weight * entropy
+        return loss
+
+    def _expression_loss(self, out: dict[str, torch.Tensor], batch: dict[str, Any]
+                         ) -> torch.Tensor:
+        """Cross-entropy of the expression head on the samples whose expression is known
+        (-1: unknown, ignored); logged as ``train/expression_loss``."""
+        expressions = batch.get("expression")
+        if expressions is None:
+            raise AvstanError("training.expression_weight: the store has no expressions "
+                              "(image stores of expression corpora have them); set it to 0")
+        known = expressions >= 0
+        if not known.any():
+            return out["expression_logits"].sum() * 0.0
+        loss = torch.nn.functional.cross_entropy(out["expression_logits"][known],
+                                                 expressions[known])
+        self.log("train/expression_loss", loss, on_step=False, on_epoch=True,
+                 batch_size=int(known.sum()))
         return loss
 
     def _every_step_loss(self, out: dict[str, torch.Tensor], batch: dict[str, Any]
@@ -168,7 +192,15 @@ class EmotionRegressor(L.LightningModule):
                 {"params": [p for p in self.model.parameters() if id(p) not in attention_ids]},
                 {"params": list(attention.parameters()), "lr": self.hparams.attention_lr},
             ]
-        return torch.optim.Adam(groups, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        optimiser = torch.optim.Adam(groups, lr=self.hparams.lr,
+                                     weight_decay=self.hparams.weight_decay)
+        if self.hparams.lr_schedule == "constant":
+            return optimiser
+        steps = max(1, int(self.trainer.estimated_stepping_batches))
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimiser, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, steps) / steps)))
+        return {"optimizer": optimiser, "lr_scheduler": {"scheduler": schedule,
+                                                         "interval": "step"}}
 
 
 class RecordingDataModule(L.LightningDataModule):
@@ -189,7 +221,7 @@ class RecordingDataModule(L.LightningDataModule):
                  crop_size: int | None = None,
                  input_names: Sequence[str] = ("clip",), audio_per_recording: bool = False,
                  step_targets: bool = False, frames_in_memory: bool = True,
-                 lookahead: int = 0) -> None:
+                 lookahead: int = 0, with_expressions: bool = False) -> None:
         super().__init__()
         self.store_root = store
         self.targets = tuple(targets)
@@ -205,6 +237,7 @@ class RecordingDataModule(L.LightningDataModule):
         self.step_targets = step_targets
         self.frames_in_memory = frames_in_memory
         self.lookahead = lookahead
+        self.with_expressions = with_expressions
         self.skipped: list[str] = []
         self.train_dataset: ClipDataset | None = None
         self.val_dataset: ClipDataset | None = None
@@ -250,7 +283,8 @@ class RecordingDataModule(L.LightningDataModule):
                                          with_masks=train_masks,
                                          audio_per_recording=self.audio_per_recording,
                                          step_targets=self.step_targets,
-                                         lookahead=self.lookahead, **flags)
+                                         lookahead=self.lookahead,
+                                         with_expressions=self.with_expressions, **flags)
         self.val_dataset = ClipDataset(devel, self.clip_length, self.val_stride, self.targets,
                                        labelled_only=True, with_masks=with_masks,
                                        audio_per_recording=self.audio_per_recording,
