@@ -93,6 +93,9 @@ class TrainingSection:
     # with init_branches: the fusion starts out predicting exactly what the trained video
     # branch predicts (audio weights zero), so training adds audio only where it helps
     fusion_starts_as_video: bool = False
+    # a trained frame model (frame2d) file whose convolutions start the video model's
+    # (models.inflate: 2D kernels inflated over time, batch norms folded in)
+    init_encoder: str | None = None
 
     def __post_init__(self) -> None:
         for key in ("batch_size", "max_epochs", "patience", "num_nodes"):

@@ -39,7 +39,10 @@ from avstan.data.store import RecordingStore
 from avstan.errors import AvstanError
 from avstan.io import atomic_write_bytes, ensure_writable_folder
 from avstan.models import model_arguments
+from avstan.models.frame import FrameCNN
+from avstan.models.inflate import init_from_frame_model
 from avstan.models.model_file import TrainedModel
+from avstan.models.packaged import is_packaged_name, packaged_model_path
 from avstan.progress import on_terminal
 from avstan.training.config import ExperimentConfig, config_from_dict
 from avstan.training.module import EmotionRegressor, RecordingDataModule
@@ -170,6 +173,30 @@ def init_branches(model: torch.nn.Module, files: dict[str, str], freeze: bool = 
             branch.requires_grad_(False)
 
 
+def frame_model_to_start_from(path: str) -> tuple[str, FrameCNN]:
+    """(file, network) of ``training.init_encoder``: a frame model file, or a packaged
+    model's name; anything else is one AvstanError."""
+    if is_packaged_name(path):
+        path = str(packaged_model_path(path))
+    trained = TrainedModel.load(path)
+    if not isinstance(trained.network, FrameCNN):
+        raise AvstanError(f"training.init_encoder: {path} is a {trained.model_name} model; "
+                          "give a frame model file (frame2d, e.g. the packaged one)")
+    return path, trained.network
+
+
+def init_encoder(model: torch.nn.Module, path: str) -> dict:
+    """Start ``model``'s convolutions from the frame model file at ``path``
+    (``models.inflate``); returns what the model file records: the source and the layers
+    started and left at their start. A packaged model's name stands for its file."""
+    path, frame = frame_model_to_start_from(path)
+    layers = init_from_frame_model(model, frame, str(path))
+    if not layers["started"]:
+        raise AvstanError(f"training.init_encoder: {model.model_name} has no convolution a "
+                          f"frame model can start; train cnn2d, cnn3d, static3d or sta3d")
+    return {"from": str(path), **layers}
+
+
 def weight_average(decay: float) -> L.Callback:
     """Lightning's EMA callback: it swaps the average in for each devel pass and writes it
     as the checkpoint's weights (the weights being trained travel beside it, for resuming).
@@ -211,6 +238,8 @@ def train_experiment(config: ExperimentConfig, restart: bool = False, progress: 
     """
     output = Path(config.output)
     model_arguments(config.model.name)  # an unknown model is refused before any folder is made
+    if config.training.init_encoder:  # and a file to start from that is not a frame model
+        frame_model_to_start_from(config.training.init_encoder)
     if prepare_output(output, config, restart):
         done = json.loads((output / DONE_NAME).read_text())
         return TrainResult(output, output / "model.pt", done["best_val_ccc"], done["epochs"])
@@ -243,6 +272,8 @@ def train_experiment(config: ExperimentConfig, restart: bool = False, progress: 
     if "audio" in module.model.input_names:
         fit_audio_standardisation(module.model, datamodule.train_dataset.recordings,
                                   config.data.store)
+    started_from = (init_encoder(module.model, section.init_encoder)
+                    if section.init_encoder else None)
     if section.init_branches:
         init_branches(module.model, section.init_branches, section.freeze_branches)
         if section.fusion_starts_as_video:
@@ -316,6 +347,8 @@ def train_experiment(config: ExperimentConfig, restart: bool = False, progress: 
                 "alignment_template": datamodule.train_dataset.recordings[0].alignment_template,
                 "redetect_every": store_attrs.get("redetect_every"),
                 "detector": store_attrs.get("detector")}
+    if started_from is not None:
+        metadata["init_encoder"] = started_from
     image_store = is_image_store(store_attrs)
     if image_store:  # on video it follows the face between searches as prepare's default does
         metadata["trained_on"] = "images"
