@@ -8,7 +8,7 @@ from tests.data.corpora.conftest import error_message, write
 
 def test_layout_names():
     assert set(LAYOUTS) == {"recola", "avec2017", "affwild2", "afewva", "ravdess", "cremad",
-                            "generic"}
+                            "mead", "generic"}
 
 
 def test_unknown_layout_names_folder_and_known_layouts(tmp_path):

@@ -10,7 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from avstan.data.corpora import afewva, affwild2, avec2017, cremad, generic, ravdess, recola
+from avstan.data.corpora import (
+    afewva,
+    affwild2,
+    avec2017,
+    cremad,
+    generic,
+    mead,
+    ravdess,
+    recola,
+)
 from avstan.data.corpora.base import LabelTrack, RecordingSource, resample_labels
 from avstan.data.corpora.common import check_folder
 from avstan.errors import AvstanError
@@ -22,6 +31,7 @@ LAYOUTS: dict[str, Callable[[Path], list[RecordingSource]]] = {
     "afewva": afewva.find_recordings,
     "ravdess": ravdess.find_recordings,
     "cremad": cremad.find_recordings,
+    "mead": mead.find_recordings,
     "generic": generic.find_recordings,
 }
 # Corpus-specific layouts are recognised by their own files; generic is the fallback.
@@ -32,6 +42,7 @@ _SPECIFIC = {
     "afewva": afewva.looks_like,
     "ravdess": ravdess.looks_like,
     "cremad": cremad.looks_like,
+    "mead": mead.looks_like,
 }
 
 __all__ = ["LAYOUTS", "LabelTrack", "RecordingSource", "detect_layout", "find_corpus",
