@@ -101,3 +101,51 @@ def ensure_writable_folder(folder: str | Path, what: str) -> Path:
         raise AvstanError(f"{folder}: cannot write {what} here ({exc.strerror}); "
                           "choose a writable folder") from None
     return folder
+
+
+LOCK_NAME = ".avstan.lock"
+
+
+@contextmanager
+def exclusive_output(folder: str | Path, what: str, command: str) -> Iterator[Path]:
+    """Hold ``folder`` (created if needed) for one run: an exclusive OS lock on
+    ``folder/.avstan.lock`` (``flock``: it dies with the process, so a killed run leaves no
+    stale lock), with the holder's process id and command written in it. A second run into
+    the same folder stops at once with one AvstanError naming the folder and the process
+    that holds it. The lock file is removed when the run ends (a run killed outright leaves
+    it, unlocked, and the next run takes it over), and so is a folder this run created if
+    nothing else is in it (a run that failed before writing anything)."""
+    import fcntl
+
+    folder = Path(folder)
+    created = not folder.exists()
+    ensure_writable_folder(folder, what)
+    lock = folder / LOCK_NAME
+    while True:
+        descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, default_file_mode())
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(descriptor, 200).decode(errors="replace").strip() or "unknown"
+            os.close(descriptor)
+            raise AvstanError(f"{folder}: another avstan run is writing {what} here (process "
+                              f"{holder}); wait for it to end or choose another folder"
+                              ) from None
+        try:  # still the file at that name, not one a finishing run has just removed?
+            if os.stat(lock).st_ino == os.fstat(descriptor).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(descriptor)
+    os.ftruncate(descriptor, 0)
+    os.write(descriptor, f"{os.getpid()} avstan {command}\n".encode())
+    try:
+        yield folder
+    finally:
+        lock.unlink(missing_ok=True)  # while still holding it: see the check above
+        os.close(descriptor)
+        if created:
+            try:
+                folder.rmdir()  # only if empty: a run that wrote nothing leaves no folder
+            except OSError:
+                pass

@@ -155,6 +155,13 @@ def test_predict_all_faces_writes_one_curve_per_person_and_shows_each(scene, mod
     # again without --overwrite: refused, nothing lost
     assert main(["predict", str(model), str(scene), "--output", str(out), "--all-faces"]) == 2
     assert "scene.person1.csv: exists" in capsys.readouterr().err
+    # a rerun over the outputs of a run that found more people: theirs go (issue 32)
+    for suffix in ("csv", "png"):
+        (out / f"scene.person3.{suffix}").write_bytes(b"an earlier run's third person")
+    assert main(["predict", str(model), str(scene), "--output", str(out), "--all-faces",
+                 "--overwrite"]) == 0
+    assert sorted(p.name for p in out.glob("scene.person*")) == [
+        "scene.person1.csv", "scene.person1.png", "scene.person2.csv", "scene.person2.png"]
 
 
 def test_the_default_follows_the_main_face_and_reports_the_gap(scene, model, tmp_path):

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -302,6 +303,13 @@ class Predictor:
             for path in written:
                 path.unlink(missing_ok=True)
             raise
+        # a rerun (--overwrite) leaves exactly its own people: the files of people an
+        # earlier run found and this one did not go
+        mine = {path.name for path in written}
+        earlier = re.compile(rf"{re.escape(video.stem)}\.person\d+\.(csv|png)")
+        for stale in output.iterdir():
+            if earlier.fullmatch(stale.name) and stale.name not in mine:
+                stale.unlink(missing_ok=True)
         return results
 
     def predict_video(self, video: Path, output: Path, hop: int = 1, progress: bool = False,
