@@ -41,6 +41,9 @@ def default_file_mode() -> int:
     return 0o666 & ~current_umask()
 
 
+TEMPORARY_HEAD = 100  # characters of a file's name in its temporary name
+
+
 @contextmanager
 def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     """A temporary path beside ``path`` for a writer that needs a file name (HDF5, FFmpeg).
@@ -49,7 +52,10 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     any exception (or interrupt) it is removed and ``path`` is left as it was.
     """
     path = Path(path)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    # the name's head only: a long name plus the random part and suffix would pass the
+    # file system's limit on a name (255 bytes) where the name itself does not
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:TEMPORARY_HEAD]}.",
+                                suffix=suffix)
     os.close(fd)
     temporary = Path(name)
     try:

@@ -305,3 +305,26 @@ def test_bf16_precision_predicts_close_to_float32_and_fp16_needs_cuda(untrained,
                  "--precision", "16-mixed"]) == EXIT_USER_ERROR
     assert "--precision 16-mixed runs on CUDA only" in capsys.readouterr().err
     assert not (tmp_path / "fp16").exists()
+
+
+def test_a_video_whose_output_names_are_too_long_fails_alone(untrained, tmp_path, capsys):
+    """Issue 32: a 240-character name predicts (its temporary overlay name stays within the
+    file system's limit); at 250 the overlay's own name passes it, so that video fails on
+    one line and the folder goes on."""
+    from avstan.cli import EXIT_PARTIAL_FAILURE, main
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    names = ["a" * 236, "b" * 246, "short"]  # + ".mp4": 240, 250 and 9 characters
+    for name in names:
+        shutil.copy(MEDIA / "single_face.mp4", folder / f"{name}.mp4")
+    out = tmp_path / "out"
+    code = main(["predict", str(untrained / "cnn3d.pt"), str(folder), "--output", str(out),
+                 "--overlay"])
+    captured = capsys.readouterr()
+    assert code == EXIT_PARTIAL_FAILURE and "Traceback" not in captured.err
+    failed = [line for line in captured.out.splitlines() if line.startswith("failed")]
+    assert len(failed) == 1 and names[1] in failed[0] and "too long" in failed[0]
+    for name in (names[0], "short"):
+        assert (out / f"{name}.csv").is_file() and (out / f"{name}.overlay.mp4").is_file()
+    assert not list(out.glob(f"{names[1]}*")) and not list(out.glob(".*"))

@@ -30,6 +30,7 @@ a video that fails leaves nothing behind (files already written for it are remov
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import re
 import warnings
@@ -84,6 +85,17 @@ def output_suffixes(overlay: bool = False, html: bool = False) -> tuple[str, ...
     """The files ``predict`` writes per video, as suffixes of the video's stem."""
     return (".csv", ".png") + ((".overlay.mp4",) if overlay else ()) + ((".html",) if html
                                                                         else ())
+
+
+def output_exists(path: Path) -> bool:
+    """Whether an output file is there; a name too long for the file system cannot be (the
+    video it belongs to then fails alone, when its outputs are written)."""
+    try:
+        return path.exists()
+    except OSError as error:
+        if error.errno == errno.ENAMETOOLONG:
+            return False
+        raise
 
 
 def find_videos(path: str | Path, suffixes: Sequence[str] = VIDEO_SUFFIXES) -> list[Path]:
@@ -451,12 +463,12 @@ def predict_videos(model_path: str | Path, inputs: str | Path, output: str | Pat
     if not overwrite:
         existing = [output / f"{v.stem}{suffix}" for v in videos
                     for suffix in output_suffixes(overlay, html)
-                    if (output / f"{v.stem}{suffix}").exists()]
+                    if output_exists(output / f"{v.stem}{suffix}")]
         if all_faces:  # the per-person files, and not the main face's
             existing = [path for v in videos for path in sorted(
                 output.glob(f"{v.stem}.person*.csv")) + [
                 output / f"{v.stem}{suffix}" for suffix in output_suffixes(overlay, html)[2:]
-                if (output / f"{v.stem}{suffix}").exists()]]
+                if output_exists(output / f"{v.stem}{suffix}")]]
         if existing:
             raise AvstanError(f"{existing[0]}: exists; pass --overwrite or choose another "
                               "--output folder")
@@ -493,4 +505,12 @@ def predict_videos(model_path: str | Path, inputs: str | Path, output: str | Pat
         except AvstanError as error:
             failed.append((video, str(error)))
             log(f"failed {video.name}: {error}")
+        except OSError as error:
+            if error.errno != errno.ENAMETOOLONG:
+                raise
+            # this video's output names pass the file system's limit; the others may not
+            reason = (f"{video}: its output file names are too long for the file system "
+                      f"({error.filename or output}); rename the video shorter")
+            failed.append((video, reason))
+            log(f"failed {video.name}: {reason}")
     return done, failed
