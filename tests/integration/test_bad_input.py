@@ -674,3 +674,25 @@ def test_train_interrupted_with_ctrl_c_says_so_and_resumes_to_the_same_model(
     resumed = subprocess.run(command, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     assert_same_run(output, uninterrupted_training)
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["prepare", "{corpus}", "{out}/store", "--audio-window", "inf"],
+     "--audio-window inf: use 0.5 to 60 seconds"),
+    (["prepare", "{corpus}", "{out}/store", "--continuous", "--gap", "1e9"],
+     "--gap 1e+09: use 0 to 10 seconds"),
+    (["baseline", "{out}/nostore", "{out}/baseline", "--complexities", "-1"],
+     "--complexities -1: the SVR's C must be positive"),
+    (["baseline", "{out}/nostore", "{out}/baseline", "--complexities", "1", "nan"],
+     "--complexities nan: the SVR's C must be positive"),
+    (["predict", "{out}/model.pt", "--stream", "-", "--idle-timeout", "nan"],
+     "--idle-timeout nan: use a positive number"),
+])
+def test_command_line_numbers_out_of_range_are_one_line(args, expected, tmp_path, capsys):
+    """Issue 32: numbers that used to overflow, allocate terabytes or never end."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(MEDIA / "single_face.mp4", corpus)
+    line = one_error_line([a.format(corpus=corpus, out=tmp_path) for a in args], capsys)
+    assert expected in line
+    assert not (tmp_path / "store").exists() and not (tmp_path / "baseline").exists()

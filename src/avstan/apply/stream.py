@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 import stat
 import sys
@@ -311,6 +312,9 @@ def stream_predict(model_path: str | Path, source: str, out: TextIO | None = Non
     """Predict ``source`` as it comes; writes a CSV header and one flushed line per step to
     ``out`` (standard output). Returns the number of steps. ``redetect_every``, ``detector``:
     as for ``predict_videos`` (default: the training store's)."""
+    if not (math.isfinite(idle_timeout) and idle_timeout > 0):
+        raise AvstanError(f"--idle-timeout {idle_timeout:g}: use a positive number of "
+                          "seconds (default 5)")
     out = out or sys.stdout
     log = log or sys.stderr
     torch.set_flush_denormal(True)  # as offline predict

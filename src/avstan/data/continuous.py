@@ -51,6 +51,9 @@ from avstan.io import atomic_path, atomic_write_bytes
 FOLDER = "continuous"
 
 
+MAX_GAP = 10.0  # s of silence between utterances: more is no longer one conversation
+
+
 @dataclass(frozen=True)
 class ContinuousConfig:
     block_size: int = 3  # utterances of one category in a row, at most
@@ -61,8 +64,9 @@ class ContinuousConfig:
         if isinstance(self.block_size, bool) or not isinstance(self.block_size, int) \
                 or self.block_size < 1:
             raise AvstanError(f"--block-size {self.block_size}: use 1 or more utterances")
-        if not (math.isfinite(self.gap) and self.gap >= 0):
-            raise AvstanError(f"--gap {self.gap}: use 0 or more seconds of silence")
+        if not (math.isfinite(self.gap) and 0 <= self.gap <= MAX_GAP):
+            raise AvstanError(f"--gap {self.gap:g}: use 0 to {MAX_GAP:g} seconds of silence "
+                              "between utterances")
 
     def describe(self) -> str:
         return f"block_size={self.block_size} gap={self.gap:g} seed={self.seed}"

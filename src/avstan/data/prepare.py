@@ -93,6 +93,7 @@ class NoFaceError(AvstanError):
 
 
 LANDMARK_SOURCES = ("corpus", "detect")
+MAX_AUDIO_WINDOW = 60.0  # s: far beyond any emotion window; an infinite one cannot be cut
 MIN_CROP_SIZE = 16  # smaller crops leave the 68 landmarks a few pixels apart
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)  # no recording after this one can be written either
 
@@ -124,8 +125,9 @@ class PrepareConfig:
         if self.crop_size < MIN_CROP_SIZE:
             raise AvstanError(f"--crop-size {self.crop_size}: use at least {MIN_CROP_SIZE} "
                               "pixels (the papers use 96)")
-        if self.audio_window is not None and not self.audio_window >= 0.5:
-            raise AvstanError(f"--audio-window {self.audio_window}: use at least 0.5 seconds")
+        if self.audio_window is not None and not 0.5 <= self.audio_window <= MAX_AUDIO_WINDOW:
+            raise AvstanError(f"--audio-window {self.audio_window}: use 0.5 to "
+                              f"{MAX_AUDIO_WINDOW:g} seconds (AVEC 2017: 4 and 6)")
         if self.redetect_every < 1:
             raise AvstanError(f"--redetect-every {self.redetect_every}: use 1 (search every "
                               "step) or more")

@@ -24,6 +24,7 @@ model that reads as far ahead.
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -142,6 +143,10 @@ def run_baseline(store_root: str | Path, output: str | Path | None = None,
     plus ``baseline.json`` (the chosen C, the devel grid and the lookahead)."""
     if lookahead < 0:
         raise AvstanError(f"lookahead must be >= 0 steps, got {lookahead}")
+    bad = [c for c in complexities if not (math.isfinite(c) and c > 0)]
+    if bad or not complexities:
+        raise AvstanError(f"--complexities {' '.join(f'{c:g}' for c in bad) or '(none)'}: "
+                          "the SVR's C must be positive finite numbers, e.g. 1e-4 1e-2 1")
     store = RecordingStore.open(store_root)
     loaded = {}
     skipped: list[str] = []
