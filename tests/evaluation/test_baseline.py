@@ -141,3 +141,14 @@ def test_a_store_with_gold_tracks_is_scored_on_them(tiny_av_store, tmp_path):
             on_gold = [np.interp(stored[p.name].gold_times, p.times, s[:, column])
                        for p, s in zip(evaluation.recordings, steps, strict=True)]
             assert_scores_equal(scores[target], independent_scores(on_gold, golds))
+
+
+def test_a_lookahead_past_every_recording_is_refused(tiny_av_store, tmp_path, capsys):
+    """Issue 32: `--lookahead 100000` used to score CCC 0.000 without a word."""
+    from avstan.cli import EXIT_USER_ERROR, main
+
+    assert main(["baseline", str(tiny_av_store), str(tmp_path / "out"), "--lookahead",
+                 "100000"]) == EXIT_USER_ERROR
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "--lookahead 100000: every recording is shorter" \
+        in error

@@ -179,6 +179,11 @@ def run_baseline(store_root: str | Path, output: str | Path | None = None,
                     f"{store_root}: {recording.name}'s audio features are "
                     f"{recording.audio_features.shape[1]} wide, {loaded['train'][0].name}'s "
                     f"(train) {width}; prepare the whole store again with one avstan version")
+    longest = max(r.num_steps for recordings in loaded.values() for r in recordings)
+    if lookahead >= longest:
+        raise AvstanError(f"--lookahead {lookahead}: every recording is shorter (the longest "
+                          f"has {longest} steps), so every step would read the last one; "
+                          "use a few steps (the AVEC windows end at their step: 8 = 2 s)")
     baseline = fit_baseline(loaded["train"], loaded["devel"], targets, complexities,
                             lookahead=lookahead)
     devel = _predictions(baseline, loaded["devel"], targets)
