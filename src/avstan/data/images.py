@@ -48,7 +48,7 @@ from PIL import Image
 
 from avstan.data.corpora.images import EXPRESSIONS, ImageSource, find_image_corpus
 from avstan.data.faces import FaceAligner, warp_crop
-from avstan.data.prepare import PrepareConfig, make_aligner
+from avstan.data.prepare import PrepareConfig, die_with_parent, make_aligner
 from avstan.data.preview import write_contact_sheet
 from avstan.data.store import (
     ALIGNED_FROM,
@@ -185,6 +185,7 @@ _ALIGNER: FaceAligner | None = None
 
 def _init_worker(config: PrepareConfig) -> None:
     global _ALIGNER
+    die_with_parent()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     _ALIGNER = make_aligner(PrepareConfig(**{**vars(config), "redetect_every": 1}))
 

@@ -37,6 +37,8 @@ from __future__ import annotations
 import errno
 import math
 import os
+import signal
+import sys
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -374,8 +376,25 @@ def _audio_gaps(recording: Recording) -> str:
 _WORKER_ALIGNER: FaceAligner | None = None
 
 
+def die_with_parent() -> None:
+    """Ask Linux to end this process (SIGTERM) when the process that started it dies: a
+    pool worker must not outlive a ``prepare`` killed outright (kill -9), idle and holding
+    its caller's pipes. Elsewhere a no-op."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import ctypes.util
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    PR_SET_PDEATHSIG = 1
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() == 1:  # the parent died before the request was made
+        os._exit(1)
+
+
 def _init_worker(config: PrepareConfig) -> None:
     global _WORKER_ALIGNER, _WORKER_CONFIG
+    die_with_parent()
     _WORKER_ALIGNER = make_aligner(config)
     _WORKER_CONFIG = config
 
