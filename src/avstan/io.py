@@ -109,49 +109,51 @@ def ensure_writable_folder(folder: str | Path, what: str) -> Path:
     return folder
 
 
-LOCK_NAME = ".avstan.lock"
-
-
 @contextmanager
 def exclusive_output(folder: str | Path, what: str, command: str) -> Iterator[Path]:
-    """Hold ``folder`` (created if needed) for one run: an exclusive OS lock on
-    ``folder/.avstan.lock`` (``flock``: it dies with the process, so a killed run leaves no
-    stale lock), with the holder's process id and command written in it. A second run into
-    the same folder stops at once with one AvstanError naming the folder and the process
-    that holds it. The lock file is removed when the run ends (a run killed outright leaves
-    it, unlocked, and the next run takes it over), and so is a folder this run created if
-    nothing else is in it (a run that failed before writing anything)."""
+    """Hold ``folder`` (created if needed) for one run: an exclusive OS lock (``flock``) on
+    the folder itself, which dies with the process, so a killed run leaves no stale lock,
+    and which writes nothing into the folder (not a byte on a full disk). A second run
+    into the same folder stops at once with one AvstanError naming the folder and the
+    process that holds it (found in ``/proc/locks`` on Linux). A folder this run created is
+    removed again if the run leaves nothing in it (a run that failed before writing)."""
     import fcntl
 
     folder = Path(folder)
     created = not folder.exists()
     ensure_writable_folder(folder, what)
-    lock = folder / LOCK_NAME
-    while True:
-        descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, default_file_mode())
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(descriptor, 200).decode(errors="replace").strip() or "unknown"
-            os.close(descriptor)
-            raise AvstanError(f"{folder}: another avstan run is writing {what} here (process "
-                              f"{holder}); wait for it to end or choose another folder"
-                              ) from None
-        try:  # still the file at that name, not one a finishing run has just removed?
-            if os.stat(lock).st_ino == os.fstat(descriptor).st_ino:
-                break
-        except FileNotFoundError:
-            pass
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
         os.close(descriptor)
-    os.ftruncate(descriptor, 0)
-    os.write(descriptor, f"{os.getpid()} avstan {command}\n".encode())
+        raise AvstanError(f"{folder}: another avstan run is writing {what} here "
+                          f"({lock_holder(folder)}); wait for it to end or choose another "
+                          "folder") from None
     try:
         yield folder
     finally:
-        lock.unlink(missing_ok=True)  # while still holding it: see the check above
-        os.close(descriptor)
+        os.close(descriptor)  # releases the lock
         if created:
             try:
                 folder.rmdir()  # only if empty: a run that wrote nothing leaves no folder
             except OSError:
                 pass
+
+
+def lock_holder(path: Path) -> str:
+    """"process N: COMMAND LINE" of the process holding an ``flock`` on ``path``, from
+    ``/proc/locks``; "another process" where that cannot be read."""
+    try:
+        info = os.stat(path)
+        wanted = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+        for line in Path("/proc/locks").read_text().splitlines():
+            fields = line.split()
+            if "FLOCK" in fields and wanted in fields:
+                pid = fields[fields.index(wanted) - 1]
+                words = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+                command = " ".join(words.replace("\0", " ").split())  # on one line
+                return f"process {pid}: {command[:120]}"
+    except (OSError, ValueError, IndexError):
+        pass
+    return "another process"

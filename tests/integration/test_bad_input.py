@@ -50,7 +50,7 @@ def one_error_line(args: list[str], capsys) -> str:
     (["--workers", "0"], "--workers 0: use 1 or more"),
     (["--workers", "-1"], "--workers -1: use 1 or more"),
     (["--redetect-every", "0"], "--redetect-every 0: use 1"),
-    (["--audio-window", "0.1"], "--audio-window 0.1: use at least 0.5 seconds"),
+    (["--audio-window", "0.1"], "--audio-window 0.1: use 0.5 to 60 seconds"),
 ])
 def test_prepare_settings(flags, expected, tmp_path, capsys):
     corpus = tmp_path / "corpus"
