@@ -200,3 +200,73 @@ def test_evaluate_a_partition_without_labels(trained_cnn2d, tiny_store, tmp_path
     line = run_error(["evaluate", str(trained_cnn2d), str(unlabelled), "--no-postprocess"],
                      capsys)
     assert "the test partition has no valence labels to score" in line
+
+
+def test_a_reader_that_goes_away_ends_the_program_quietly():
+    """`avstan … | head -1`: the pipe closes before avstan writes; no traceback, the exit
+    status a shell gives a tool whose reader left (issue 32)."""
+    from avstan.cli import EXIT_BROKEN_PIPE
+
+    process = subprocess.Popen([sys.executable, "-m", "avstan", "models"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # before the program has started writing (its imports take ~1 s)
+    error = process.stderr.read().decode()
+    assert process.wait() == EXIT_BROKEN_PIPE
+    assert error == ""
+
+
+def readme_commands() -> list[str]:
+    """Every `avstan …` command the README shows: in code blocks and in inline code."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    found = re.findall(r"`((?:\.venv/bin/)?avstan [^`]+)`", text)
+    # inline code naming a sub-command's flag without the program, e.g. `predict --hop 2`
+    found += ["avstan " + code for code in re.findall(
+        r"`((?:prepare|synthesize|train|evaluate|baseline|predict|export|reproduce|models|demo)"
+        r" --[^`]+)`", text)]
+    for block in re.findall(r"```sh\n(.*?)```", text, flags=re.S):
+        found += [line for line in block.splitlines()
+                  if re.match(r"^(\.venv/bin/)?avstan ", line.strip())]
+    return [command.split(" #")[0].strip() for command in found]
+
+
+def test_every_command_and_flag_the_readme_shows_is_one_the_program_has():
+    """Issue 32: the README matches the program (sub-commands and their flags)."""
+    import argparse
+
+    parser = build_parser()
+    subcommands = next(a for a in parser._actions
+                       if isinstance(a, argparse._SubParsersAction)).choices
+    commands = readme_commands()
+    assert len(commands) > 20  # the README shows many; the reader must find them
+    wrong = []
+    for command in commands:
+        words = command.replace("…", "").split()
+        if words[0].endswith("avstan") and len(words) > 1 and not words[1].startswith("-"):
+            name = words[1]
+            if name not in subcommands:
+                wrong.append(f"{command!r}: no sub-command {name}")
+                continue
+            known = subcommands[name]._option_string_actions
+            wrong += [f"{command!r}: {name} has no {flag}" for flag in
+                      (w.split("=")[0] for w in words[2:] if w.startswith("--"))
+                      if flag not in known]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_every_flag_the_readme_names_belongs_to_a_sub_command():
+    import argparse
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    parser = build_parser()
+    subcommands = next(a for a in parser._actions
+                       if isinstance(a, argparse._SubParsersAction)).choices
+    known = {flag for sub in subcommands.values() for flag in sub._option_string_actions}
+    other_programs = {"--force-reinstall"}  # pip's, in the reinstall advice
+    inline = [code for code in re.findall(r"(?<!`)`([^`\n]+)`(?!`)", text)
+              if ".py" not in code]  # not other programs' blocks, nor benchmark scripts
+    named = {flag for code in inline
+             for flag in re.findall(r"(?<![\w-])(--[a-z][\w-]*)", code)}
+    assert named - known - other_programs == set()

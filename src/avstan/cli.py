@@ -11,19 +11,23 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
 import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 from avstan import __version__
+from avstan.data.corpora.base import VIDEO_SUFFIXES
 from avstan.data.detectors import DEFAULT_DETECTOR, DETECTORS
 from avstan.errors import AvstanError
+from avstan.io import exclusive_output
 from avstan.memory import fix_mmap_threshold
 
 EXIT_PARTIAL_FAILURE = 1
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a tool whose reader left
 # Commands that work through long videos: glibc's mmap threshold is fixed for them
 # (avstan.memory; training is ~15 % slower with it, so it keeps glibc's own rule).
 MEMORY_FLAT_COMMANDS = ("prepare", "predict")
@@ -72,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("output", help="recording store folder to write")
     prepare.add_argument("--layout", default="auto",
                          help="corpus layout: auto, generic, recola, avec2017, affwild2, "
-                              "afewva, ravdess, cremad (default: auto-detect)")
+                              "afewva, ravdess, cremad, mead; face images: fer2013, affectnet, "
+                              "images (a folder with labels.csv) (default: auto-detect)")
     prepare.add_argument("--crop-size", type=int, default=96, help="crop size S (default 96)")
     prepare.add_argument("--step-rate", type=float, default=4.0,
                          help="steps per second (default 4, as the papers)")
@@ -193,7 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "attention overlay MP4 and an HTML page. With --stream, reads frames as "
                     "they come and prints one CSV line per step instead.")
     predict.set_defaults(handler=run_predict)
-    predict.add_argument("model", help="model.pt written by avstan train")
+    predict.add_argument("model", help="model.pt written by avstan train, or the name of a "
+                                       "packaged model (`avstan models`); leave it out to use "
+                                       "the packaged real-face model, frame2d-fer2013")
     predict.add_argument("input", nargs="?", help="a video file or a folder of videos")
     predict.add_argument("--overlay", action="store_true",
                          help="also write <name>.overlay.mp4: the video with the attention map "
@@ -262,7 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
                            help="partition to score (default devel, as the papers)")
     _add_overrides(reproduce)
 
-    models = commands.add_parser("models", help="list the registered models and their options",
+    models = commands.add_parser("models", help="list the registered models and their options, "
+                                 "and the trained models shipped with avstan",
                                  description="List the registered models and their options.")
     models.set_defaults(handler=run_models)
     models.add_argument("name", nargs="?", help="show one model's options")
@@ -281,26 +289,46 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from avstan.experiments.demo import DEMO_MODELS, run_demo
+    from avstan.apply.real_clips import predict_real_clips
+    from avstan.experiments.demo import DEMO_MODELS, DemoAddition, run_demo
 
-    run_demo(args.output, args.preset, tuple(args.models or DEMO_MODELS), args.overrides,
-             args.device)
+    def real_clips(folder: Path) -> DemoAddition:
+        result = predict_real_clips(folder, log=lambda line: None)
+        return DemoAddition("The packaged real-face model on real video", result.table,
+                            result.html)
+
+    with exclusive_output(args.output, "the demo", "demo"):
+        run_demo(args.output, args.preset, tuple(args.models or DEMO_MODELS), args.overrides,
+                 args.device, final_step=real_clips)
     return 0
 
 
 def run_prepare(args: argparse.Namespace) -> int:
     from avstan.data.continuous import ContinuousConfig
+    from avstan.data.corpora.images import IMAGE_LAYOUTS, looks_like_image_corpus
     from avstan.data.prepare import PrepareConfig, prepare_folder
 
     config = PrepareConfig(crop_size=args.crop_size, step_rate=args.step_rate,
                            audio_window=None if args.no_audio else args.audio_window,
                            redetect_every=args.redetect_every, detector=args.detector,
                            landmarks=args.landmarks)
+    if args.layout in IMAGE_LAYOUTS or (args.layout == "auto" and Path(args.corpus).is_dir()
+                                        and looks_like_image_corpus(Path(args.corpus))):
+        from avstan.data.images import prepare_image_folder
+
+        if args.engine != "local" or args.continuous:
+            raise AvstanError("--engine ray and --continuous are for recordings; face image "
+                              "corpora are prepared by the local pool (--workers)")
+        with exclusive_output(args.output, "the image store", "prepare"):
+            images = prepare_image_folder(args.corpus, args.output, config, args.layout,
+                                          args.workers, preview=args.preview)
+        return EXIT_PARTIAL_FAILURE if images.failed_shards or images.failed_images else 0
     continuous = ContinuousConfig(args.block_size, args.gap, args.block_seed) \
         if args.continuous else None
-    summary = prepare_folder(args.corpus, args.output, config, args.layout, args.workers,
-                             preview=args.preview, continuous=continuous, engine=args.engine,
-                             ray_address=args.ray_address)
+    with exclusive_output(args.output, "the recording store", "prepare"):
+        summary = prepare_folder(args.corpus, args.output, config, args.layout, args.workers,
+                                 preview=args.preview, continuous=continuous,
+                                 engine=args.engine, ray_address=args.ray_address)
     return EXIT_PARTIAL_FAILURE if summary.failed else 0
 
 
@@ -330,11 +358,17 @@ def run_train(args: argparse.Namespace) -> int:
     overrides = [*args.overrides, *(f"{k}={v}" for k, v in flags.items() if v is not None)]
     config = load_config(args.config, overrides)
     resolve_init_branches(config)
-    run = train_and_calibrate(config, restart=args.restart)
+    from avstan.models import model_arguments
+
+    model_arguments(config.model.name)  # an unknown model: one line before any folder exists
+    with exclusive_output(config.output, "the training output", "train"):
+        run = train_and_calibrate(config, restart=args.restart)
     print(f"{run.model_path}: best devel CCC {run.result.best_val_ccc:.3f} "
           f"after {run.result.epochs} epochs")
     if run.chains is not None:
-        print("post-processing fitted on devel and saved in the model: "
+        fitted = any(c.devel_ccc_raw is not None for c in run.chains.values())
+        print(("post-processing fitted on devel and saved in the model: " if fitted else
+               "post-processing saved in the model: ")
               + describe_chains(run.chains))
     return 0
 
@@ -367,7 +401,24 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def model_and_input(model: str, media: str | None, stream: str | None
+                    ) -> tuple[str, str | None]:
+    """``avstan predict [MODEL] INPUT``: the model file and the input. One argument that is
+    not a model file (a video or a folder) is the input, with the packaged default model;
+    a packaged model's name stands for its file."""
+    from avstan.models.packaged import DEFAULT_PACKAGED_MODEL, is_packaged_name, packaged_model_path
+
+    if media is None and stream is None and not is_packaged_name(model) \
+            and Path(model).suffix.lower() not in (".pt", ".ckpt") \
+            and (Path(model).is_dir() or Path(model).suffix.lower() in VIDEO_SUFFIXES):
+        model, media = DEFAULT_PACKAGED_MODEL, model
+    if is_packaged_name(model):
+        model = str(packaged_model_path(model))
+    return model, media
+
+
 def run_predict(args: argparse.Namespace) -> int:
+    args.model, args.input = model_and_input(args.model, args.input, args.stream)
     if args.stream is not None:
         from avstan.apply.stream import parse_input_options, stream_predict
 
@@ -383,13 +434,14 @@ def run_predict(args: argparse.Namespace) -> int:
 
     if args.input is None:
         raise AvstanError("predict needs a video file or folder (or --stream SOURCE)")
-    done, failed = predict_videos(args.model, args.input, args.output, args.device,
-                                  args.hop, args.overwrite, not args.no_postprocess,
-                                  overlay=args.overlay, html=args.html,
-                                  redetect_every=args.redetect_every,
-                                  detector=args.detector, all_faces=args.all_faces,
-                                  engine=args.engine, ray_address=args.ray_address,
-                                  precision=args.precision)
+    with exclusive_output(args.output, "the predictions", "predict"):
+        done, failed = predict_videos(args.model, args.input, args.output, args.device,
+                                      args.hop, args.overwrite, not args.no_postprocess,
+                                      overlay=args.overlay, html=args.html,
+                                      redetect_every=args.redetect_every,
+                                      detector=args.detector, all_faces=args.all_faces,
+                                      engine=args.engine, ray_address=args.ray_address,
+                                      precision=args.precision)
     print(f"predicted {len(done)}, failed {len(failed)}")
     return EXIT_PARTIAL_FAILURE if failed else 0
 
@@ -412,10 +464,20 @@ def run_reproduce(args: argparse.Namespace) -> int:
 
 def run_models(args: argparse.Namespace) -> int:
     from avstan.models import list_models, model_arguments
+    from avstan.models.packaged import PACKAGED_MODELS, packaged_model_path
 
     for name in [args.name] if args.name else list_models():
         options = ", ".join(f"{k}={v!r}" for k, v in model_arguments(name).items())
         print(f"{name}: {options}")
+    if not args.name:
+        print("\npackaged trained models (avstan predict [NAME] VIDEO; docs/models.md):")
+        for packaged in PACKAGED_MODELS.values():
+            try:
+                where = str(packaged_model_path(packaged.name))
+            except AvstanError as error:
+                where = f"MISSING: {error}"
+            print(f"{packaged.name}: {packaged.summary}; reproduce with configs/"
+                  f"{packaged.config}.yaml; file {where}")
     return 0
 
 
@@ -435,6 +497,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AvstanError as error:
         print(f"avstan: error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except BrokenPipeError:
+        # whoever read the output went away (`avstan predict … | head -2`): stop quietly,
+        # as Unix tools do; standard output now leads nowhere, so that the interpreter's
+        # last flush of it does not fail again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except OSError as error:
         if error.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise

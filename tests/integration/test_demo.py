@@ -5,7 +5,15 @@ import re
 
 import pytest
 
-from avstan.experiments.demo import DEMO_MODELS, run_demo
+from avstan.apply.real_clips import predict_real_clips
+from avstan.experiments.demo import DEMO_MODELS, DemoAddition, run_demo
+
+
+def real_clips_step(folder):
+    """What `avstan demo` ends with: the packaged real-face model on the shipped clips."""
+    result = predict_real_clips(folder, progress=False, log=lambda line: None)
+    return DemoAddition("The packaged real-face model on real video", result.table,
+                        result.html)
 
 
 @pytest.mark.slow
@@ -16,7 +24,8 @@ def test_reduced_demo_writes_the_table_and_pictures(tmp_path):
                                       "data.clip_length=4", "data.train_stride=4",
                                       "data.val_stride=4", "training.threads=1"],
         progress=False, log=lines.append,
-        corpus={"steps_per_recording": 40, "num_train": 2, "num_devel": 1, "num_test": 2})
+        corpus={"steps_per_recording": 40, "num_train": 2, "num_devel": 1, "num_test": 2},
+        final_step=real_clips_step)
     out = tmp_path / "demo"
     with (out / "results.csv").open() as handle:
         rows = list(csv.DictReader(handle))
@@ -31,6 +40,13 @@ def test_reduced_demo_writes_the_table_and_pictures(tmp_path):
     for model in DEMO_MODELS:
         assert re.search(rf"\| {model}\s+\|", result.table), model
     assert any("[3/3]" in line for line in lines)
+    # the last step: the packaged model on the two real clips, in the table and the page
+    assert any("[4/4]" in line for line in lines)
+    results = (out / "results.md").read_text()
+    assert "| 1001_DFA_ANG_XX | anger |" in results and "| 1001_DFA_HAP_XX | happiness |" \
+        in results
+    assert "The packaged real-face model on real video" in (out / "report.html").read_text()
+    assert (out / "real_faces" / "1001_DFA_HAP_XX.html").is_file()
     by_model = {r["model"]: r for r in rows}
     assert by_model["lstm_ta"]["attention_in_mask"] == ""  # temporal attention only
     assert float(by_model["av_sta"]["attention_in_mask"]) > 0  # its video branch's
@@ -40,5 +56,5 @@ def test_reduced_demo_writes_the_table_and_pictures(tmp_path):
                                      "data.val_stride=4", "training.threads=1"],
                      progress=False, log=lines.append,
                      corpus={"steps_per_recording": 40, "num_train": 2, "num_devel": 1,
-                             "num_test": 2})
+                             "num_test": 2}, final_step=real_clips_step)
     assert again.table == result.table

@@ -17,6 +17,9 @@ writes into the output folder:
     attention.png             sta3d's attention over a test clip, with the salient mask (Fig. 5)
     attention_diagnostics.json  gradient balance and direction of the attention branch
     training_curves.png       train loss and devel CCC per epoch
+    real_faces/               with a ``real_clips`` step (``avstan demo`` has one): the
+                              packaged real-face model's predictions on real clips (CSV,
+                              curves, HTML page each), whose table ends results.md
     report.html               all of the above in one self-contained page
 
 Every stage is resumable: rerunning the demo skips finished recordings and runs and
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +61,7 @@ from avstan.training.config import (
 from avstan.training.diagnostics import attention_gradient_report
 from avstan.training.losses import get_loss
 
+REAL_FACES_FOLDER = "real_faces"
 # Order matters: av_sta starts from the trained lstm_ta and sta3d.
 DEMO_MODELS = ("cnn2d", "cnn3d", "sta3d", "lstm", "lstm_ta", "av_sta")
 # 16 training recordings, not the preset's 8: with 8 face identities the 3D-CNN memorises
@@ -69,6 +74,16 @@ class DemoResult:
     output: Path
     evaluations: list[Evaluation]
     table: str
+
+
+@dataclass
+class DemoAddition:
+    """What a final step adds to the demo's report: a markdown table (appended to
+    results.md and the printed table) and HTML parts (a section of report.html)."""
+
+    title: str
+    table: str
+    html: list[str]
 
 
 def demo_config(model: str, output: Path, overrides: list[str]) -> ExperimentConfig:
@@ -85,11 +100,15 @@ def demo_config(model: str, output: Path, overrides: list[str]) -> ExperimentCon
 def run_demo(output: str | Path = "runs/demo", preset: str = "default",
              models: tuple[str, ...] = DEMO_MODELS, overrides: list[str] | None = None,
              device: str = "cpu", progress: bool = True, log=print,
-             corpus: dict[str, Any] | None = None) -> DemoResult:
+             corpus: dict[str, Any] | None = None,
+             final_step: Callable[[Path], DemoAddition] | None = None) -> DemoResult:
     """Generate the corpus, train ``models``, evaluate on test and write the report.
 
     ``overrides`` apply to every model's config (``section.key=value``); ``corpus``
     overrides fields of the synthetic preset (default: :data:`DEMO_CORPUS`).
+    ``final_step(output)`` runs last and its table and pictures join the report (the CLI
+    passes the packaged real-face model on real clips, ``apply.real_clips``, which this
+    layer cannot import).
     """
     output = Path(output)
     checked_device(device)  # before the training, not after it
@@ -125,14 +144,20 @@ def run_demo(output: str | Path = "runs/demo", preset: str = "default",
                                           trained.clip_length, model, "test", device=device,
                                           progress=progress,
                                           chains=chains_from_dicts(trained.postprocessing)))
-    table = write_demo_report(output, evaluations, configs, store)
+    addition = None
+    if final_step is not None:
+        log("[4/4] the packaged real-face model on real clips -> "
+            f"{output / REAL_FACES_FOLDER}")
+        addition = final_step(output / REAL_FACES_FOLDER)
+    table = write_demo_report(output, evaluations, configs, store, addition)
     log("")
     log(table)
     return DemoResult(output, evaluations, table)
 
 
 def write_demo_report(output: Path, evaluations: list[Evaluation],
-                      configs: dict[str, ExperimentConfig], store: RecordingStore) -> str:
+                      configs: dict[str, ExperimentConfig], store: RecordingStore,
+                      addition: DemoAddition | None = None) -> str:
     rows = [e.table_row("concatenated") for e in evaluations]
     processed_rows = [e.table_row("concatenated", postprocessed=True) for e in evaluations]
     table = (f"Test partition, concatenated (AVEC convention), scored on the "
@@ -141,6 +166,8 @@ def write_demo_report(output: Path, evaluations: list[Evaluation],
              + "\n\nAfter the AVEC post-processing chain (median smoothing, centring, scaling; "
              "each kept only if it helps on devel; fitted on devel):\n\n"
              + format_results_table(processed_rows))
+    if addition is not None:
+        table += "\n\n" + addition.table
     write_report_file(output / "results.md", (table + "\n").encode())
     write_csv_table(rows, output / "results.csv")
     write_csv_table(processed_rows, output / "results_postprocessed.csv")
@@ -162,12 +189,13 @@ def write_demo_report(output: Path, evaluations: list[Evaluation],
         write_report_file(output / "attention_diagnostics.json",
                           json.dumps(diagnostics, indent=1).encode())
         table += "\n\n" + format_diagnostics(diagnostics)
-    write_demo_html(output, evaluations, diagnostics)
+    write_demo_html(output, evaluations, diagnostics, addition)
     return table
 
 
 def write_demo_html(output: Path, evaluations: list[Evaluation],
-                    diagnostics: dict[str, dict[str, float]]) -> None:
+                    diagnostics: dict[str, dict[str, float]],
+                    addition: DemoAddition | None = None) -> None:
     """report.html: the tables and every picture of the demo in one self-contained file."""
     pictures = sorted(output.glob("predictions_*.png"))
     sections = [
@@ -183,6 +211,8 @@ def write_demo_html(output: Path, evaluations: list[Evaluation],
     if (output / "training_curves.png").is_file():
         sections.append(("Training", [image_html(output / "training_curves.png",
                                                  "train loss and devel CCC per epoch")]))
+    if addition is not None:
+        sections.append((addition.title, addition.html))
     write_html_report(output / "report.html", "avstan demo: the papers' ablations on "
                       "synthetic faces and voices", sections)
 

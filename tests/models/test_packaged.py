@@ -1,0 +1,123 @@
+"""The trained models shipped in the package: found, loadable, listed, used by default."""
+
+import csv
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avstan.cli import EXIT_USER_ERROR, main, model_and_input
+from avstan.data.faces import DEFAULT_REDETECT_EVERY
+from avstan.errors import AvstanError
+from avstan.models import packaged
+from avstan.models.model_file import TrainedModel
+from avstan.models.packaged import DEFAULT_PACKAGED_MODEL, PACKAGED_MODELS, packaged_model_path
+
+MEDIA = Path(__file__).resolve().parents[1] / "data" / "media"
+
+
+def test_every_packaged_model_is_in_the_package_and_loads_with_its_file_metadata():
+    for name, entry in PACKAGED_MODELS.items():
+        path = packaged_model_path(name)
+        assert path.name == entry.file and path.stat().st_size < 10 * 2 ** 20
+        trained = TrainedModel.load(path)
+        assert trained.model_name == "frame2d"
+        assert trained.metadata["trained_on"] == "images"
+        # on video: the face followed between searches as prepare does by default, and
+        # the fixed smoothing of image models
+        assert trained.redetect_every == DEFAULT_REDETECT_EVERY
+        assert {c["median_window"] for c in trained.postprocessing.values()} == {5}
+        assert trained.crop_size == 48 and trained.clip_length == 1
+        # the config that reproduces it is shipped too
+        from avstan.training.config import load_config, packaged_config
+
+        config = load_config(packaged_config(entry.config))
+        assert config.model.name == trained.model_name
+        assert config.model.options["crop_size"] == trained.crop_size
+
+
+def test_an_unknown_packaged_name_lists_the_known_ones():
+    with pytest.raises(AvstanError, match=f"no packaged model 'nope'.*{DEFAULT_PACKAGED_MODEL}"):
+        packaged_model_path("nope")
+
+
+def fake_package(monkeypatch, tmp_path, content: bytes | None) -> Path:
+    folder = tmp_path / packaged.PACKAGE_FOLDER
+    folder.mkdir()
+    monkeypatch.setattr(packaged.resources, "files", lambda _: tmp_path)
+    file = folder / PACKAGED_MODELS[DEFAULT_PACKAGED_MODEL].file
+    if content is not None:
+        file.write_bytes(content)
+    return file
+
+
+def test_a_missing_packaged_model_says_to_reinstall(monkeypatch, tmp_path, capsys):
+    fake_package(monkeypatch, tmp_path, None)
+    assert main(["predict", str(MEDIA / "single_face.mp4"),
+                 "--output", str(tmp_path / "out")]) == EXIT_USER_ERROR
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1
+    assert "missing from this installation" in error and "reinstall avstan" in error
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_damaged_packaged_model_says_to_reinstall(monkeypatch, tmp_path, capsys):
+    real = packaged_model_path().read_bytes()
+    fake_package(monkeypatch, tmp_path, real[: len(real) // 2])  # a cut copy
+    assert main(["predict", str(MEDIA / "single_face.mp4"),
+                 "--output", str(tmp_path / "out")]) == EXIT_USER_ERROR
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "is damaged" in error and "reinstall" in error
+
+
+def test_predict_arguments_one_video_means_the_packaged_model(tmp_path):
+    video = str(MEDIA / "single_face.mp4")
+    default = str(packaged_model_path())
+    assert model_and_input(video, None, None) == (default, video)
+    assert model_and_input(str(MEDIA), None, None) == (default, str(MEDIA))  # a folder
+    assert model_and_input(DEFAULT_PACKAGED_MODEL, video, None) == (default, video)
+    assert model_and_input("runs/x/model.pt", video, None) == ("runs/x/model.pt", video)
+    assert model_and_input(DEFAULT_PACKAGED_MODEL, None, "-") == (default, None)
+    # a model file alone is still a model file (predict then asks for the input)
+    assert model_and_input("runs/x/model.pt", None, None) == ("runs/x/model.pt", None)
+
+
+def test_models_lists_the_packaged_models(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    for name, entry in PACKAGED_MODELS.items():
+        assert f"{name}: " in out and f"configs/{entry.config}.yaml" in out
+    assert "frame2d: " in out  # the registered architecture too
+
+
+def test_predict_with_only_a_video_writes_curves_from_the_packaged_model(tmp_path, capsys):
+    video = tmp_path / "clip.mp4"
+    shutil.copy(MEDIA / "single_face.mp4", video)
+    assert main(["predict", str(video), "--output", str(tmp_path / "out"), "--html"]) == 0
+    with open(tmp_path / "out" / "clip.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows and set(rows[0]) >= {"time", "valence", "arousal", "face_found"}
+    values = np.array([[float(r["valence"]), float(r["arousal"])] for r in rows])
+    assert np.isfinite(values).all() and np.abs(values).max() <= 1.0
+    assert all(r["face_found"] in ("1", "True", "true") for r in rows)
+    assert (tmp_path / "out" / "clip.png").is_file() and (tmp_path / "out" / "clip.html").is_file()
+
+
+def test_the_real_clips_step_reads_a_happy_face_as_more_pleasant_than_an_angry_one(tmp_path):
+    """The demo's last step, on the two shipped CREMA-D clips (one actor, one sentence):
+    a table row per clip with its expression, and pages; the happy delivery's mean valence
+    above the angry one's (what a model that learned anything from real faces must do)."""
+    from avstan.apply.real_clips import predict_real_clips
+
+    result = predict_real_clips(tmp_path, progress=False, log=lambda line: None)
+    rows = {line.split("|")[1].strip(): line for line in result.table.splitlines()
+            if line.startswith("| 1001_")}
+    assert set(rows) == {"1001_DFA_ANG_XX", "1001_DFA_HAP_XX"}
+    assert "| anger |" in rows["1001_DFA_ANG_XX"] and "| happiness |" in rows["1001_DFA_HAP_XX"]
+
+    def mean_valence(row):
+        return float(row.split("|")[4].split("/")[0])
+
+    assert mean_valence(rows["1001_DFA_HAP_XX"]) > mean_valence(rows["1001_DFA_ANG_XX"])
+    assert len(result.pages) == 2 and all(page.is_file() for page in result.pages)
