@@ -113,7 +113,8 @@ class FrameCNN(nn.Module):
             # the frame and its mirror image, averaged: faces are (nearly) symmetric and the
             # training flips them, so the two readings differ only by the model's noise
             out = self._from_frames(torch.cat([frame, frame.flip(-1)]))
-            return {k: (v[:len(frame)] + v[len(frame):]) / 2 for k, v in out.items()}
+            # (2·B, ...) → (2, B, ...) → mean: a reshape, so an export keeps the batch free
+            return {k: v.unflatten(0, (2, -1)).mean(dim=0) for k, v in out.items()}
         return self._from_frames(frame)
 
     def _from_frames(self, frames: Tensor) -> dict[str, Tensor]:
