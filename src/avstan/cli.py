@@ -10,6 +10,7 @@ interrupted run exits 130 and resumes when the same command is run again.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import os
 import sys
@@ -361,7 +362,12 @@ def run_train(args: argparse.Namespace) -> int:
     from avstan.models import model_arguments
 
     model_arguments(config.model.name)  # an unknown model: one line before any folder exists
-    with exclusive_output(config.output, "the training output", "train"):
+    # one lock for a distributed run: its other processes (Lightning's launched ranks,
+    # torchrun's) run this command too, into the folder their first process holds
+    rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) or 0)
+    held = (exclusive_output(config.output, "the training output", "train") if rank == 0
+            else contextlib.nullcontext())
+    with held:
         run = train_and_calibrate(config, restart=args.restart)
     print(f"{run.model_path}: best devel CCC {run.result.best_val_ccc:.3f} "
           f"after {run.result.epochs} epochs")

@@ -99,7 +99,7 @@ def test_no_audio_turns_audio_off_and_audio_only_files_fail_clearly(audio_folder
     assert "failed talk:" in printed and "audio features are turned off" in printed
     assert main(["prepare", str(audio_folder), str(out), "--audio-window", "0"]) \
         == EXIT_USER_ERROR
-    assert "--audio-window 0.0: use at least 0.5 seconds" in capsys.readouterr().err
+    assert "--audio-window 0.0: use 0.5 to 60 seconds" in capsys.readouterr().err
 
 
 def test_videos_take_audio_from_their_track_or_a_separate_file(tmp_path, capsys):
