@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from avstan.data.corpora.base import LabelTrack, RecordingSource
-from avstan.data.corpora.common import SPLIT_FILE, read_split
+from avstan.data.corpora.common import SPLIT_FILE, finish, read_split
 from avstan.errors import AvstanError
 
 CIRCUMPLEX: dict[str, tuple[float, float]] = {
@@ -171,3 +171,16 @@ def speaker_partitions(root: Path, speakers: Iterable[str], default_rule,
                               f"(speakers found: {', '.join(speakers)}); write {path.name} "
                               "with one 'speaker,partition' line per speaker")
     return partitions
+
+
+def finish_by_speaker(recordings: list[RecordingSource], root: Path, layout: str,
+                      expected: str, default_rule) -> list[RecordingSource]:
+    """Every utterance put in its speaker's partition (:func:`speaker_partitions`), then the
+    checks every reader ends with (``common.finish``): what an acted corpus's reader ends
+    with."""
+    if recordings:
+        partitions = speaker_partitions(root, [r.extra["speaker"] for r in recordings],
+                                        default_rule, recordings)
+        for recording in recordings:
+            recording.partition = partitions[recording.extra["speaker"]]
+    return finish(recordings, root, layout, expected)

@@ -27,13 +27,13 @@ from collections import defaultdict
 from pathlib import Path
 
 from avstan.data.corpora.acted import (
-    speaker_partitions,
+    finish_by_speaker,
     utterance,
     warn_empty_folders,
     warn_skipped,
 )
 from avstan.data.corpora.base import RecordingSource
-from avstan.data.corpora.common import check_folder, finish, media_files, video_and_audio
+from avstan.data.corpora.common import check_folder, media_files, video_and_audio
 from avstan.errors import AvstanError
 
 NAME_PATTERN = re.compile(r"^(\d{4})_([A-Za-z0-9]{3})_([A-Za-z]{3})_([A-Za-z]{2})$")
@@ -98,10 +98,4 @@ def find_recordings(root: Path) -> list[RecordingSource]:
                               audio=audio if video else None)
         recording.extra["has_audio"] = True
         recordings.append(recording)
-    if not recordings:
-        return finish(recordings, root, "cremad", EXPECTED)
-    partitions = speaker_partitions(root, [r.extra["speaker"] for r in recordings],
-                                    default_partition, recordings)
-    for recording in recordings:
-        recording.partition = partitions[recording.extra["speaker"]]
-    return finish(recordings, root, "cremad", EXPECTED)
+    return finish_by_speaker(recordings, root, "cremad", EXPECTED, default_partition)

@@ -26,9 +26,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from avstan.data.corpora.acted import speaker_partitions, utterance, warn_skipped
+from avstan.data.corpora.acted import finish_by_speaker, utterance, warn_skipped
 from avstan.data.corpora.base import RecordingSource
-from avstan.data.corpora.common import check_folder, finish, media_files, video_and_audio
+from avstan.data.corpora.common import check_folder, media_files, video_and_audio
 from avstan.errors import AvstanError
 
 NAME_PATTERN = re.compile(
@@ -101,10 +101,4 @@ def find_recordings(root: Path) -> list[RecordingSource]:
         recordings.append(utterance(name, "", video or audio, fields["speaker"],
                                     fields["category"], fields["intensity"],
                                     audio=audio if video else None))
-    if not recordings:
-        return finish(recordings, root, "mead", EXPECTED)
-    partitions = speaker_partitions(root, [r.extra["speaker"] for r in recordings],
-                                    default_partition, recordings)
-    for recording in recordings:
-        recording.partition = partitions[recording.extra["speaker"]]
-    return finish(recordings, root, "mead", EXPECTED)
+    return finish_by_speaker(recordings, root, "mead", EXPECTED, default_partition)

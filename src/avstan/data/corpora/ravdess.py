@@ -28,13 +28,13 @@ import re
 from pathlib import Path
 
 from avstan.data.corpora.acted import (
-    speaker_partitions,
+    finish_by_speaker,
     utterance,
     warn_empty_folders,
     warn_skipped,
 )
 from avstan.data.corpora.base import RecordingSource
-from avstan.data.corpora.common import check_folder, finish, media_files
+from avstan.data.corpora.common import check_folder, media_files
 from avstan.errors import AvstanError
 
 NAME_PATTERN = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$")
@@ -100,10 +100,4 @@ def find_recordings(root: Path) -> list[RecordingSource]:
     for recording, (_, fields) in zip(recordings, parsed, strict=True):
         recording.extra["utterance"] = fields["utterance"]
         recording.extra["has_audio"] = fields["modality"] != "02"
-    if not recordings:
-        return finish(recordings, root, "ravdess", EXPECTED)
-    partitions = speaker_partitions(root, [r.extra["speaker"] for r in recordings],
-                                    default_partition, recordings)
-    for recording in recordings:
-        recording.partition = partitions[recording.extra["speaker"]]
-    return finish(recordings, root, "ravdess", EXPECTED)
+    return finish_by_speaker(recordings, root, "ravdess", EXPECTED, default_partition)
