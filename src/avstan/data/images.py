@@ -37,6 +37,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import time
 import zlib
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -47,7 +48,7 @@ import numpy as np
 from PIL import Image
 
 from avstan.data.corpora.images import EXPRESSIONS, ImageSource, find_image_corpus
-from avstan.data.faces import FaceAligner, warp_crop
+from avstan.data.faces import FaceAligner, apply_transform, warp_crop
 from avstan.data.prepare import PrepareConfig, die_with_parent, make_aligner
 from avstan.data.preview import write_contact_sheet
 from avstan.data.store import (
@@ -140,7 +141,7 @@ def align_image(aligner: FaceAligner, image: np.ndarray,
                                                 height - inset_y))
             matrix, anchors = aligner.alignment_matrix(points), "frame"
     crop = crop_with_margin(canvas, matrix, aligner.crop_size)
-    crop_points = (np.c_[points, np.ones(len(points))] @ matrix.T).astype(np.float32)
+    crop_points = apply_transform(matrix, points).astype(np.float32)
     # the transform from the image's own pixels: canvas = image · scale
     to_canvas = np.diag([scale, scale, 1.0])
     return ImageCrop(crop, crop_points, (matrix @ to_canvas).astype(np.float32), anchors)
@@ -271,8 +272,6 @@ def prepare_images(sources: Sequence[ImageSource], output: str | Path,
                    shard_size: int = IMAGES_PER_SHARD) -> ImagePrepareSummary:
     """Every image of ``sources`` through the face stage into the image store ``output``
     (shards; see the module docstring). Resumes: complete, unchanged shards are skipped."""
-    import time
-
     config = config or PrepareConfig()
     if workers is not None and workers < 1:
         raise AvstanError(f"--workers {workers}: use 1 or more (default: all cores)")

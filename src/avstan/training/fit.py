@@ -185,11 +185,10 @@ def frame_model_to_start_from(path: str) -> tuple[str, FrameCNN]:
     return path, trained.network
 
 
-def init_encoder(model: torch.nn.Module, path: str) -> dict:
-    """Start ``model``'s convolutions from the frame model file at ``path``
+def init_encoder(model: torch.nn.Module, path: str, frame: FrameCNN) -> dict:
+    """Start ``model``'s convolutions from ``frame``, the frame model read from ``path``
     (``models.inflate``); returns what the model file records: the source and the layers
-    started and left at their start. A packaged model's name stands for its file."""
-    path, frame = frame_model_to_start_from(path)
+    started and left at their start."""
     layers = init_from_frame_model(model, frame, str(path))
     if not layers["started"]:
         raise AvstanError(f"training.init_encoder: {model.model_name} has no convolution a "
@@ -238,8 +237,9 @@ def train_experiment(config: ExperimentConfig, restart: bool = False, progress: 
     """
     output = Path(config.output)
     model_arguments(config.model.name)  # an unknown model is refused before any folder is made
-    if config.training.init_encoder:  # and a file to start from that is not a frame model
-        frame_model_to_start_from(config.training.init_encoder)
+    # and a file to start from that is not a frame model
+    start_from = (frame_model_to_start_from(config.training.init_encoder)
+                  if config.training.init_encoder else None)
     if prepare_output(output, config, restart):
         done = json.loads((output / DONE_NAME).read_text())
         return TrainResult(output, output / "model.pt", done["best_val_ccc"], done["epochs"])
@@ -272,8 +272,8 @@ def train_experiment(config: ExperimentConfig, restart: bool = False, progress: 
     if "audio" in module.model.input_names:
         fit_audio_standardisation(module.model, datamodule.train_dataset.recordings,
                                   config.data.store)
-    started_from = (init_encoder(module.model, section.init_encoder)
-                    if section.init_encoder else None)
+    started_from = (init_encoder(module.model, *start_from)
+                    if start_from is not None else None)
     if section.init_branches:
         init_branches(module.model, section.init_branches, section.freeze_branches)
         if section.fusion_starts_as_video:
