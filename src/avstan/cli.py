@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import math
 import os
 import sys
 import warnings
@@ -369,8 +370,15 @@ def run_train(args: argparse.Namespace) -> int:
             else contextlib.nullcontext())
     with held:
         run = train_and_calibrate(config, restart=args.restart)
-    print(f"{run.model_path}: best devel CCC {run.result.best_val_ccc:.3f} "
-          f"after {run.result.epochs} epochs")
+    if config.training.keep == "last_epoch":
+        score = run.result.best_val_ccc
+        print(f"{run.model_path}: the last of {run.result.epochs} epochs kept"
+              + (f", devel CCC {score:.3f}" if math.isfinite(score) else
+                 " (no devel partition: no post-processing fitted; evaluate it with "
+                 "--no-postprocess)"))
+    else:
+        print(f"{run.model_path}: best devel CCC {run.result.best_val_ccc:.3f} "
+              f"after {run.result.epochs} epochs")
     if run.chains is not None:
         fitted = any(c.devel_ccc_raw is not None for c in run.chains.values())
         print(("post-processing fitted on devel and saved in the model: " if fitted else

@@ -207,3 +207,59 @@ def test_attention_entropy_start_leaves_the_loss_alone_until_then(tiny_store):
         with pytest.raises(AvstanError, match=f"{key} must be >= 0"):
             EmotionRegressor("sta3d", {"crop_size": 16, "clip_length": 4}, ["valence"],
                              attention_entropy=0.1, **{key: -1.0})
+
+
+def store_without_devel(source, root):
+    """``source``'s recordings with its devel recording moved to train: no devel partition."""
+    import dataclasses
+
+    from avstan.data.store import RecordingStore
+
+    old = RecordingStore.open(source)
+    store = RecordingStore.create(root, corpus="no-devel", **dict(old.attrs))
+    for name in old.names():
+        recording = old.load(name)
+        if recording.partition == "devel":
+            recording = dataclasses.replace(recording, partition="train")
+        store.add(recording)
+    return root
+
+
+def test_keep_last_epoch_trains_every_epoch_and_keeps_the_last(tiny_store, tmp_path):
+    # patience 1 would stop a best_devel run early on a flat devel score; last_epoch trains
+    # max_epochs and saves the weights of the last checkpoint, not of the best devel epoch
+    config = config_from_dict(tiny_config_dict(tiny_store, tmp_path / "run", max_epochs=3,
+                                               patience=1, keep="last_epoch"))
+    result = train_experiment(config, progress=False)
+    assert result.epochs == 3
+    assert not (tmp_path / "run" / "checkpoints" / "best.ckpt").exists()
+    last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    kept = TrainedModel.load(result.model_path).network.state_dict()
+    for name, value in kept.items():
+        assert torch.equal(last["state_dict"][f"model.{name}"], value), name
+    log = (tmp_path / "run" / "logs" / "metrics.csv").read_text()
+    assert "val/ccc" in log and np.isfinite(result.best_val_ccc)  # devel still scored
+
+
+def test_keep_last_epoch_needs_no_devel_partition(tiny_store, tmp_path):
+    from avstan.experiments.calibrated_training import train_and_calibrate
+
+    root = store_without_devel(tiny_store, tmp_path / "store")
+    refused = config_from_dict(tiny_config_dict(root, tmp_path / "refused", max_epochs=1))
+    with pytest.raises(AvstanError, match="devel partition.*training.keep=last_epoch"):
+        train_experiment(refused, progress=False)
+    config = config_from_dict(tiny_config_dict(root, tmp_path / "run", max_epochs=2,
+                                               keep="last_epoch"))
+    run = train_and_calibrate(config, progress=False)
+    assert run.result.epochs == 2 and np.isnan(run.result.best_val_ccc)
+    assert run.chains is None  # no devel to fit a post-processing chain on
+    trained = TrainedModel.load(run.model_path)
+    assert trained.postprocessing is None
+    assert trained.metadata["config"]["training"]["keep"] == "last_epoch"
+    log = (tmp_path / "run" / "logs" / "metrics.csv").read_text()
+    assert "val/ccc" not in log and "train/loss_epoch" in log
+
+
+def test_keep_takes_two_values():
+    with pytest.raises(AvstanError, match="training.keep 'best'.*best_devel or last_epoch"):
+        config_from_dict({"training": {"keep": "best"}})

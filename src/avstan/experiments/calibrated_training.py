@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from avstan.data.store import RecordingStore
 from avstan.errors import AvstanError
 from avstan.evaluation.evaluate import attach_postprocessing
 from avstan.evaluation.postprocess import PostProcessing, chains_from_dicts, describe_notes
@@ -29,7 +30,8 @@ from avstan.training.fit import TrainResult, train_experiment
 @dataclass
 class CalibratedRun:
     """A trained run and the chain stored in its model file (None in the non-zero ranks
-    of a distributed run, which do not write the model file)."""
+    of a distributed run, which do not write the model file, and for a store without a
+    devel partition)."""
 
     result: TrainResult
     chains: dict[str, PostProcessing] | None
@@ -58,12 +60,16 @@ def resolve_init_branches(config: ExperimentConfig,
 def train_and_calibrate(config: ExperimentConfig, restart: bool = False,
                         progress: bool = True, device: str = "cpu") -> CalibratedRun:
     """Train ``config`` (or resume it, or find it complete), then fit the post-processing
-    chain on devel and store it in the model file unless the file already carries one."""
+    chain on devel and store it in the model file unless the file already carries one
+    (none is fitted on a store without a devel partition: ``chains`` is then None)."""
     result = train_experiment(config, restart=restart, progress=progress)
     if not result.is_global_zero:
         return CalibratedRun(result, None)
     stored = TrainedModel.load(result.model_path).postprocessing
     chains = chains_from_dicts(stored)
+    if chains is None and not RecordingStore.open(config.data.store).names("devel"):
+        # training.keep: last_epoch on a store without devel: nothing to fit a chain on
+        return CalibratedRun(result, None)
     if chains is None:
         chains = attach_postprocessing(result.model_path, config.data.store, device)
     return CalibratedRun(result, chains)

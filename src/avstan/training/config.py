@@ -76,6 +76,11 @@ class TrainingSection:
     batch_size: int = 16
     max_epochs: int = 30
     patience: int = 10  # early stopping on devel CCC, in epochs
+    # which weights model.pt keeps: "best_devel" (the epoch with the best devel CCC, early
+    # stopping after `patience`) or "last_epoch" (all max_epochs, the last one kept; the
+    # devel partition is then optional, scored when present: a corpus too small to spare
+    # speakers for a devel partition, e.g. one fold of a leave-one-speaker-out study)
+    keep: str = "best_devel"
     seed: int = 0
     num_workers: int = 0
     accelerator: str = "auto"
@@ -105,6 +110,8 @@ class TrainingSection:
             raise AvstanError(f"training.num_workers {self.num_workers}: use 0 or more")
         if not self.lr > 0:
             raise AvstanError(f"training.lr {self.lr}: use a positive learning rate")
+        if self.keep not in ("best_devel", "last_epoch"):
+            raise AvstanError(f"training.keep {self.keep!r}: use best_devel or last_epoch")
         if self.lr_schedule not in ("constant", "cosine"):
             raise AvstanError(f"training.lr_schedule {self.lr_schedule!r}: use constant or "
                               "cosine")

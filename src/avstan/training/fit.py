@@ -267,8 +267,11 @@ def train_experiment(config: ExperimentConfig, restart: bool = False, progress: 
         audio_per_recording=getattr(module.model, "recording_standardisation", False),
         step_targets=section.loss_every_step, frames_in_memory=config.data.frames_in_memory,
         lookahead=getattr(module.model, "lookahead", 0),
-        with_expressions=section.expression_weight > 0)
+        with_expressions=section.expression_weight > 0,
+        devel_required=section.keep == "best_devel")
     datamodule.setup("fit")
+    keep_last = section.keep == "last_epoch"
+    scored = datamodule.has_devel
     if "audio" in module.model.input_names:
         fit_audio_standardisation(module.model, datamodule.train_dataset.recordings,
                                   config.data.store)
@@ -282,10 +285,15 @@ def train_experiment(config: ExperimentConfig, restart: bool = False, progress: 
                                   "in training.init_branches")
             module.model.start_as_video_branch()
     checkpoints = output / "checkpoints"
-    best = ModelCheckpoint(dirpath=checkpoints, filename="best", monitor="val/ccc", mode="max",
-                           save_last=True, enable_version_counter=False)
-    callbacks = [best, EarlyStopping(monitor="val/ccc", mode="max", patience=section.patience),
-                 RandomStateCheckpoint(), *(callbacks or [])]
+    if keep_last:  # every epoch, the last one kept: no devel choice, no early stopping
+        best = ModelCheckpoint(dirpath=checkpoints, save_top_k=0, save_last=True,
+                               enable_version_counter=False)
+        stopping = []
+    else:
+        best = ModelCheckpoint(dirpath=checkpoints, filename="best", monitor="val/ccc",
+                               mode="max", save_last=True, enable_version_counter=False)
+        stopping = [EarlyStopping(monitor="val/ccc", mode="max", patience=section.patience)]
+    callbacks = [best, *stopping, RandomStateCheckpoint(), *(callbacks or [])]
     if section.ema_decay is not None:
         callbacks.append(weight_average(section.ema_decay))
     bar = progress and on_terminal()
@@ -305,7 +313,8 @@ def train_experiment(config: ExperimentConfig, restart: bool = False, progress: 
                                        resume_epoch=resume_epoch),
                     TensorBoardLogger(output, name="tensorboard", version="")],
             enable_progress_bar=bar, enable_model_summary=False, num_sanity_val_steps=0,
-            log_every_n_steps=10, deterministic=False)
+            log_every_n_steps=10, deterministic=False,
+            limit_val_batches=None if scored else 0)
     except (MisconfigurationException, ValueError) as exc:
         # e.g. --accelerator gpu on a machine without one, --devices 0
         reason = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
@@ -331,10 +340,15 @@ def train_experiment(config: ExperimentConfig, restart: bool = False, progress: 
     if not trainer.is_global_zero:
         return TrainResult(output, output / "model.pt", float("nan"), trainer.current_epoch,
                            is_global_zero=False)
-    best_path = Path(best.best_model_path) if best.best_model_path else last
+    best_path = Path(best.best_model_path) if best.best_model_path and not keep_last else last
     state = torch.load(best_path, map_location="cpu", weights_only=True)
     module.load_state_dict(state["state_dict"])
-    best_score = float(best.best_model_score) if best.best_model_score is not None else float("nan")
+    if keep_last:  # the devel CCC of the kept (last) epoch, when there is a devel partition
+        score = trainer.callback_metrics.get("val/ccc") if scored else None
+        best_score = float(score) if score is not None else float("nan")
+    else:
+        best_score = (float(best.best_model_score) if best.best_model_score is not None
+                      else float("nan"))
     store_attrs = RecordingStore.open(config.data.store).attrs
     metadata = {"config": config.to_dict(), "best_val_ccc": best_score,
                 "epochs": trainer.current_epoch, "store": config.data.store,

@@ -221,7 +221,8 @@ class RecordingDataModule(L.LightningDataModule):
                  crop_size: int | None = None,
                  input_names: Sequence[str] = ("clip",), audio_per_recording: bool = False,
                  step_targets: bool = False, frames_in_memory: bool = True,
-                 lookahead: int = 0, with_expressions: bool = False) -> None:
+                 lookahead: int = 0, with_expressions: bool = False,
+                 devel_required: bool = True) -> None:
         super().__init__()
         self.store_root = store
         self.targets = tuple(targets)
@@ -238,6 +239,7 @@ class RecordingDataModule(L.LightningDataModule):
         self.frames_in_memory = frames_in_memory
         self.lookahead = lookahead
         self.with_expressions = with_expressions
+        self.devel_required = devel_required
         self.skipped: list[str] = []
         self.train_dataset: ClipDataset | None = None
         self.val_dataset: ClipDataset | None = None
@@ -260,9 +262,11 @@ class RecordingDataModule(L.LightningDataModule):
         if not train:
             raise AvstanError(f"{self.store_root}: no complete recordings{needs} in the train "
                               "partition")
-        if not devel:
+        if not devel and self.devel_required:
             raise AvstanError(f"{self.store_root}: no complete recordings{needs} in the devel "
-                              "partition (needed for checkpointing and early stopping)")
+                              "partition (needed for checkpointing and early stopping; "
+                              "without one, train a fixed number of epochs with "
+                              "--set training.keep=last_epoch)")
         video = "clip" in self.input_names
         sizes = {r.crop_size for r in train + devel} if video else set()
         rates = {r.step_rate for r in train + devel}
@@ -285,10 +289,10 @@ class RecordingDataModule(L.LightningDataModule):
                                          step_targets=self.step_targets,
                                          lookahead=self.lookahead,
                                          with_expressions=self.with_expressions, **flags)
-        self.val_dataset = ClipDataset(devel, self.clip_length, self.val_stride, self.targets,
-                                       labelled_only=True, with_masks=with_masks,
-                                       audio_per_recording=self.audio_per_recording,
-                                       lookahead=self.lookahead, **flags)
+        self.val_dataset = None if not devel else ClipDataset(
+            devel, self.clip_length, self.val_stride, self.targets, labelled_only=True,
+            with_masks=with_masks, audio_per_recording=self.audio_per_recording,
+            lookahead=self.lookahead, **flags)
         if len(self.train_dataset) == 0:
             raise AvstanError(f"{self.store_root}: the train partition has no labelled clip")
 
@@ -300,7 +304,13 @@ class RecordingDataModule(L.LightningDataModule):
                           num_workers=self.num_workers, drop_last=len(self.train_dataset) >
                           self.batch_size, persistent_workers=False)
 
-    def val_dataloader(self) -> DataLoader:
+    @property
+    def has_devel(self) -> bool:
+        return self.val_dataset is not None
+
+    def val_dataloader(self) -> DataLoader | list:
+        if self.val_dataset is None:  # training.keep: last_epoch on a store without devel
+            return []
         # With kept workers, only the loader's first iterator draws their seed, and in a
         # resumed run it comes at a later epoch than in an uninterrupted one: drawn from
         # torch's generator, it would shift the training's draws (training.resume). Without

@@ -51,6 +51,16 @@ def test_a_subset_needs_split_csv_and_follows_it(tmp_path):
     _, recordings = find_corpus(tmp_path, "mead")
     assert {r.extra["speaker"]: r.partition for r in recordings} == \
         {"M030": "test", "W009": "train", "W011": "devel"}
+    # a split that chooses no devel (one fold of leave-one-actor-out) is a warning that
+    # says how to train without one; the default rule leaving one empty stays an error
+    (tmp_path / "split.csv").write_text("speaker,partition\nM030,test\nW009,train\n"
+                                        "W011,train\n")
+    with pytest.warns(UserWarning, match="split.csv leaves the devel partition without a "
+                                         "speaker; train it with --set training.keep="
+                                         "last_epoch"):
+        _, recordings = find_corpus(tmp_path, "mead")
+    assert {r.extra["speaker"]: r.partition for r in recordings} == \
+        {"M030": "test", "W009": "train", "W011": "train"}
 
 
 def test_an_unknown_emotion_is_an_error_and_other_names_are_skipped(tmp_path):

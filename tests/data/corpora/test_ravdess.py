@@ -84,13 +84,17 @@ def test_split_file_by_speaker_overrides_the_default(tmp_path):
     assert partition == {"Actor_01": "train", "Actor_02": "devel", "Actor_03": "test"}
 
 
-def test_split_leaving_a_partition_empty_is_refused(tmp_path):
+def test_default_split_leaving_a_partition_empty_is_refused_a_chosen_one_warned(tmp_path):
     ravdess_corpus(tmp_path, actors=range(1, 20))  # no actor 21+: no test speaker
     message = error_message(ravdess.find_recordings, tmp_path)
     assert "default speaker split leaves the test partition without a speaker" in message
     assert "split.csv" in message
     write(tmp_path / "split.csv", "\n".join(f"Actor_{n:02d},train" for n in range(1, 20)))
-    assert "leaves the devel partition" in error_message(ravdess.find_recordings, tmp_path)
+    with pytest.warns(UserWarning, match="split.csv leaves the devel and test partitions "
+                                         "without a speaker; train it with --set "
+                                         "training.keep=last_epoch$"):
+        recordings = ravdess.find_recordings(tmp_path)
+    assert {r.partition for r in recordings} == {"train"}
 
 
 def test_split_file_must_keep_a_speaker_in_one_partition(tmp_path):

@@ -142,7 +142,9 @@ def speaker_partitions(root: Path, speakers: Iterable[str], default_rule,
     """``{speaker: partition}``: from ``split.csv`` when it exists (lines may name a
     speaker, or a recording, which puts that recording's speaker there), else
     ``default_rule(speaker)``. A speaker missing from ``split.csv``, a speaker given two
-    partitions, or a partition left empty raise AvstanError naming the file."""
+    partitions, or a partition the default rule leaves empty raise AvstanError naming the
+    file; a partition ``split.csv`` leaves empty is a warning (a fold trained without devel,
+    a corpus kept for testing only)."""
     speakers = sorted(set(speakers))
     split = read_split(root)
     path = Path(root) / SPLIT_FILE
@@ -165,11 +167,16 @@ def speaker_partitions(root: Path, speakers: Iterable[str], default_rule,
             raise AvstanError(f"{path}: no line for speaker(s) {', '.join(missing)}; add "
                               f"'{missing[0]},train' (or devel, test)")
         where = str(path)
-    for partition in PARTITIONS:
-        if partition not in partitions.values():
-            raise AvstanError(f"{where} leaves the {partition} partition without a speaker "
-                              f"(speakers found: {', '.join(speakers)}); write {path.name} "
-                              "with one 'speaker,partition' line per speaker")
+    empty = [p for p in PARTITIONS if p not in partitions.values()]
+    if empty and split is None:
+        raise AvstanError(f"{where} leaves the {empty[0]} partition without a speaker "
+                          f"(speakers found: {', '.join(speakers)}); write {path.name} "
+                          "with one 'speaker,partition' line per speaker")
+    if empty:  # chosen in split.csv: e.g. a fold with no devel, or a test-only corpus
+        warnings.warn(f"{path} leaves the {' and '.join(empty)} partition"
+                      f"{'s' if len(empty) > 1 else ''} without a speaker"
+                      + ("; train it with --set training.keep=last_epoch"
+                         if "devel" in empty and "train" not in empty else ""), stacklevel=2)
     return partitions
 
 
