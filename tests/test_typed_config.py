@@ -62,8 +62,12 @@ def test_unknown_key_names_the_source_the_key_and_the_known_keys():
 
 def test_unions_take_none_then_the_first_option_that_fits():
     assert convert_value(float | int | None, None, "w", "k") is None
+    # a number tries the option of its own kind first: 1 stays an int, 1.0 a float
     one = convert_value(float | int | None, 1, "w", "k")
-    assert one == 1.0 and type(one) is float  # float is tried first
+    assert one == 1 and type(one) is int
+    one = convert_value(int | float | None, 1.0, "w", "k")
+    assert one == 1.0 and type(one) is float
+    assert type(convert_value(float | None, 1, "w", "k")) is float  # else converted
     assert convert_value(int | str, "many", "w", "k") == "many"
     assert convert_value(int | str, 3, "w", "k") == 3
     with pytest.raises(AvstanError, match=r"^w: k must be int, got \[1\]$"):  # the first error
@@ -137,3 +141,40 @@ def test_convert_fields_gives_only_the_fields_present_and_skips_extra_keys():
         convert_fields(Inner, {"rat": 1}, "w", extra_keys=("preset",))
     with pytest.raises(AvstanError, match="unknown key preset"):
         convert_fields(Inner, {"preset": "hard"}, "w")
+
+
+def test_every_number_must_be_finite():
+    for value in (float("nan"), float("inf"), -float("inf"), "nan", "inf"):
+        with pytest.raises(AvstanError, match=r"^w: k must be a finite number, got "):
+            convert_value(float, value, "w", "k")
+        with pytest.raises(AvstanError, match=r"^w: k must be"):
+            convert_value(int | None, value, "w", "k")
+
+
+def test_declared_ranges_and_choices_are_checked_with_the_type():
+    from typing import Annotated
+
+    from avstan.typed_config import OneOf, Range
+
+    rate = Annotated[float, Range(gt=0)]
+    assert convert_value(rate, "3e-4", "w", "training.lr") == pytest.approx(3e-4)
+    with pytest.raises(AvstanError, match=r"^w: training.lr -1.0: use a number > 0$"):
+        convert_value(rate, -1, "w", "training.lr")
+    count = Annotated[int | None, Range(ge=1, le=8)]
+    assert convert_value(count, None, "w", "k") is None and convert_value(count, 8, "w", "k") == 8
+    with pytest.raises(AvstanError, match=r"^w: k 0: use an integer from 1 to 8$"):
+        convert_value(count, 0, "w", "k")
+    decay = Annotated[float, Range(ge=0, lt=1)]
+    with pytest.raises(AvstanError, match=r"^w: k 1.0: use a number in \[0, 1\)$"):
+        convert_value(decay, 1, "w", "k")
+    choice = Annotated[str, OneOf("mse", "ccc")]
+    assert convert_value(choice, "ccc", "w", "k") == "ccc"
+    with pytest.raises(AvstanError, match=r"^w: k 'mae': use mse or ccc$"):
+        convert_value(choice, "mae", "w", "k")
+
+    def even(value):
+        return "" if value % 2 == 0 else "an even number"
+
+    with pytest.raises(AvstanError, match=r"^w: k 3: use an even number$"):
+        convert_value(Annotated[int, even], 3, "w", "k")
+    assert convert_value(Annotated[int, even], 4, "w", "k") == 4

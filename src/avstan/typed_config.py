@@ -18,15 +18,24 @@ converter):
   strings that parse as a float (YAML reads ``1e-4``, without a dot, as a string); never
   a bool;
 * ``str``: strings;
+* ``float`` and ``int`` values must be finite;
 * ``X | Y`` and ``X | None``: None where None is an option, else the options in order,
-  the first that accepts the value wins (so ``1`` for ``float | int`` becomes ``1.0``);
-  when none does, the first option's error is raised;
+  the first that accepts the value wins, except that a number tries the option of its own
+  kind first (``1`` for ``float | int`` stays ``1``, ``1.0`` stays ``1.0``; ``1`` for
+  ``float | None`` becomes ``1.0``); when none does, the first option's error is raised;
 * ``list[X]``: a list, each item converted to X; ``dict[...]``: a dict, copied, its items
   not checked; ``Any``: anything, as is;
 * a dataclass: a mapping, built recursively (its keys named ``field.key``);
 * any other class: an instance of it, as is.
 
+Every number must be finite (NaN and ±inf are refused for every key). What else a field
+allows is declared with its type, ``Annotated[hint, Range(...)]`` for a number's range or
+``Annotated[str, OneOf(...)]`` for a choice, and checked by the same converter, so every
+key of every config is checked the same way (the field's ``__post_init__`` keeps only the
+checks that span several fields).
+
 Only the standard library (numpy scalars are recognised without importing numpy).
+
 """
 
 from __future__ import annotations
@@ -40,7 +49,52 @@ from typing import Any
 
 from avstan.errors import AvstanError
 
-__all__ = ["convert_fields", "convert_value", "dataclass_from_dict"]
+__all__ = ["OneOf", "Range", "check_declared", "convert_fields", "convert_value",
+           "dataclass_from_dict"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """The allowed values of a number field, declared with its type:
+    ``lr: Annotated[float, Range(gt=0)] = 1e-4``. Bounds left None are open."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+
+    def allows(self, value: float) -> bool:
+        return ((self.ge is None or value >= self.ge) and (self.gt is None or value > self.gt)
+                and (self.le is None or value <= self.le)
+                and (self.lt is None or value < self.lt))
+
+    def describe(self, integer: bool) -> str:
+        """E.g. "a number > 0", "an integer from 1 to 65536", "a number in [0, 1)"."""
+        def number(bound: float) -> str:
+            return str(int(bound)) if float(bound).is_integer() else f"{bound:g}"
+
+        low = (self.ge, "[") if self.ge is not None else (self.gt, "(")
+        high = (self.le, "]") if self.le is not None else (self.lt, ")")
+        kind = "an integer" if integer else "a number"
+        if low[0] is not None and high[0] is not None:
+            if integer and low[1] == "[" and high[1] == "]":
+                return f"{kind} from {number(low[0])} to {number(high[0])}"
+            return f"{kind} in {low[1]}{number(low[0])}, {number(high[0])}{high[1]}"
+        if low[0] is not None:
+            return f"{kind} {'>=' if low[1] == '[' else '>'} {number(low[0])}"
+        if high[0] is not None:
+            return f"{kind} {'<=' if high[1] == ']' else '<'} {number(high[0])}"
+        return kind
+
+
+@dataclasses.dataclass(frozen=True)
+class OneOf:
+    """The allowed values of a string field: ``loss: Annotated[str, OneOf("mse", "ccc")]``."""
+
+    choices: tuple[str, ...]
+
+    def __init__(self, *choices: str) -> None:
+        object.__setattr__(self, "choices", tuple(choices))
 
 
 def dataclass_from_dict(cls: type, raw: Any, where: str, prefix: str = "") -> Any:
@@ -70,7 +124,7 @@ def convert_fields(cls: type, raw: Any, where: str, prefix: str = "",
     if unknown:
         raise AvstanError(f"{where}: unknown key {prefix}{unknown[0]}; known keys here: "
                           f"{', '.join(prefix + k for k in known)}")
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     values = {}
     for name, value in raw.items():
         if name in fields:
@@ -78,17 +132,37 @@ def convert_fields(cls: type, raw: Any, where: str, prefix: str = "",
     return values
 
 
+def check_declared(instance: Any, where: str, prefix: str = "") -> None:
+    """Check the fields of a dataclass instance that declare their allowed values
+    (``Annotated``) against them: for a ``__post_init__``, so a config built in code is
+    held to the same declarations as one read from a file."""
+    hints = typing.get_type_hints(type(instance), include_extras=True)
+    for field in dataclasses.fields(instance):
+        hint = hints[field.name]
+        if typing.get_origin(hint) is typing.Annotated:
+            convert_value(hint, getattr(instance, field.name), where, prefix + field.name)
+
+
 def convert_value(hint: Any, value: Any, where: str, key: str) -> Any:
     """``value`` checked against the type ``hint`` and converted (see the module docstring
     for what each hint accepts); an AvstanError naming ``where`` and ``key`` if it does not
     fit."""
     origin = typing.get_origin(hint)
+    if origin is typing.Annotated:
+        base, *declared = typing.get_args(hint)
+        value = convert_value(base, value, where, key)
+        for rule in declared:
+            _check(rule, base, value, where, key)
+        return value
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(hint)
         if value is None and type(None) in options:
             return None
         errors = []
-        for option in options:
+        # an option of the value's own type first (2.0 for ``int | float`` stays a float)
+        exact = [o for o in options if o in (int, float) and _is_integer(value) == (o is int)
+                 and _is_real(value)]
+        for option in exact + [o for o in options if o not in exact]:
             if option is type(None):
                 continue
             try:
@@ -118,13 +192,18 @@ def convert_value(hint: Any, value: Any, where: str, key: str) -> Any:
         if _is_real(value) and math.isfinite(value) and float(value).is_integer():
             return int(value)
     elif hint is float:
+        number = None
         if _is_real(value):
-            return float(value)
-        if isinstance(value, str):
+            number = float(value)
+        elif isinstance(value, str):
             try:
-                return float(value)  # YAML reads 1e-4 (no dot) as a string
+                number = float(value)  # YAML reads 1e-4 (no dot) as a string
             except ValueError:
                 pass
+        if number is not None:
+            if not math.isfinite(number):
+                raise AvstanError(f"{where}: {key} must be a finite number, got {value!r}")
+            return number
     elif isinstance(value, hint):
         return value
     raise AvstanError(f"{where}: {key} must be {getattr(hint, '__name__', hint)}, got {value!r}")
@@ -148,3 +227,20 @@ def _is_integer(value: Any) -> bool:
 def _is_real(value: Any) -> bool:
     """An int, a float, a numpy integer or a numpy float, not a bool."""
     return _is_integer(value) or isinstance(value, float) or _numpy_kind(value) == "f"
+
+
+def _check(rule: Any, base: Any, value: Any, where: str, key: str) -> None:
+    """One declared rule on a converted value: a :class:`Range`, a :class:`OneOf`, or a
+    function of the value returning what to use instead (or "" when the value is fine).
+    None (an optional field left out) passes."""
+    if value is None:
+        return
+    if isinstance(rule, Range) and not rule.allows(value):
+        integer = base is int or int in typing.get_args(base) and float not in typing.get_args(base)
+        raise AvstanError(f"{where}: {key} {value!r}: use {rule.describe(integer)}")
+    if isinstance(rule, OneOf) and value not in rule.choices:
+        raise AvstanError(f"{where}: {key} {value!r}: use {' or '.join(rule.choices)}")
+    if callable(rule):  # a rule of its own: returns what to use instead, or None when fine
+        advice = rule(value)
+        if advice:
+            raise AvstanError(f"{where}: {key} {value!r}: use {advice}")

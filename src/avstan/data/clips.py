@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 import torch
@@ -35,6 +36,7 @@ from torch.utils.data import Dataset
 from avstan.data.audio import standardise_per_recording
 from avstan.data.store import FRAMES_ON_DISK, LABEL_NAMES, Recording
 from avstan.errors import AvstanError
+from avstan.typed_config import Range, check_declared
 
 
 @dataclass(frozen=True)
@@ -50,16 +52,14 @@ class AugmentConfig:
     attention map can only help by following the face (docs/attention.md).
     """
 
-    flip: float = 0.5
-    contrast: float = 0.2
-    colour: float = 0.1
-    brightness: float = 0.1
-    shift: float = 0.0
+    flip: Annotated[float, Range(ge=0, le=1)] = 0.5  # a probability
+    contrast: Annotated[float, Range(ge=0, le=1)] = 0.2
+    colour: Annotated[float, Range(ge=0, le=1)] = 0.1
+    brightness: Annotated[float, Range(ge=0, le=1)] = 0.1
+    shift: Annotated[float, Range(ge=0, lt=0.5)] = 0.0  # a fraction of the crop
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.shift < 0.5:
-            raise AvstanError(f"data.augment.shift must be in [0, 0.5) (a fraction of the "
-                              f"crop), got {self.shift}")
+        check_declared(self, "augmentation", "data.augment.")
 
 
 def window_indices(ends: Sequence[int], clip_length: int,

@@ -20,13 +20,47 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 
 from avstan.data.clips import AugmentConfig
 from avstan.errors import AvstanError
-from avstan.typed_config import dataclass_from_dict
+from avstan.typed_config import OneOf, Range, check_declared, dataclass_from_dict
+
+# Declarations shared by several fields (typed_config: checked where each is read)
+AT_LEAST_ONE = Range(ge=1)
+NOT_NEGATIVE = Range(ge=0)
+POSITIVE = Range(gt=0)
+SEED = Range(ge=0, le=2 ** 32 - 1)  # what numpy and Lightning take
+THREADS = Range(ge=1, le=1024)
+STEPS = Range(ge=1, le=100_000)  # a clip's length or stride, in steps
+
+
+def batches_or_fraction(value: float | int) -> str:
+    """Lightning's limit: a number of batches (an integer >= 1) or a fraction in (0, 1]."""
+    if isinstance(value, int):
+        return "" if value >= 1 else "a number of batches >= 1 or a fraction in (0, 1]"
+    return "" if 0 < value <= 1 else "a fraction in (0, 1] or a whole number of batches"
+
+
+def device_choice(value: Any) -> str:
+    """Lightning's ``devices``: auto, a count (-1: all), a list of indices, or "0,1"."""
+    advice = "auto, a number of devices >= 1 (-1: all), or a list of device indices"
+    if value == "auto":
+        return ""
+    if isinstance(value, str):
+        parts = [p.strip() for p in value.split(",") if p.strip()]
+        return "" if parts and all(p.isdigit() for p in parts) else advice
+    if isinstance(value, bool):
+        return advice
+    if isinstance(value, int):
+        return "" if value == -1 or 1 <= value <= 100_000 else advice
+    if isinstance(value, list):
+        good = value and all(isinstance(i, int) and not isinstance(i, bool)
+                             and 0 <= i <= 100_000 for i in value)
+        return "" if good else advice
+    return advice
 
 
 @dataclass
@@ -38,59 +72,73 @@ class ModelSection:
 @dataclass
 class DataSection:
     store: str = ""
-    clip_length: int = 16
-    train_stride: int = 16  # 16 = non-overlapping clips (ICASSP); smaller = overlapping (MM)
-    val_stride: int = 1  # step between scored devel steps during training (1 = every step)
-    targets: list[str] = field(default_factory=lambda: ["valence", "arousal"])
+    clip_length: Annotated[int, STEPS] = 16
+    # 16 = non-overlapping clips (ICASSP); smaller = overlapping (MM)
+    train_stride: Annotated[int, STEPS] = 16
+    # step between scored devel steps during training (1 = every step)
+    val_stride: Annotated[int, STEPS] = 1
+    targets: list[Annotated[str, OneOf("valence", "arousal")]] = field(
+        default_factory=lambda: ["valence", "arousal"])
     augment: AugmentConfig | None = field(default_factory=AugmentConfig)
     # false: leave the face crops in the store's files and read each clip from there (in
     # every DataLoader worker, training.num_workers, its own file handles), for corpora
     # larger than memory; true: load them all first (faster for small corpora)
     frames_in_memory: bool = True
 
+    def __post_init__(self) -> None:
+        check_declared(self, "data config", "data.")
+
 
 @dataclass
 class TrainingSection:
-    loss: str = "mse"  # mse (papers) | ccc (1 - CCC, averaged over targets)
-    lr: float = 1e-4
+    # mse (papers) | ccc (1 - CCC, averaged over targets)
+    loss: Annotated[str, OneOf("mse", "ccc")] = "mse"
+    lr: Annotated[float, POSITIVE] = 1e-4
     # constant (the papers) | cosine: the learning rate falls from lr to 0 along a half
     # cosine over the run's max_epochs, step by step
-    lr_schedule: str = "constant"
+    lr_schedule: Annotated[str, OneOf("constant", "cosine")] = "constant"
     # weight of the expression head's cross-entropy (models with expression_classes, on
     # stores with expressions: face images) added to the loss; 0 = off
-    expression_weight: float = 0.0
-    attention_lr: float | None = None  # a separate learning rate for the attention branch
+    expression_weight: Annotated[float, NOT_NEGATIVE] = 0.0
+    # a separate learning rate for the attention branch
+    attention_lr: Annotated[float | None, POSITIVE] = None
     # weight of the maps' mean normalised entropy added to the loss (0 = off): an
     # unsupervised push towards sharper attention maps, without saying where
-    attention_entropy: float = 0.0
+    attention_entropy: Annotated[float, NOT_NEGATIVE] = 0.0
     # the entropy term starts at this epoch and ramps up to its weight over this many
     # epochs (0, 0 = full weight from the first step)
-    attention_entropy_start: float = 0.0
-    attention_entropy_ramp: float = 0.0
-    weight_decay: float = 0.0
+    attention_entropy_start: Annotated[float, NOT_NEGATIVE] = 0.0
+    attention_entropy_ramp: Annotated[float, NOT_NEGATIVE] = 0.0
+    weight_decay: Annotated[float, NOT_NEGATIVE] = 0.0
     # an exponential moving average of the weights, this decay per optimiser step (None =
     # off): the average is what is scored on devel, checkpointed and saved in model.pt
-    ema_decay: float | None = None
+    ema_decay: Annotated[float | None, Range(ge=0, lt=1)] = None
     # the loss on every step of each clip (audio models), not only on the last one
     loss_every_step: bool = False
-    batch_size: int = 16
-    max_epochs: int = 30
-    patience: int = 10  # early stopping on devel CCC, in epochs
+    batch_size: Annotated[int, Range(ge=1, le=1_000_000)] = 16
+    max_epochs: Annotated[int, Range(ge=1, le=1_000_000)] = 30
+    # early stopping on devel CCC, in epochs
+    patience: Annotated[int, Range(ge=1, le=1_000_000)] = 10
     # which weights model.pt keeps: "best_devel" (the epoch with the best devel CCC, early
     # stopping after `patience`) or "last_epoch" (all max_epochs, the last one kept; the
     # devel partition is then optional, scored when present: a corpus too small to spare
     # speakers for a devel partition, e.g. one fold of a leave-one-speaker-out study)
-    keep: str = "best_devel"
-    seed: int = 0
-    num_workers: int = 0
+    keep: Annotated[str, OneOf("best_devel", "last_epoch")] = "best_devel"
+    seed: Annotated[int, SEED] = 0
+    num_workers: Annotated[int, Range(ge=0, le=1024)] = 0
     accelerator: str = "auto"
-    devices: Any = "auto"
-    num_nodes: int = 1
+    # auto, a number of devices (-1: all), a list of device indices, or "0,1"
+    devices: Annotated[Any, device_choice] = "auto"
+    num_nodes: Annotated[int, Range(ge=1, le=100_000)] = 1
     strategy: str = "auto"
-    precision: str = "32-true"
-    gradient_clip: float | None = None
-    limit_train_batches: float | int | None = None
-    threads: int | None = None  # torch CPU threads; None leaves torch's default
+    # Lightning's precisions (16-mixed needs CUDA; the 16- and bf16-true ones train in
+    # half precision throughout)
+    precision: Annotated[str, OneOf("32-true", "bf16-mixed", "16-mixed", "64-true",
+                                    "bf16-true", "16-true")] = "32-true"
+    gradient_clip: Annotated[float | None, POSITIVE] = None
+    limit_train_batches: Annotated[int | float | None, batches_or_fraction] = None
+    # torch CPU threads; None leaves torch's default
+    threads: Annotated[int | None, THREADS] = None
     # Fusion (av_sta) from trained branches, the MM paper's late fusion: model files of the
     # audio (lstm_ta) and video (sta3d/cnn3d) models, e.g. {audio: runs/a/model.pt}.
     init_branches: dict[str, str] = field(default_factory=dict)
@@ -103,24 +151,7 @@ class TrainingSection:
     init_encoder: str | None = None
 
     def __post_init__(self) -> None:
-        for key in ("batch_size", "max_epochs", "patience", "num_nodes"):
-            if getattr(self, key) < 1:
-                raise AvstanError(f"training.{key} {getattr(self, key)}: use 1 or more")
-        if self.num_workers < 0:
-            raise AvstanError(f"training.num_workers {self.num_workers}: use 0 or more")
-        if not self.lr > 0:
-            raise AvstanError(f"training.lr {self.lr}: use a positive learning rate")
-        if self.keep not in ("best_devel", "last_epoch"):
-            raise AvstanError(f"training.keep {self.keep!r}: use best_devel or last_epoch")
-        if self.lr_schedule not in ("constant", "cosine"):
-            raise AvstanError(f"training.lr_schedule {self.lr_schedule!r}: use constant or "
-                              "cosine")
-        if not self.expression_weight >= 0:
-            raise AvstanError(f"training.expression_weight {self.expression_weight}: use 0 "
-                              "(off) or a positive weight")
-        if self.ema_decay is not None and not 0 <= self.ema_decay < 1:
-            raise AvstanError(f"training.ema_decay {self.ema_decay}: use a decay in [0, 1), "
-                              "e.g. 0.99, or null for no weight average")
+        check_declared(self, "training config", "training.")
 
 
 @dataclass
