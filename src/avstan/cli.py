@@ -501,9 +501,28 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
     return f"avstan: warning: {message}\n"
 
 
+def _terminate_as_interrupt(signal_number: int, frame) -> None:
+    """SIGTERM (``kill``, a job scheduler, a container stopping) ends avstan as Ctrl-C does:
+    one line, the work written so far kept, the same command resumes."""
+    raise KeyboardInterrupt
+
+
+def handle_sigterm_as_ctrl_c() -> None:
+    """Install :func:`_terminate_as_interrupt` for SIGTERM, unless the caller chose
+    another disposition for it (an ignored SIGTERM stays ignored), and only in the main
+    thread (where Python can install handlers)."""
+    import signal
+    import threading
+
+    if (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL):
+        signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.formatwarning = _one_line_warning
+    handle_sigterm_as_ctrl_c()
     if args.command in MEMORY_FLAT_COMMANDS:
         fix_mmap_threshold()  # peak memory flat in a video's length (avstan.memory)
     try:

@@ -130,3 +130,53 @@ def test_pool_workers_die_with_a_prepare_killed_outright(tmp_path):
     while time.monotonic() < deadline and any(alive(pid) for pid in children):
         time.sleep(0.1)
     assert not any(alive(pid) for pid in children)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
+def test_sigterm_to_prepare_is_ctrl_c_its_workers_stop_and_the_same_command_resumes(tmp_path):
+    """Issue 32: SIGTERM is handled like Ctrl-C (one line, exit 130, resumable), and the
+    pool's workers stop with it instead of finishing the queue; the resumed store is the
+    store an uninterrupted run makes."""
+    import json
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name in "abcdef":
+        (corpus / f"{name}.mp4").write_bytes((MEDIA / "moving_face.mp4").read_bytes())
+    command = [sys.executable, "-m", "avstan", "prepare", str(corpus), str(tmp_path / "store"),
+               "--workers", "2", "--no-audio", "--crop-size", "16"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)
+    children: list[int] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(children) < 2 and process.poll() is None:
+        tasks = Path(f"/proc/{process.pid}/task")
+        children = [int(pid) for task in tasks.glob("*/children")
+                    for pid in task.read_text().split()] if tasks.exists() else []
+        time.sleep(0.05)
+    assert len(children) >= 2 and process.poll() is None, "no pool workers seen"
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert err.strip().splitlines()[-1] == \
+        "avstan: interrupted; run the same command again to resume", err
+    assert "Traceback" not in err
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(alive(pid) for pid in children):
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in children)
+    resumed = subprocess.run(command, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    reference = subprocess.run(command[:5] + [str(tmp_path / "reference")] + command[6:],
+                               capture_output=True, text=True)
+    assert reference.returncode == 0, reference.stderr
+
+    def entries(store):
+        manifest = json.loads((tmp_path / store / "manifest.json").read_text())
+        recordings = manifest["recordings"]
+        return {name: (entry["status"], entry.get("checksum")) for name, entry in
+                (recordings.items() if isinstance(recordings, dict) else
+                 ((e["name"], e) for e in recordings))}
+
+    assert entries("store") == entries("reference")
+    assert all(status == "complete" for status, _ in entries("store").values())

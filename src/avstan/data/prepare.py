@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import errno
 import math
+import multiprocessing
 import os
 import signal
 import sys
@@ -394,6 +395,10 @@ def die_with_parent() -> None:
 
 def _init_worker(config: PrepareConfig) -> None:
     global _WORKER_ALIGNER, _WORKER_CONFIG
+    if multiprocessing.parent_process() is not None:
+        # a pool worker ends at once on SIGTERM (its parent's, or the parent stopping it),
+        # not with the parent's handler that turns it into Ctrl-C (cli)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
     die_with_parent()
     _WORKER_ALIGNER = make_aligner(config)
     _WORKER_CONFIG = config
@@ -667,14 +672,24 @@ def prepare_corpus(sources: Sequence[RecordingSource], output: str | Path,
             with ProcessPoolExecutor(workers, initializer=_init_worker,
                                      initargs=(config,)) as pool:
                 futures = [pool.submit(_prepare_one, s, config, corpus, root) for s in todo]
-                for future in as_completed(futures):
-                    if future.cancelled():
-                        continue
-                    outcome = future.result()
-                    record(outcome, partitions[outcome.name])
-                    if disk_full:  # the running ones finish (and are recorded), no new ones
-                        for waiting in futures:
-                            waiting.cancel()
+                try:
+                    for future in as_completed(futures):
+                        if future.cancelled():
+                            continue
+                        outcome = future.result()
+                        record(outcome, partitions[outcome.name])
+                        if disk_full:  # the running ones finish (and are recorded), no new
+                            for waiting in futures:
+                                waiting.cancel()
+                except KeyboardInterrupt:
+                    # Ctrl-C reaches the workers too, SIGTERM only this process: stop them
+                    # either way, so that leaving the pool does not wait for the queue
+                    # (each recording is written atomically: a stopped one is redone). The
+                    # pool then fails the waiting futures itself (cancelling them first
+                    # makes Python 3.11's pool thread fail on them with a traceback).
+                    for worker in multiprocessing.active_children():
+                        worker.terminate()
+                    raise
     finally:
         bar.close()
     if disk_full:
