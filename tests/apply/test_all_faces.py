@@ -135,8 +135,8 @@ def test_predict_all_faces_writes_one_curve_per_person_and_shows_each(scene, mod
     assert main(["predict", str(model), str(scene), "--output", str(out), "--all-faces",
                  "--overlay", "--html"]) == 0
     assert sorted(p.name for p in out.iterdir()) == [
-        "scene.html", "scene.overlay.mp4", "scene.person1.csv", "scene.person1.png",
-        "scene.person2.csv", "scene.person2.png"]
+        ".avstan-predict.json", "scene.html", "scene.overlay.mp4", "scene.person1.csv",
+        "scene.person1.png", "scene.person2.csv", "scene.person2.png"]
     assert read_found(out / "scene.person1.csv") == EXPECTED_MAN
     assert read_found(out / "scene.person2.csv") == EXPECTED_WOMAN
     page = (out / "scene.html").read_text()

@@ -61,13 +61,23 @@ def test_predict_a_folder(model, videos, tmp_path, capsys):
     found = np.array([r["face_found"] == "1" for r in rows])
     assert found[:8].all() and not found[-10:].any()
     assert (out / "face_noface.png").stat().st_size > 0
-    assert sorted(p.name for p in out.iterdir()) == ["face_noface.csv", "face_noface.png",
-                                                     "single_face.csv", "single_face.png"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".avstan-predict.json", "face_noface.csv", "face_noface.png", "single_face.csv",
+        "single_face.png"]
 
-    # Existing outputs are refused unless --overwrite.
+    # The same command again resumes: complete videos are skipped and said so.
+    stamp = (out / "face_noface.csv").stat().st_mtime_ns
     assert main(["predict", str(model), str(videos / "face_noface.mov"), "--output",
-                 str(out)]) == EXIT_USER_ERROR
-    assert "face_noface.csv: exists; pass --overwrite" in capsys.readouterr().err
+                 str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "face_noface.mov: outputs complete, skipped (--overwrite redoes them)" in printed
+    assert "predicted 0, failed 0" in printed
+    assert (out / "face_noface.csv").stat().st_mtime_ns == stamp
+    # Outputs of another command (here another --hop) are refused unless --overwrite.
+    assert main(["predict", str(model), str(videos / "face_noface.mov"), "--output",
+                 str(out), "--hop", "2"]) == EXIT_USER_ERROR
+    assert ("face_noface.csv: exists, written by a predict command with another model or "
+            "settings; pass --overwrite") in capsys.readouterr().err
 
 
 def test_hop_predicts_every_kth_step_and_interpolates(model, videos, tmp_path):
@@ -125,7 +135,8 @@ def test_overlay_and_html_outputs(untrained, tmp_path):
         assert main(["predict", str(untrained / f"{name}.pt"), str(video), "--output", str(out),
                      "--overlay", "--html"]) == 0
         assert sorted(p.name for p in out.iterdir()) == [
-            "single_face.csv", "single_face.html", "single_face.overlay.mp4", "single_face.png"]
+            ".avstan-predict.json", "single_face.csv", "single_face.html",
+            "single_face.overlay.mp4", "single_face.png"]
         with av.open(str(out / "single_face.overlay.mp4")) as container:
             assert container.streams.video[0].codec_context.name == "h264"
             assert sum(1 for _ in container.decode(video=0)) == 72
@@ -328,4 +339,44 @@ def test_a_video_whose_output_names_are_too_long_fails_alone(untrained, tmp_path
     assert len(failed) == 1 and names[1] in failed[0] and "too long" in failed[0]
     for name in (names[0], "short"):
         assert (out / f"{name}.csv").is_file() and (out / f"{name}.overlay.mp4").is_file()
-    assert not list(out.glob(f"{names[1]}*")) and not list(out.glob(".*"))
+    # no temporary file left: the only hidden file is the run's record (for a resume)
+    assert not list(out.glob(f"{names[1]}*"))
+    assert [p.name for p in out.glob(".*")] == [".avstan-predict.json"]
+
+
+def test_a_stopped_run_resumes_redoing_the_incomplete_video_and_removing_stray_temporaries(
+        model, videos, tmp_path, capsys):
+    """Issue 32 §2: after a kill -9 the same command is not refused: complete videos are
+    skipped, an incomplete one is redone, and the hidden temporary files the killed run
+    left are removed."""
+    out = tmp_path / "out"
+    (videos / "no_face.mp4").unlink()
+    command = ["predict", str(model), str(videos), "--output", str(out)]
+    with pytest.warns(UserWarning, match="shorter than one clip"):
+        assert main(command) == 0
+    capsys.readouterr()
+    reference = (out / "single_face.csv").read_text()
+    (out / "single_face.png").unlink()  # killed between its two files
+    stray = out / ".single_face.png.k3j_x9q2.tmp"  # what io.atomic_path leaves on kill -9
+    stray.write_bytes(b"half a file")
+    stray.chmod(0o600)
+    untouched = out / ".notes.txt"  # a hidden file of the user's: not avstan's to remove
+    untouched.write_text("mine")
+    stamp = (out / "face_noface.csv").stat().st_mtime_ns
+    with pytest.warns(UserWarning, match="shorter than one clip"):
+        assert main(command) == 0
+    printed = capsys.readouterr().out
+    assert "removed .single_face.png.k3j_x9q2.tmp, a temporary file of an earlier run" in printed
+    assert "face_noface.mov: outputs complete, skipped" in printed
+    assert "predicted 1, failed 0" in printed
+    assert not stray.exists() and untouched.read_text() == "mine"
+    assert (out / "single_face.png").stat().st_size > 0
+    assert (out / "single_face.csv").read_text() == reference
+    assert (out / "face_noface.csv").stat().st_mtime_ns == stamp
+
+
+def test_a_run_where_every_video_fails_leaves_no_run_record(model, videos, tmp_path):
+    out = tmp_path / "out"
+    assert main(["predict", str(model), str(videos / "no_face.mp4"), "--output",
+                 str(out)]) == EXIT_PARTIAL_FAILURE
+    assert not out.exists()

@@ -147,7 +147,7 @@ def test_predict_on_ray_writes_what_local_predict_writes(ray_instance, corpus, m
         with open(tmp_path / "local" / name) as a, open(tmp_path / "ray" / name) as b:
             assert list(csv.reader(a)) == list(csv.reader(b))
     assert sorted(p.name for p in (tmp_path / "ray").iterdir()) == [
-        "clip0.csv", "clip0.png", "leaves.csv", "leaves.png"]
+        ".avstan-predict.json", "clip0.csv", "clip0.png", "leaves.csv", "leaves.png"]
 
 
 def one_error_line(args, capsys) -> str:

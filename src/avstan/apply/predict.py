@@ -23,8 +23,12 @@ With ``all_faces`` (``--all-faces``) every person in the video is followed with 
 identity (``data.people``) and gets ``<name>.person<k>.csv`` and ``.png``; the overlay and
 the page then show each person's box and curves.
 
-Outputs that exist are refused unless ``overwrite``; each file is written atomically, and
-a video that fails leaves nothing behind (files already written for it are removed).
+Outputs that exist are refused unless ``overwrite``, or unless they were written by the
+same command (model and settings, recorded in ``<output>/.avstan-predict.json``): the run
+then resumes, skipping each video whose outputs are all there and redoing the others.
+Each file is written atomically, a video that fails leaves nothing behind (files already
+written for it are removed), and the temporary files of a run killed outright are removed
+by the next run into the folder (which holds the folder's lock, ``io.exclusive_output``).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from __future__ import annotations
 import csv
 import errno
 import io
+import json
 import re
 import warnings
 from collections.abc import Sequence
@@ -85,6 +90,74 @@ def output_suffixes(overlay: bool = False, html: bool = False) -> tuple[str, ...
     """The files ``predict`` writes per video, as suffixes of the video's stem."""
     return (".csv", ".png") + ((".overlay.mp4",) if overlay else ()) + ((".html",) if html
                                                                         else ())
+
+
+RUN_RECORD = ".avstan-predict.json"  # the command that writes into an output folder
+
+
+def run_record(model_path: str | Path, hop: int, postprocess: bool, overlay: bool,
+               html: bool, redetect_every: int | None, detector: str | None,
+               all_faces: bool, precision: str) -> dict:
+    """What decides a predict run's outputs: a folder written with the same record may be
+    resumed, one with another is refused without --overwrite."""
+    model = Path(model_path)
+    return {"model": str(model.resolve()) if model.exists() else str(model_path),
+            "model_bytes": model.stat().st_size if model.is_file() else None,
+            "hop": hop, "postprocess": postprocess, "overlay": overlay, "html": html,
+            "redetect_every": redetect_every, "detector": detector, "all_faces": all_faces,
+            "precision": precision}
+
+
+def read_run_record(output: Path) -> dict | None:
+    try:
+        record = json.loads((output / RUN_RECORD).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def video_complete(output: Path, stem: str, overlay: bool, html: bool,
+                   all_faces: bool) -> bool:
+    """Whether every file predict writes for the video ``stem`` is there."""
+    suffixes = output_suffixes(overlay, html)
+    if all_faces:
+        people = [p.name[len(stem):-4] for p in output.glob(f"{stem}.person*.csv")]
+        return bool(people) and all(
+            output_exists(output / f"{stem}{person}.png") for person in people) and all(
+            output_exists(output / f"{stem}{suffix}") for suffix in suffixes[2:])
+    return all(output_exists(output / f"{stem}{suffix}") for suffix in suffixes)
+
+
+def remove_stray_temporaries(output: Path, stems: Sequence[str]) -> list[Path]:
+    """The temporary files (``io.atomic_path``'s ``.<name>.<random><suffix>``) that a run
+    killed outright left for these videos' outputs; removed, and returned. Only a run
+    holding the folder's lock may call this: no other avstan run writes there."""
+    from avstan.io import TEMPORARY_HEAD
+
+    removed = []
+    for entry in output.iterdir() if output.is_dir() else ():
+        name = entry.name
+        if not name.startswith(".") or not entry.is_file():
+            continue
+        for stem in stems:
+            head = f".{stem}"[:TEMPORARY_HEAD + 1]
+            if name.startswith(head) and re.search(r"\.[a-z0-9_]{8}(\.tmp|\.mp4)$", name):
+                entry.unlink(missing_ok=True)
+                removed.append(entry)
+                break
+    return removed
+
+
+def drop_unused_run_record(output: Path, stems: Sequence[str]) -> None:
+    """Remove the run record when the folder holds no output of these videos (every video
+    failed): a folder the run made is then empty again and removed with its lock
+    (``io.exclusive_output``), and a folder of the user's is left as it was."""
+    try:
+        names = [entry.name for entry in output.iterdir()]
+    except OSError:
+        return
+    if not any(name.startswith(f"{stem}.") for name in names for stem in stems):
+        (output / RUN_RECORD).unlink(missing_ok=True)
 
 
 def output_exists(path: Path) -> bool:
@@ -460,6 +533,10 @@ def predict_videos(model_path: str | Path, inputs: str | Path, output: str | Pat
     if clashes:
         raise AvstanError(f"{inputs}: several videos are named {clashes[0]!r}; their outputs "
                           "would collide, predict them separately")
+    for stray in remove_stray_temporaries(output, list(names)):
+        log(f"removed {stray.name}, a temporary file of an earlier run that was stopped")
+    record = run_record(model_path, hop, postprocess, overlay, html, redetect_every, detector,
+                        all_faces, precision)
     if not overwrite:
         existing = [output / f"{v.stem}{suffix}" for v in videos
                     for suffix in output_suffixes(overlay, html)
@@ -469,48 +546,61 @@ def predict_videos(model_path: str | Path, inputs: str | Path, output: str | Pat
                 output.glob(f"{v.stem}.person*.csv")) + [
                 output / f"{v.stem}{suffix}" for suffix in output_suffixes(overlay, html)[2:]
                 if output_exists(output / f"{v.stem}{suffix}")]]
-        if existing:
-            raise AvstanError(f"{existing[0]}: exists; pass --overwrite or choose another "
-                              "--output folder")
-    done, failed = [], []
-    if engine == "ray":
-        settings = (str(model_path), device, postprocess, redetect_every, detector, precision)
-        jobs = [(settings, video, output, hop, overlay, html, all_faces) for video in videos]
-        bar = progress_bar(len(videos), "predicting", "video", enabled=progress)
-        with RayRun(ray_address) as run:
-            check_shared_folder(run, output)
-            gpus = 1 if str(device).startswith("cuda") else 0
-            for index, result in run.map_unordered(_predict_on_ray, jobs, num_gpus=gpus):
-                video = videos[index]
-                bar.update(1)
-                if isinstance(result, Exception):
-                    failed.append((video, str(result)))
-                    log(f"failed {video.name}: {result}")
+        held = read_run_record(output)
+        if existing and held != record:
+            by = (", written by a predict command with another model or settings"
+                  if held is not None else "")
+            raise AvstanError(f"{existing[0]}: exists{by}; pass --overwrite or choose "
+                              "another --output folder")
+        if existing:  # the same command, stopped before: resume it
+            complete = [v for v in videos
+                        if video_complete(output, v.stem, overlay, html, all_faces)]
+            for video in complete:
+                log(f"{video}: outputs complete, skipped (--overwrite redoes them)")
+            videos = [v for v in videos if v not in complete]
+    atomic_write_bytes(output / RUN_RECORD, json.dumps(record, indent=1).encode())
+    try:
+        done, failed = [], []
+        if engine == "ray":
+            settings = (str(model_path), device, postprocess, redetect_every, detector, precision)
+            jobs = [(settings, video, output, hop, overlay, html, all_faces) for video in videos]
+            bar = progress_bar(len(videos), "predicting", "video", enabled=progress)
+            with RayRun(ray_address) as run:
+                check_shared_folder(run, output)
+                gpus = 1 if str(device).startswith("cuda") else 0
+                for index, result in run.map_unordered(_predict_on_ray, jobs, num_gpus=gpus):
+                    video = videos[index]
+                    bar.update(1)
+                    if isinstance(result, Exception):
+                        failed.append((video, str(result)))
+                        log(f"failed {video.name}: {result}")
+                        continue
+                    done += result
+                    log(f"{video}: {len(result[0].times)} steps -> "
+                        + ", ".join(p.csv_path.name for p in result))
+            bar.close()
+            return done, failed
+        for video in videos:
+            try:
+                if all_faces:
+                    people = predictor.predict_people(video, output, hop, progress, overlay, html)
+                    done += people
+                    log(f"{video}: {len(people)} people, {len(people[0].times)} steps -> "
+                        + ", ".join(p.csv_path.name for p in people))
                     continue
-                done += result
-                log(f"{video}: {len(result[0].times)} steps -> "
-                    + ", ".join(p.csv_path.name for p in result))
-        bar.close()
+                done.append(predictor.predict_video(video, output, hop, progress, overlay, html))
+                log(f"{video}: {len(done[-1].times)} steps -> {done[-1].csv_path}")
+            except AvstanError as error:
+                failed.append((video, str(error)))
+                log(f"failed {video.name}: {error}")
+            except OSError as error:
+                if error.errno != errno.ENAMETOOLONG:
+                    raise
+                # this video's output names pass the file system's limit; the others may not
+                reason = (f"{video}: its output file names are too long for the file system "
+                          f"({error.filename or output}); rename the video shorter")
+                failed.append((video, reason))
+                log(f"failed {video.name}: {reason}")
         return done, failed
-    for video in videos:
-        try:
-            if all_faces:
-                people = predictor.predict_people(video, output, hop, progress, overlay, html)
-                done += people
-                log(f"{video}: {len(people)} people, {len(people[0].times)} steps -> "
-                    + ", ".join(p.csv_path.name for p in people))
-                continue
-            done.append(predictor.predict_video(video, output, hop, progress, overlay, html))
-            log(f"{video}: {len(done[-1].times)} steps -> {done[-1].csv_path}")
-        except AvstanError as error:
-            failed.append((video, str(error)))
-            log(f"failed {video.name}: {error}")
-        except OSError as error:
-            if error.errno != errno.ENAMETOOLONG:
-                raise
-            # this video's output names pass the file system's limit; the others may not
-            reason = (f"{video}: its output file names are too long for the file system "
-                      f"({error.filename or output}); rename the video shorter")
-            failed.append((video, reason))
-            log(f"failed {video.name}: {reason}")
-    return done, failed
+    finally:
+        drop_unused_run_record(output, list(names))
