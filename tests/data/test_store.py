@@ -115,6 +115,9 @@ def test_gold_track_round_trips_at_full_precision_and_is_optional(tmp_path):
      "gold_times must be finite and strictly increasing"),
     (lambda r: r.gold_times.__setitem__(3, np.nan), "gold_times must be finite"),
     (lambda r: setattr(r, "gold_labels", r.gold_labels * 2), r"gold_labels must lie in \[-1, 1\]"),
+    (lambda r: r.gold_labels.__setitem__((2, 0), np.inf), r"gold_labels must lie in \[-1, 1\]"),
+    (lambda r: r.labels.__setitem__((5, 1), -np.inf), r"labels must lie in \[-1, 1\] \(NaN "
+                                                       r"where unknown, never ±inf\)"),
     (lambda r: setattr(r, "gold_times", np.zeros(0)), r"gold_times must be \(M,\) with M"),
 ])
 def test_gold_track_validation_names_the_problem(change, message):

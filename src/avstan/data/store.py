@@ -205,8 +205,9 @@ class Recording:
         if self.partition not in PARTITIONS:
             problems.append(f"partition must be one of {PARTITIONS}, got {self.partition!r}")
         finite = self.labels[np.isfinite(self.labels)]
-        if finite.size and (finite.min() < -1.0 - 1e-6 or finite.max() > 1.0 + 1e-6):
-            problems.append("labels must lie in [-1, 1] (NaN where unknown)")
+        if np.isinf(self.labels).any() or finite.size and (
+                finite.min() < -1.0 - 1e-6 or finite.max() > 1.0 + 1e-6):
+            problems.append("labels must lie in [-1, 1] (NaN where unknown, never ±inf)")
         if problems:
             raise AvstanError(f"{where}: " + "; ".join(problems) + "; re-create it with avstan")
 
@@ -263,8 +264,9 @@ def _gold_problems(gold_times: np.ndarray | None, gold_labels: np.ndarray | None
         problems.append(f"gold_labels must be ({max(m, 0)}, {len(LABEL_NAMES)}), "
                         f"got {gold_labels.shape}")
     finite = gold_labels[np.isfinite(gold_labels)]
-    if finite.size and (finite.min() < -1.0 - 1e-6 or finite.max() > 1.0 + 1e-6):
-        problems.append("gold_labels must lie in [-1, 1] (NaN where unknown)")
+    if np.isinf(gold_labels).any() or finite.size and (
+            finite.min() < -1.0 - 1e-6 or finite.max() > 1.0 + 1e-6):
+        problems.append("gold_labels must lie in [-1, 1] (NaN where unknown, never ±inf)")
     return problems
 
 

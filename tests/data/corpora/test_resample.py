@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pytest
 
 from avstan.data.corpora.base import LabelTrack, resample_labels
 
@@ -63,3 +64,15 @@ def test_dimension_without_any_value_is_all_nan():
     result = resample_labels(track, np.array([0.0, 0.25, 0.5]))
     np.testing.assert_allclose(result[:, 0], [0.2, 0.3, 0.4], rtol=1e-6)
     assert np.isnan(result[:, 1]).all()
+
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf])
+def test_an_infinite_label_is_refused_naming_the_file_and_the_time(bad):
+    from avstan.errors import AvstanError
+
+    track = LabelTrack(times=np.array([0.0, 0.5, 1.0]),
+                       values=np.array([[0.2, 0.1], [bad, 0.3], [0.1, np.nan]]),
+                       source="labels/a.csv")
+    with pytest.raises(AvstanError, match=r"^labels/a.csv: label value -?inf at time 0.5 s; a "
+                                          r"label is a number in \[-1, 1\], or empty"):
+        track.validate()

@@ -40,6 +40,11 @@ class LabelTrack:
             raise AvstanError(f"{self.source}: no label rows; check the file")
         if not np.isfinite(times).all() or np.any(np.diff(times) <= 0):
             raise AvstanError(f"{self.source}: label times must be finite and increasing")
+        infinite = np.argwhere(np.isinf(values))
+        if infinite.size:
+            raise AvstanError(f"{self.source}: label value {values[tuple(infinite[0])]:g} at "
+                              f"time {times[infinite[0][0]]:g} s; a label is a number in "
+                              "[-1, 1], or empty (NaN) where it is not known")
         finite = values[np.isfinite(values)]
         if finite.size == 0:
             raise AvstanError(f"{self.source}: no valence or arousal value in the file")
