@@ -392,10 +392,11 @@ def run_baseline(args: argparse.Namespace) -> int:
     from avstan.evaluation.postprocess import DEFAULT_SHIFTS
     from avstan.evaluation.reports import metrics_markdown
 
-    evaluation, fitted = run_baseline(args.store, args.output, args.partition,
-                                      complexities=args.complexities or COMPLEXITIES,
-                                      shifts=DEFAULT_SHIFTS if args.time_shift else None,
-                                      lookahead=args.lookahead)
+    with exclusive_output(args.output, "the baseline", "baseline"):
+        evaluation, fitted = run_baseline(args.store, args.output, args.partition,
+                                          complexities=args.complexities or COMPLEXITIES,
+                                          shifts=DEFAULT_SHIFTS if args.time_shift else None,
+                                          lookahead=args.lookahead)
     print("complexity chosen on devel: " + ", ".join(
         f"{t} C={c:g} (devel CCC {fitted.devel_ccc[t][c]:.3f})"
         for t, c in fitted.complexity.items()))
@@ -408,9 +409,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from avstan.evaluation.postprocess import DEFAULT_SHIFTS
     from avstan.evaluation.reports import metrics_markdown
 
-    evaluation = evaluate_model_file(args.model, args.store, args.partition, args.output,
-                                     args.device, postprocess=not args.no_postprocess,
-                                     shifts=DEFAULT_SHIFTS if args.time_shift else None)
+    held = (exclusive_output(args.output, "the evaluation", "evaluate") if args.output
+            else contextlib.nullcontext())
+    with held:
+        evaluation = evaluate_model_file(args.model, args.store, args.partition, args.output,
+                                         args.device, postprocess=not args.no_postprocess,
+                                         shifts=DEFAULT_SHIFTS if args.time_shift else None)
     print(metrics_markdown(evaluation))
     return 0
 
@@ -470,8 +474,9 @@ def run_export(args: argparse.Namespace) -> int:
 def run_reproduce(args: argparse.Namespace) -> int:
     from avstan.experiments.reproduce import reproduce_table
 
-    report = reproduce_table(args.table, args.corpus, Path(args.output) / args.table,
-                             args.partition, args.overrides)
+    with exclusive_output(Path(args.output) / args.table, "the reproduction", "reproduce"):
+        report = reproduce_table(args.table, args.corpus, Path(args.output) / args.table,
+                                 args.partition, args.overrides)
     print(f"report: {report}")
     return 0
 

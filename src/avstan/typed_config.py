@@ -104,7 +104,13 @@ def dataclass_from_dict(cls: type, raw: Any, where: str, prefix: str = "") -> An
     error messages (a file path, or e.g. "synthetic config"); ``prefix`` is prepended to
     every key in them (``"training."`` for a nested section).
     """
-    return cls(**convert_fields(cls, raw, where, prefix))
+    values = convert_fields(cls, raw, where, prefix)
+    missing = [f.name for f in dataclasses.fields(cls) if f.init and f.name not in values
+               and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise AvstanError(f"{where}: missing key {prefix}{missing[0]}")
+    return cls(**values)
 
 
 def convert_fields(cls: type, raw: Any, where: str, prefix: str = "",

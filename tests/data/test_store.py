@@ -216,9 +216,47 @@ def test_store_errors_are_one_clear_line(tmp_path):
     with pytest.raises(AvstanError, match="no recording store here"):
         RecordingStore.open(tmp_path)
     (tmp_path / "manifest.json").write_text("{not json")
-    with pytest.raises(AvstanError, match="malformed manifest"):
+    with pytest.raises(AvstanError, match="manifest.json: not UTF-8 JSON .*damaged or not "
+                                          "written by avstan; remove it"):
         RecordingStore.open(tmp_path)
     blocker = tmp_path / "file"
     blocker.write_text("")
     with pytest.raises(AvstanError, match="cannot write the recording store"):
         RecordingStore.create(blocker / "store")
+
+
+@pytest.mark.parametrize(("change", "words"), [
+    (lambda m: m.update(attrs=[]), "attrs must be dict"),
+    (lambda m: m.update(recordings={}), "recordings must be a list"),
+    (lambda m: m["recordings"][0].update(partition="dev"), "recordings.partition 'dev': use "
+                                                           "train or devel or test"),
+    (lambda m: m["recordings"][0].update(num_steps=-3), "recordings.num_steps -3"),
+    (lambda m: m["recordings"][0].update(file="../../etc/passwd"), "recordings.file "
+                                                                   "'../../etc/passwd'"),
+    (lambda m: m["recordings"][0].pop("name"), "missing"),
+    (lambda m: m.update(store_version=99), "store_version 99"),
+    (lambda m: m.update(extra=1), "unknown key extra"),
+])
+def test_a_damaged_manifest_is_one_line_naming_the_file_and_the_key(tmp_path, change, words):
+    """Issue 32 §3: the manifest is read through typed declarations, like the configs."""
+    import json
+
+    store = RecordingStore.create(tmp_path / "s", corpus="test")
+    store.add(make_recording("a"))
+    path = tmp_path / "s" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    change(manifest)
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(AvstanError) as info:
+        RecordingStore.open(tmp_path / "s")
+    message = str(info.value)
+    assert message.startswith(str(path)) and words in message and "\n" not in message
+    assert message.endswith("remove it and prepare the corpus into this folder again")
+
+
+def test_a_manifest_that_is_not_utf8_is_one_line(tmp_path):
+    store = RecordingStore.create(tmp_path / "s")
+    store.add(make_recording("a"))
+    (tmp_path / "s" / "manifest.json").write_bytes(b"\xff\xfe{")
+    with pytest.raises(AvstanError, match="manifest.json: not UTF-8 JSON"):
+        RecordingStore.open(tmp_path / "s")

@@ -38,10 +38,18 @@ def commands(tmp_path, corpus, tiny_store) -> dict[str, tuple[list[str], Path]]:
         "predict": (["predict", str(corpus / "a.mp4"), "--output", str(tmp_path / "out")],
                     tmp_path / "out"),
         "demo": (["demo", "--output", str(tmp_path / "demo")], tmp_path / "demo"),
+        "evaluate": (["evaluate", str(tmp_path / "model.pt"), str(tiny_store), "--output",
+                      str(tmp_path / "report")], tmp_path / "report"),
+        "baseline": (["baseline", str(tiny_store), str(tmp_path / "baseline")],
+                     tmp_path / "baseline"),
+        "reproduce": (["reproduce", "--table", "icassp-table1", "--corpus", str(tiny_store),
+                       "--output", str(tmp_path / "reproduce")],
+                      tmp_path / "reproduce" / "icassp-table1"),
     }
 
 
-@pytest.mark.parametrize("command", ["prepare", "train", "predict", "demo"])
+@pytest.mark.parametrize("command", ["prepare", "train", "predict", "demo", "evaluate",
+                                     "baseline", "reproduce"])
 def test_a_second_run_into_a_held_folder_stops_at_once(command, tmp_path, corpus, tiny_store,
                                                        capsys):
     args, folder = commands(tmp_path, corpus, tiny_store)[command]

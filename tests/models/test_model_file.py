@@ -48,7 +48,11 @@ def test_truncated_foreign_and_future_files_are_refused(tmp_path):
     data = path.read_bytes()
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(data[: len(data) // 2])
-    with pytest.raises(AvstanError, match="truncated.pt: not a readable"):
+    with pytest.raises(AvstanError, match="truncated.pt: not a readable avstan model file "
+                                          r"\(its zip archive is truncated or damaged"):
+        TrainedModel.load(truncated)
+    truncated.write_bytes(data[:30_000])  # issue 32: at 30 kB it was "not the tensors"
+    with pytest.raises(AvstanError, match="zip archive is truncated or damaged"):
         TrainedModel.load(truncated)
     foreign = tmp_path / "foreign.pt"
     torch.save({"state_dict": {}}, foreign)
@@ -160,3 +164,27 @@ def test_a_network_built_for_other_targets_is_refused_before_writing():
     network = create_model("cnn2d", crop_size=16, clip_length=4)  # valence and arousal
     with pytest.raises(ValueError, match="predicts"):
         TrainedModel(network, ("valence",), 4.0)
+
+
+@pytest.mark.parametrize(("edit", "words"), [
+    (lambda p: p["metadata"].update(redetect_every="abc"), "redetect_every must be int"),
+    (lambda p: p["metadata"].update(redetect_every=0), "redetect_every 0: use an integer"),
+    (lambda p: p["metadata"].update(alignment_template=[[1, 2]]), "alignment_template "
+                                                                  "[[1.0, 2.0]]: use three"),
+    (lambda p: p.update(postprocessing={"valence": 3}), "postprocessing {'valence': 3}: use "
+                                                        "one mapping"),
+    (lambda p: p.update(step_rate=float("nan")), "step_rate must be a finite number"),
+    (lambda p: p["metadata"].update(audio_window_seconds=-4), "audio_window_seconds -4"),
+])
+def test_edited_settings_in_a_model_file_are_one_line_naming_the_key(tmp_path, edit, words):
+    """Issue 32 §3: what predict reads back from a model file is checked by declaration."""
+    _, path = saved_model(tmp_path)
+    payload = torch.load(path, weights_only=True)
+    edit(payload)
+    edited = tmp_path / "edited.pt"
+    torch.save(payload, edited)
+    with pytest.raises(AvstanError) as info:
+        TrainedModel.load(edited)
+    message = str(info.value)
+    assert message.startswith(str(edited)) and words in message and "\n" not in message
+    assert "edited or damaged" in message

@@ -62,6 +62,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 import h5py
 import numpy as np
@@ -70,6 +71,7 @@ from avstan.data.spool import RemappedRows, RowSpool
 from avstan.errors import AvstanError
 from avstan.io import atomic_path, atomic_write_bytes, ensure_writable_folder
 from avstan.targets import LABEL_NAMES
+from avstan.typed_config import OneOf, Range, dataclass_from_dict
 
 STORE_VERSION = 1
 # aligned_from codes: no face; dlib's 68-point fit; the detector's five points (the fit
@@ -79,6 +81,8 @@ ALIGNED_FROM = ("no face", "68-point fit", "detector's points", "corpus landmark
                 "fit in the image frame")
 ANCHOR_CODES = {"landmarks": 1, "detector": 2, "corpus": 3, "frame": 4}  # anchors → code
 PARTITIONS = ("train", "devel", "test")
+# what prepare made of a recording (data.prepare.Outcome)
+ENTRY_STATUSES = ("complete", "failed", "no_face", "disk_full")
 MANIFEST_NAME = "manifest.json"
 
 
@@ -559,19 +563,37 @@ def read_recording(path: Path, load_frames: bool = True, lazy_frames: bool = Fal
     return rec
 
 
+def plain_file_name(value: str) -> str:
+    """A manifest's file entry: a name in the store's folder ("" when none), never a path
+    that leads elsewhere."""
+    return "" if "/" not in value and "\\" not in value and value not in (".", "..") else \
+        "a file name in the store's folder"
+
+
 @dataclass
 class ManifestEntry:
     """One line of the manifest: where a recording is and what state it is in."""
 
     name: str
-    file: str
-    partition: str
-    status: str = "complete"  # complete | failed | no_face
-    num_steps: int = 0
+    file: Annotated[str, plain_file_name]
+    partition: Annotated[str, OneOf(*PARTITIONS)]
+    status: Annotated[str, OneOf(*ENTRY_STATUSES)] = "complete"
+    num_steps: Annotated[int, Range(ge=0)] = 0
     message: str = ""
     # What it was prepared from: role ("media", "labels", "audio", ...) -> [size, mtime_ns],
     # so a rerun redoes a recording whose inputs changed; empty when not known.
     inputs: dict = field(default_factory=dict)
+
+
+@dataclass
+class Manifest:
+    """``manifest.json`` as written by :meth:`RecordingStore.save_manifest`, read back
+    through the typed declarations (``typed_config``): every key and value checked."""
+
+    store_version: Annotated[int, Range(ge=1, le=STORE_VERSION)] = STORE_VERSION
+    corpus: str = ""
+    attrs: dict = field(default_factory=dict)
+    recordings: list[ManifestEntry] = field(default_factory=list)
 
 
 @dataclass
@@ -608,14 +630,22 @@ class RecordingStore:
         if not manifest.is_file():
             raise AvstanError(f"{root}: no recording store here (no {MANIFEST_NAME}); "
                               "create one with `avstan demo` or `avstan prepare`")
+        advice = ("the manifest is damaged or not written by avstan; remove it and prepare "
+                  "the corpus into this folder again")
         try:
-            data = json.loads(manifest.read_text())
-            entries = {e["name"]: ManifestEntry(**e) for e in data["recordings"]}
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise AvstanError(f"{manifest}: malformed manifest ({exc}); "
-                              "re-create the store") from None
-        return cls(root=root, corpus=data.get("corpus", ""), entries=entries,
-                   attrs=data.get("attrs", {}))
+            data = json.loads(manifest.read_bytes().decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            reason = str(exc).splitlines()[0][:80]
+            raise AvstanError(f"{manifest}: not UTF-8 JSON ({reason}); {advice}") from None
+        except OSError as exc:
+            raise AvstanError(f"{manifest}: cannot be read ({exc.strerror}); {advice}") \
+                from None
+        try:
+            read = dataclass_from_dict(Manifest, data, str(manifest))
+        except AvstanError as exc:
+            raise AvstanError(f"{exc}; {advice}") from None
+        entries = {e.name: e for e in read.recordings}
+        return cls(root=root, corpus=read.corpus, entries=entries, attrs=read.attrs)
 
     def save_manifest(self) -> None:
         data = {

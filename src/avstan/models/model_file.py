@@ -33,7 +33,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from torch import nn
@@ -45,6 +45,7 @@ from avstan.devices import checked_device
 from avstan.errors import AvstanError
 from avstan.io import atomic_write_bytes
 from avstan.models.registry import create_model
+from avstan.typed_config import Range, convert_fields
 
 FORMAT = "avstan-model"
 FORMAT_VERSION = 1
@@ -249,6 +250,7 @@ class TrainedModel:
             raise AvstanError(f"{path}: model file format version "
                               f"{payload.get('format_version')}, this avstan reads "
                               f"{FORMAT_VERSION}; retrain or use a matching avstan")
+        check_stored_settings(payload, path)
         try:
             network = create_model(payload["model_name"], targets=payload["targets"],
                                    **payload["model_options"])
@@ -261,6 +263,51 @@ class TrainedModel:
             raise AvstanError(f"{path}: model file does not match its architecture ({reason}); "
                               "it is damaged or from another avstan version") from None
         return trained
+
+
+def three_points(value: list) -> str:
+    """An alignment template: three [x, y] points in units of the crop side."""
+    good = len(value) == 3 and all(len(point) == 2 and all(-1 <= v <= 2 for v in point)
+                                   for point in value)
+    return "" if good else "three [x, y] points (eye centres, nose tip) in units of S"
+
+
+def chains_of_mappings(value: dict) -> str:
+    """Post-processing: one mapping (a PostProcessing.to_dict()) per target."""
+    good = all(isinstance(k, str) and isinstance(v, dict) for k, v in value.items())
+    return "" if good else "one mapping of post-processing steps per target"
+
+
+@dataclass
+class StoredSettings:
+    """What avstan reads back from a model file besides its weights (the metadata keys
+    predict and stream follow, and the post-processing chains), declared with their allowed
+    values and checked on load like a config (``typed_config``): an edited file is one line
+    naming the key."""
+
+    redetect_every: Annotated[int | None, Range(ge=1, le=100_000)] = None
+    alignment_template: Annotated[list[list[float]] | None, three_points] = None
+    audio_window_seconds: Annotated[float | None, Range(gt=0, le=600)] = None
+    detector: str | None = None
+    step_rate: Annotated[float, Range(gt=0, le=1000)] = 4.0
+    postprocessing: Annotated[dict | None, chains_of_mappings] = None
+
+
+def check_stored_settings(payload: dict, path: Path) -> None:
+    """One AvstanError naming the file and the key for a stored setting out of its
+    declaration (:class:`StoredSettings`)."""
+    metadata = payload.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise AvstanError(f"{path}: metadata must be a mapping; the file is damaged or not "
+                          "written by avstan")
+    declared = {f for f in StoredSettings.__dataclass_fields__}
+    stored = {k: v for k, v in metadata.items() if k in declared}
+    stored.update({k: payload[k] for k in ("step_rate", "postprocessing") if k in payload})
+    try:
+        convert_fields(StoredSettings, stored, str(path))
+    except AvstanError as exc:
+        raise AvstanError(f"{exc}; the model file was edited or damaged: use the model.pt "
+                          "`avstan train` wrote") from None
 
 
 def unreadable_reason(path: Path, error: BaseException) -> str:
@@ -277,8 +324,16 @@ def unreadable_reason(path: Path, error: BaseException) -> str:
     except OSError as exc:
         return exc.strerror or type(exc).__name__
     if head.startswith(b"PK"):
-        if "zip archive" in text or "central directory" in text:
-            return "its zip archive is damaged or truncated"
+        import zipfile
+
+        try:
+            with zipfile.ZipFile(path) as archive:
+                damaged = archive.testzip() is not None
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+            damaged = True
+        if damaged or "zip archive" in text or "central directory" in text:
+            return (f"its zip archive is truncated or damaged ({path.stat().st_size} bytes); "
+                    "copy or download it again")
         return "its contents are not the tensors and plain data of a model file"
     if head[:1] == b"\x80":
         return ("a plain pickle, not what torch.save writes, and avstan does not unpickle "
