@@ -95,8 +95,8 @@ def write_config(tmp_path: Path, store: Path, model: str = "sta3d", options=None
     ({"crop_size": 32}, {}, "crops are 16 px but the model is built for 32; set "
                             "model.options.crop_size to match (--set model.options.crop_size=16)"),
     ({"crop_size": 12}, {}, "model 'sta3d': crop_size 12 must be divisible by 8"),
-    ({"crop_size": 16}, {"batch_size": 0}, "training.batch_size 0: use 1 or more"),
-    ({"crop_size": 16}, {"max_epochs": 0}, "training.max_epochs 0: use 1 or more"),
+    ({"crop_size": 16}, {"batch_size": 0}, "training.batch_size 0: use an integer from 1 to"),
+    ({"crop_size": 16}, {"max_epochs": 0}, "training.max_epochs 0: use an integer from 1 to"),
     ({"crop_size": 16}, {"accelerator": "gpu"}, "training.accelerator 'gpu'"),
     ({"crop_size": 16}, {"devices": 0}, "devices 0"),
 ])
