@@ -380,3 +380,16 @@ def test_a_run_where_every_video_fails_leaves_no_run_record(model, videos, tmp_p
     assert main(["predict", str(model), str(videos / "no_face.mp4"), "--output",
                  str(out)]) == EXIT_PARTIAL_FAILURE
     assert not out.exists()
+
+
+def test_find_videos_visits_each_folder_once_and_reads_inside_a_hidden_folder(tmp_path):
+    from avstan.apply.predict import find_videos
+
+    root = tmp_path / ".cache" / "clips"  # the folder given may sit inside a hidden one
+    (root / "day1").mkdir(parents=True)
+    (root / "day1" / "a.mp4").write_bytes(b"")
+    (root / "day1" / "b.ts").write_bytes(b"")
+    (root / ".trash").mkdir()
+    (root / ".trash" / "old.mp4").write_bytes(b"")
+    (root / "day1" / "loop").symlink_to(root)
+    assert find_videos(root) == [root / "day1" / "a.mp4", root / "day1" / "b.ts"]

@@ -696,3 +696,18 @@ def test_command_line_numbers_out_of_range_are_one_line(args, expected, tmp_path
     line = one_error_line([a.format(corpus=corpus, out=tmp_path) for a in args], capsys)
     assert expected in line
     assert not (tmp_path / "store").exists() and not (tmp_path / "baseline").exists()
+
+
+def test_an_mpeg_ts_recording_prepares_like_its_mp4(tmp_path, capsys):
+    """Issue 32 §4: MPEG-TS, what recorders write, is read like any container."""
+    from avstan.cli import main
+    from avstan.data.store import RecordingStore
+    from tests.conftest import one_track_copy
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    one_track_copy(MEDIA / "single_face.mp4", corpus / "cam.ts")
+    assert main(["prepare", str(corpus), str(tmp_path / "store"), "--crop-size", "16",
+                 "--no-audio", "--workers", "1"]) == 0
+    recording = RecordingStore.open(tmp_path / "store").load("cam")
+    assert recording.num_steps >= 9 and recording.face_found.mean() > 0.8

@@ -51,6 +51,7 @@ from avstan.apply.prediction_page import page_video, write_prediction_page
 from avstan.cluster import RayRun, check_engine, check_reachable, check_shared_folder
 from avstan.data.audio import NoAudioError
 from avstan.data.corpora.base import AUDIO_SUFFIXES, VIDEO_SUFFIXES, RecordingSource
+from avstan.data.corpora.common import walk_files
 from avstan.data.faces import DEFAULT_TEMPLATE, FaceAligner
 from avstan.data.people import prepare_people
 from avstan.data.prepare import (
@@ -178,8 +179,9 @@ def find_videos(path: str | Path, suffixes: Sequence[str] = VIDEO_SUFFIXES) -> l
     if path.is_file():
         return [path]
     if path.is_dir():
-        videos = sorted(p for p in path.rglob("*") if p.suffix.lower() in suffixes
-                        and not any(part.startswith(".") for part in p.parts))
+        # each real folder once (a link loop is not followed round), hidden names skipped
+        # below the folder given (a folder inside a hidden one, ~/.cache/clips, still counts)
+        videos = walk_files(path, tuple(s.lower() for s in suffixes))
         if videos:
             return videos
         raise AvstanError(f"{path}: no media files ({', '.join(suffixes)}) in this folder")

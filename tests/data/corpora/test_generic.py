@@ -114,3 +114,22 @@ def test_label_files_without_media_are_warned_about(corpus, recwarn):
     assert f"{corpus / 'orphan.csv'}: no video or audio file of the same name, so these " \
            "labels are ignored" in messages
     assert not any(str(corpus / "a.csv") in m for m in messages)  # a's labels are used
+
+
+def test_each_real_folder_is_visited_once_however_many_links_lead_to_it(tmp_path):
+    """Issue 32 §4: a link loop was followed ~40 levels deep, listing its files again at
+    every level (44 duplicates, 79 failures)."""
+    write(tmp_path / "session1" / "clip.mp4")
+    write(tmp_path / "session2" / "talk.mp4")
+    (tmp_path / "session1" / "loop").symlink_to(tmp_path)  # session1/loop -> the root
+    (tmp_path / "again").symlink_to(tmp_path / "session2")  # a second way into session2
+    assert [r.name for r in generic.find_recordings(tmp_path)] == ["session1__clip",
+                                                                    "session2__talk"]
+
+
+def test_mpeg_transport_streams_are_videos(tmp_path):
+    """Issue 32 §4: a folder of .ts recordings was "no video or audio file found"."""
+    for name in ("cam.ts", "tv.m2ts", "handycam.MTS"):
+        write(tmp_path / name)
+    assert [r.media.name for r in generic.find_recordings(tmp_path)] == [
+        "cam.ts", "handycam.MTS", "tv.m2ts"]

@@ -16,7 +16,9 @@ import numpy as np
 
 from avstan.errors import AvstanError
 
-VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".flv")
+# MPEG transport streams (.ts, .mts, .m2ts) are what cameras, TV and screen recorders write
+VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".flv",
+                  ".ts", ".mts", ".m2ts")
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aac")
 
 

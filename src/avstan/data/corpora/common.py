@@ -34,11 +34,25 @@ def check_folder(root: Path) -> Path:
 
 def walk_files(root: Path, suffixes: Iterable[str] | None = None) -> list[Path]:
     """Files under ``root`` (recursively, following links), sorted; hidden files and folders
-    (``.git``, macOS ``._name`` copies) are skipped. ``suffixes`` are lower-case."""
+    (``.git``, macOS ``._name`` copies) are skipped. ``suffixes`` are lower-case. Each real
+    folder is visited once, however many links lead to it: a link loop (``a/b -> ..``) or
+    two links to one folder do not list its files again."""
     wanted = None if suffixes is None else tuple(suffixes)
     found = []
+    seen: set[tuple[int, int]] = set()
     for folder, folders, files in os.walk(root, followlinks=True):
-        folders[:] = sorted(name for name in folders if not name.startswith("."))
+        try:
+            info = os.stat(folder)
+        except OSError:
+            folders[:] = []
+            continue
+        if (info.st_dev, info.st_ino) in seen:  # reached again through a link
+            folders[:] = []
+            continue
+        seen.add((info.st_dev, info.st_ino))
+        # real folders before links, so a folder is named by its own path where it can be
+        folders[:] = sorted((name for name in folders if not name.startswith(".")),
+                            key=lambda name: (os.path.islink(os.path.join(folder, name)), name))
         for name in files:
             if name.startswith("."):
                 continue
