@@ -711,3 +711,32 @@ def test_an_mpeg_ts_recording_prepares_like_its_mp4(tmp_path, capsys):
                  "--no-audio", "--workers", "1"]) == 0
     recording = RecordingStore.open(tmp_path / "store").load("cam")
     assert recording.num_steps >= 9 and recording.face_found.mean() > 0.8
+
+
+def write_tone(path: Path, seconds: float, rate: int = 16000) -> Path:
+    import wave
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    samples = (np.sin(np.arange(int(seconds * rate)) * 0.05) * 8000).astype("<i2")
+    with wave.open(str(path), "wb") as handle:
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(rate)
+        handle.writeframes(samples.tobytes())
+    return path
+
+
+def test_acted_utterances_shorter_than_the_audio_window_stop_before_any_work(tmp_path,
+                                                                              capsys):
+    """Issue 32 §4: RAVDESS without --continuous failed 29 of 36 utterances one by one
+    ("4.04 s long, shorter than one 4 s window"); now one line says what to do."""
+    corpus = tmp_path / "ravdess"
+    for actor in (1, 19, 21):
+        for take in (1, 2):
+            write_tone(corpus / f"Actor_{actor:02d}" / f"03-01-05-02-01-0{take}-{actor:02d}.wav",
+                       3.6)
+    line = one_error_line(["prepare", str(corpus), str(tmp_path / "store")], capsys)
+    assert "6 of the 6 ravdess audio utterances are shorter than one 4 s audio window " \
+           "(median 3.60 s); prepare with --continuous" in line
+    assert "--audio-window, e.g. 3.5" in line
+    assert not (tmp_path / "store").exists()

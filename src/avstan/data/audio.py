@@ -226,6 +226,18 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     return buffer.result()
 
 
+def audio_seconds(path: str | Path) -> float | None:
+    """The length of a file's first audio track from its header (nothing decoded); None
+    when the file has no audio track, declares no length or cannot be opened."""
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                return None
+            return _declared_seconds(container.streams.audio[0], container)
+    except (av.error.FFmpegError, OSError, ValueError):
+        return None
+
+
 def _declared_seconds(stream: av.audio.stream.AudioStream, container) -> float | None:
     """The audio stream's duration from the file header, None where it has none."""
     if stream.duration and stream.time_base:

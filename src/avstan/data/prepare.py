@@ -53,6 +53,7 @@ from avstan.cluster import RayRun, check_engine, check_reachable, check_shared_f
 from avstan.data.audio import (
     DEFAULT_AUDIO_WINDOW,
     NoAudioError,
+    audio_seconds,
     file_functionals,
     file_functionals_every_step,
 )
@@ -701,6 +702,28 @@ def prepare_corpus(sources: Sequence[RecordingSource], output: str | Path,
     return summary
 
 
+def check_utterances_fit_the_window(sources: Sequence[RecordingSource], window: float,
+                                    corpus: str | Path, layout: str) -> None:
+    """Stop before any work when most audio-only utterances of an acted corpus (RAVDESS's
+    speech files last 3–5 s) are shorter than one audio window: each would fail alone.
+    The fix is --continuous (a speaker's utterances joined) or a shorter window."""
+    utterances = [s for s in sources if "point" in s.extra and is_audio_only(s)]
+    if not utterances:
+        return
+    lengths = [audio_seconds(s.media) for s in utterances]
+    known = [length for length in lengths if length is not None]
+    needed = window + 0.05  # the window's frames and the last analysis frame's 50 ms
+    short = [length for length in known if length < needed]
+    if known and len(short) > len(utterances) / 2:
+        median = float(np.median(known))
+        fits = max(0.5, np.floor((median - 0.05) * 2) / 2)  # half-seconds; most fit it
+        raise AvstanError(
+            f"{corpus}: {len(short)} of the {len(utterances)} {layout} audio utterances are "
+            f"shorter than one {window:g} s audio window (median {median:.2f} s); prepare "
+            "with --continuous (each speaker's utterances joined into one recording) or a "
+            f"shorter --audio-window, e.g. {fits:g}")
+
+
 def prepare_folder(corpus: str | Path, output: str | Path, config: PrepareConfig,
                    layout: str = "auto", workers: int | None = None, preview: bool = False,
                    progress: bool = True, log=print,
@@ -724,6 +747,8 @@ def prepare_folder(corpus: str | Path, output: str | Path, config: PrepareConfig
     if continuous is not None:
         ensure_writable_folder(output, "the recording store")
         sources = build_continuous(sources, Path(output) / CONTINUOUS_FOLDER, continuous, log)
+    elif config.audio_window is not None:
+        check_utterances_fit_the_window(sources, config.audio_window, corpus, layout)
     summary = prepare_corpus(sources, output, config, corpus=layout, workers=workers,
                              engine=engine, ray_address=ray_address,
                              progress=progress, store_attrs={"continuous": setting})
