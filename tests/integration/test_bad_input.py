@@ -740,3 +740,18 @@ def test_acted_utterances_shorter_than_the_audio_window_stop_before_any_work(tmp
            "(median 3.60 s); prepare with --continuous" in line
     assert "--audio-window, e.g. 3.5" in line
     assert not (tmp_path / "store").exists()
+
+
+def test_a_step_rate_above_the_frame_rate_is_said(tmp_path, capsys):
+    """Issue 32 §3: --step-rate 1000 on a 30 fps video made 2368 steps from 72 frames
+    without a word."""
+    from avstan.cli import main
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(MEDIA / "single_face.mp4", corpus)
+    assert main(["prepare", str(corpus), str(tmp_path / "store"), "--step-rate", "60",
+                 "--no-audio", "--crop-size", "16", "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "single_face.mp4: 60 steps/s is above the video's 30 frames/s, so steps repeat " \
+           "frames; prepare at most at the frame rate (--step-rate 30 or less)" in out

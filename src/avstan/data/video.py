@@ -179,7 +179,19 @@ def _declared_end(stream: av.video.stream.VideoStream, container) -> float | Non
 def sample_container(container: av.container.InputContainer, where, step_rate: float,
                      thread_type: str = "AUTO", report: list[str] | None = None
                      ) -> Iterator[SampledFrame]:
-    """One frame per step from an open container (see :func:`sample_ticks`)."""
+    """One frame per step from an open container (see :func:`sample_ticks`). A step rate
+    above the video's frame rate is reported like a short video (``report``, or a
+    warning): steps then repeat frames."""
+    streams = container.streams.video
+    rate = float(streams[0].average_rate) if streams and streams[0].average_rate else None
+    if rate and step_rate > rate * 1.01:
+        message = (f"{where}: {step_rate:g} steps/s is above the video's {rate:g} frames/s, "
+                   "so steps repeat frames; prepare at most at the frame rate "
+                   f"(--step-rate {rate:g} or less)")
+        if report is None:
+            warnings.warn(message, stacklevel=2)
+        else:
+            report.append(message)
     any_frame = False
     frames = decoded_frames(container, where, thread_type, report)
     for step, tick, time, frame in sample_ticks(frames, step_rate):
