@@ -96,3 +96,25 @@ def test_malformed_corpus_landmarks_are_one_line(afewva_corpus, tmp_path, capsys
     out = capsys.readouterr().out
     assert "001.json: frame 00000: 5 landmarks, expected 68 [x, y] points; fix the file or " \
            "prepare with --landmarks detect" in out
+
+
+@pytest.mark.parametrize("far", [1e30, -5000.0])
+def test_corpus_landmarks_outside_the_frame_are_no_face_with_a_warning(afewva_corpus, tmp_path,
+                                                                      capsys, far):
+    """Issue 32 §3: landmarks of 1e30 or -5000 px were stored as a found face with a black
+    crop; now those steps have no face, and one warning names the file."""
+    root, given = afewva_corpus
+    moved = tmp_path / "moved" / "001"
+    moved.mkdir(parents=True)
+    for png in sorted((root / "001").glob("*.png")):
+        (moved / png.name).symlink_to(png)
+    frames = json.loads((root / "001" / "001.json").read_text())["frames"]
+    frames["00000"]["landmarks"] = (np.asarray(given[0]) * 0 + far).tolist()
+    (moved / "001.json").write_text(json.dumps({"frames": frames}))
+    assert main(["prepare", str(moved.parent), str(tmp_path / "store"), "--crop-size",
+                 "48", "--no-audio", "--workers", "1"]) == 0
+    assert ("001.json: the corpus's landmarks lie outside the frame on 1 steps (first at "
+            "0.00 s); those steps have no face") in capsys.readouterr().out
+    recording = RecordingStore.open(tmp_path / "store").load("001")
+    assert not recording.face_found[0] and recording.face_found[1:].all()
+    assert recording.frames[1].mean() > 20  # the other crops are faces, not black

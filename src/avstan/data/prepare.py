@@ -243,11 +243,16 @@ def prepare_recording(source: RecordingSource, config: PrepareConfig, corpus: st
     given = source.corpus_landmarks() if config.landmarks == "corpus" else None
     crops = _Crops(config.crop_size, spool_folder)
     landmarks, ticks, frame_times, matrices, aligned_from = [], [], [], [], []
+    outside: list[float] = []  # times of steps whose corpus landmarks miss the frame
     try:
         for sample in samples:
             points = None if given is None else given.at(sample.time)
-            face = (aligner(sample.image) if points is None
-                    else aligner.align_given(sample.image, points))
+            if points is not None and not landmarks_in_frame(points, sample.image.shape):
+                outside.append(sample.time)
+                face = None
+            else:
+                face = (aligner(sample.image) if points is None
+                        else aligner.align_given(sample.image, points))
             aligned_from.append(0 if face is None else ANCHOR_CODES[face.anchors])
             crops.append(None if face is None else face.crop)
             landmarks.append(np.full((68, 2), np.nan, np.float32) if face is None
@@ -258,6 +263,11 @@ def prepare_recording(source: RecordingSource, config: PrepareConfig, corpus: st
             frame_times.append(sample.time)
         for message in decode_report:
             warnings.warn(message, stacklevel=2)
+        if outside:
+            warnings.warn(f"{given.source}: the corpus's landmarks lie outside the frame on "
+                          f"{len(outside)} steps (first at {outside[0]:.2f} s); those steps "
+                          "have no face (check the file, or prepare with --landmarks detect)",
+                          stacklevel=2)
         found = np.asarray(crops.found, dtype=bool)
         ticks = np.asarray(ticks)
         if not found.any():
@@ -278,6 +288,20 @@ def prepare_recording(source: RecordingSource, config: PrepareConfig, corpus: st
         alignment_template=template, alignment_matrices=np.stack(matrices),
         aligned_from=np.asarray(aligned_from, np.uint8), face_detector=aligner.detector_name,
         **gold_track(track))
+
+
+def landmarks_in_frame(points: np.ndarray, shape: tuple[int, ...],
+                       margin: float = 0.1) -> bool:
+    """Whether a corpus's 68 points (x, y pixels) describe a face in a frame of ``shape``:
+    at least 90 % of them within the frame widened by ``margin`` of its size on each side,
+    spanning more than 2 px. Points of 1e30 or −5000 px (a damaged file) are no face."""
+    height, width = shape[:2]
+    x, y = points[:, 0], points[:, 1]
+    inside = ((x >= -margin * width) & (x <= (1 + margin) * width)
+              & (y >= -margin * height) & (y <= (1 + margin) * height))
+    if inside.mean() < 0.9:
+        return False
+    return bool(np.ptp(x[inside]) > 2 and np.ptp(y[inside]) > 2)
 
 
 def gold_track(track: LabelTrack | None) -> dict[str, np.ndarray | None]:
