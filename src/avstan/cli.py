@@ -253,9 +253,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "crop size, step rate and post-processing travel inside as JSON.")
     export.set_defaults(handler=run_export)
     export.add_argument("model", help="model.pt written by avstan train")
-    export.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
+    export.add_argument("--format", choices=["onnx", "exported", "torchscript"],
+                        default="onnx", help="onnx (default), exported (a torch.export "
+                        "program, .pt2) or torchscript (deprecated by PyTorch)")
     export.add_argument("--output", default=None,
-                        help="file to write (default: next to the model, .onnx or .ts)")
+                        help="file to write (default: next to the model, .onnx, .pt2 or "
+                             ".ts)")
 
     reproduce = commands.add_parser(
         "reproduce", help="train and score every row of a table of the papers",

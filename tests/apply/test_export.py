@@ -66,10 +66,29 @@ def test_onnx_matches_pytorch_within_1e_4(model_path, capsys):
     assert info["lookahead"] == (3 if "lstm_ta" in str(model_path) else 0)
 
 
+def test_exported_program_matches_pytorch_at_another_batch_size(model_path, tmp_path):
+    """--format exported: the torch.export program (.pt2) PyTorch recommends."""
+    assert main(["export", str(model_path), "--format", "exported"]) == 0
+    exported = model_path.with_suffix(".pt2")
+    extra = {"avstan.json": ""}
+    program = torch.export.load(str(exported), extra_files=extra)
+    model = TrainedModel.load(model_path).network
+    x = clips(model, 3)  # 5 clips; the export traced 3
+    with torch.no_grad():
+        got = program.module()(*x.values())
+        reference = model(**x)
+    np.testing.assert_allclose(got[0].numpy(), reference["prediction"].numpy(), atol=1e-4)
+    info = json.loads(extra["avstan.json"])
+    assert info["outputs"][0] == "prediction" and info["clip_length"] == 4
+
+
 def test_torchscript_matches_pytorch(model_path, tmp_path):
     output = tmp_path / "model.ts"
-    assert main(["export", str(model_path), "--format", "torchscript", "--output",
-                 str(output)]) == 0
+    # PyTorch deprecated torch.jit.trace: said once, in avstan's words (its own notice,
+    # raised at avstan's call, would fail the suite: pyproject's filterwarnings)
+    with pytest.warns(UserWarning, match="TorchScript is deprecated in PyTorch"):
+        assert main(["export", str(model_path), "--format", "torchscript", "--output",
+                     str(output)]) == 0
     extra = {"avstan.json": ""}
     loaded = torch.jit.load(str(output), _extra_files=extra)
     model = TrainedModel.load(model_path).network
@@ -87,3 +106,43 @@ def test_export_errors_are_one_line(tmp_path, capsys):
     fake.write_bytes(b"nope")
     assert main(["export", str(fake)]) == EXIT_USER_ERROR
     assert "not a readable avstan model file" in capsys.readouterr().err
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_the_export(tmp_path, capsys):
+    """Issue 32 §5: a read-only or folder --output was found only after the export."""
+    import os
+    import time
+
+    torch.manual_seed(0)
+    path = tmp_path / "model.pt"
+    TrainedModel(create_model("sta3d", crop_size=16, clip_length=4), ("valence", "arousal"),
+                 4.0).save(path)
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    started = time.monotonic()
+    assert main(["export", str(path), "--output", str(folder)]) == EXIT_USER_ERROR
+    assert f"{folder}: is a folder; give the file to write" in capsys.readouterr().err
+    if os.geteuid() != 0:  # root writes anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        assert main(["export", str(path), "--output", str(locked / "m.onnx")]) == \
+            EXIT_USER_ERROR
+        assert "permission denied" in capsys.readouterr().err
+    assert time.monotonic() - started < 5  # refused before the sta3d export (~10 s) is built
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "exported"])
+def test_torch_output_stays_out_of_avstans_messages(model_path, capsys, fmt):
+    """Issue 32 §5: torch's own warnings and progress lines were printed as avstan's
+    ("avstan: warning: ..."): no warning is raised, and the output is the path alone."""
+    import warnings
+
+    output = model_path.with_name(f"quiet.{fmt}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["export", str(model_path), "--format", fmt, "--output",
+                     str(output)]) == 0
+    assert [str(w.message)[:80] for w in caught] == []
+    captured = capsys.readouterr()
+    assert captured.out.strip() == str(output)
+    assert "warning" not in captured.err and "torch" not in captured.err
