@@ -115,12 +115,18 @@ def exclusive_output(folder: str | Path, what: str, command: str) -> Iterator[Pa
     the folder itself, which dies with the process, so a killed run leaves no stale lock,
     and which writes nothing into the folder (not a byte on a full disk). A second run
     into the same folder stops at once with one AvstanError naming the folder and the
-    process that holds it (found in ``/proc/locks`` on Linux). A folder this run created is
-    removed again if the run leaves nothing in it (a run that failed before writing)."""
+    process that holds it (found in ``/proc/locks`` on Linux). The folders this run created
+    (the output and missing parents) are removed again if the run leaves nothing in them (a
+    run that failed before writing)."""
     import fcntl
 
     folder = Path(folder)
-    created = not folder.exists()
+    # the folders this run makes: the output and any missing parents (``a/b`` of a/b/c)
+    created = []
+    missing = folder
+    while not missing.exists() and missing != missing.parent:
+        created.append(missing)
+        missing = missing.parent
     ensure_writable_folder(folder, what)
     descriptor = os.open(folder, os.O_RDONLY)
     try:
@@ -134,11 +140,11 @@ def exclusive_output(folder: str | Path, what: str, command: str) -> Iterator[Pa
         yield folder
     finally:
         os.close(descriptor)  # releases the lock
-        if created:
-            try:
-                folder.rmdir()  # only if empty: a run that wrote nothing leaves no folder
+        for made in created:  # innermost first; only empty ones: a run that wrote nothing
+            try:              # leaves no folder behind
+                made.rmdir()
             except OSError:
-                pass
+                break
 
 
 def lock_holder(path: Path) -> str:

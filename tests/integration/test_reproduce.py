@@ -61,3 +61,15 @@ def test_audio_tables_on_a_store_without_audio_and_unknown_tables_say_so(
     assert main(["reproduce", "--table", "table9", "--corpus", str(tiny_store),
                  "--output", str(tmp_path)]) == EXIT_USER_ERROR
     assert "unknown table 'table9'" in capsys.readouterr().err
+
+
+def test_a_partition_to_score_that_is_not_there_is_said_before_any_row_trains(
+        tiny_store, tmp_path, capsys):
+    """Issue 32 §5: `--partition tst` was reported only after the first row had trained."""
+    import time
+
+    started = time.monotonic()
+    assert main(["reproduce", "--table", "icassp-table1", "--corpus", str(tiny_store),
+                 "--output", str(tmp_path / "out"), "--partition", "tst"]) == EXIT_USER_ERROR
+    assert "--partition 'tst': use one of train, devel, test" in capsys.readouterr().err
+    assert time.monotonic() - started < 10 and not (tmp_path / "out").exists()

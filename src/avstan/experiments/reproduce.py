@@ -21,6 +21,7 @@ from datetime import date
 from pathlib import Path
 
 from avstan import __version__
+from avstan.data.store import PARTITIONS, RecordingStore
 from avstan.errors import AvstanError
 from avstan.evaluation.baseline import run_baseline
 from avstan.evaluation.evaluate import evaluate_model_file
@@ -111,6 +112,12 @@ def reproduce_table(table: str, store: str | Path, output: str | Path,
     """Train, post-process and score every row of ``table``; returns the report's path."""
     if table not in TABLES:
         raise AvstanError(f"unknown table {table!r}; available: {', '.join(TABLES)}")
+    # before the first row trains (minutes to hours): the partition to score must be there
+    if partition not in PARTITIONS:
+        raise AvstanError(f"--partition {partition!r}: use one of {', '.join(PARTITIONS)}")
+    if not RecordingStore.open(store).names(partition):
+        raise AvstanError(f"{store}: no complete recordings in the {partition} partition to "
+                          "score; choose another --partition or prepare it")
     spec = TABLES[table]
     output = Path(output)
     results = []
