@@ -32,13 +32,15 @@ the maps of seed 0 on one test clip of each expression of every fold.
 
 One command, resumable: each finished run appends a JSON line to
 ``<output>/results.jsonl`` and is skipped when run again; the tables are rewritten after
-every run (``<output>/summary.md``) and printed at the end. Seed 0 of every model and start
+every run (``<output>/summary.md``) and printed at the end, and the attention figures
+drawn (``--figures``, e.g. ``docs/attention``). Seed 0 of every model and start
 takes about 45 min on 2 idle cores (sta3d 4 min a run); all three seeds about 2 h 15 min.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import os
@@ -379,8 +381,13 @@ def attention_figure(output: Path, folds: dict[str, Path], path: Path, seed: int
                     "middle step; n× = the map's peak over uniform)", fontsize=8)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=80)
+    buffer = io.BytesIO()  # a 128-colour PNG: the docs keep their pictures small
+    figure.savefig(buffer, format="png", dpi=80)
     plt.close(figure)
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+    image.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
     return path
 
 
@@ -408,8 +415,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, help="override the recipe's 30 epochs (a quick "
                                                    "look; not the benchmark)")
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
-    parser.add_argument("--figure", help="the attention figure (default: "
-                                         "<output>/attention.png)")
+    parser.add_argument("--figures", help="folder for the attention figures, one per start "
+                                          "(default: <output>): real_faces_<start>.png")
     args = parser.parse_args(argv)
     output = Path(args.output)
     torch.set_num_threads(args.threads)
@@ -435,9 +442,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"{row['ccc_arousal']:.3f}, sign {row['sign_right']}/{row['sign_total']}, "
                   f"{row['train_seconds']:.0f} s ({(time.perf_counter() - began) / 60:.1f} "
                   "min so far)", flush=True)
-        figure = attention_figure(output, folds, Path(args.figure or output / "attention.png"))
-        if figure:
-            print(f"attention figure: {figure}")
+        pictures = Path(args.figures or output)
+        for start in args.starts:
+            figure = attention_figure(output, folds, pictures / f"real_faces_{start}.png",
+                                      start=start)
+            if figure:
+                print(f"attention figure: {figure}")
     except AvstanError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
