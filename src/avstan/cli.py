@@ -366,6 +366,9 @@ def run_train(args: argparse.Namespace) -> int:
     from avstan.models import model_arguments
 
     model_arguments(config.model.name)  # an unknown model: one line before any folder exists
+    if not config.data.store:
+        raise AvstanError(f"{args.config}: data.store is not set; name the recording store "
+                          "in the config (data: {store: runs/corpus}) or pass --store")
     # one lock for a distributed run: its other processes (Lightning's launched ranks,
     # torchrun's) run this command too, into the folder their first process holds
     rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) or 0)

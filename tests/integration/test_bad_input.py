@@ -755,3 +755,20 @@ def test_a_step_rate_above_the_frame_rate_is_said(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "single_face.mp4: 60 steps/s is above the video's 30 frames/s, so steps repeat " \
            "frames; prepare at most at the frame rate (--step-rate 30 or less)" in out
+
+
+def test_a_run_folder_for_a_model_and_a_config_without_a_store_are_one_line(tmp_path,
+                                                                             capsys):
+    """Issue 32 §5: "model file not found" for the run folder; ".: no recording store
+    here" for a config that names none."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.pt").write_bytes(b"")
+    line = one_error_line(["evaluate", str(run), str(tmp_path)], capsys)
+    assert f"{run}: a run folder, not a model file; use the model.pt inside it" in line
+    config = tmp_path / "empty.yaml"
+    config.write_text("model: {name: cnn3d}\n")
+    line = one_error_line(["train", "--config", str(config), "--output",
+                           str(tmp_path / "out")], capsys)
+    assert f"{config}: data.store is not set; name the recording store" in line
+    assert not (tmp_path / "out").exists()

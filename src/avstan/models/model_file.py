@@ -233,6 +233,9 @@ class TrainedModel:
         """Read a model file; the network is in eval mode on ``device``."""
         path = Path(path)
         device = checked_device(device)
+        if path.is_dir() and (path / "model.pt").is_file():
+            raise AvstanError(f"{path}: a run folder, not a model file; use the model.pt "
+                              f"inside it ({path / 'model.pt'})")
         if not path.is_file():
             raise AvstanError(f"{path}: model file not found; train one with `avstan train`")
         try:
