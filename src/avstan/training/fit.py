@@ -41,7 +41,7 @@ from avstan.io import atomic_write_bytes, ensure_writable_folder
 from avstan.models import model_arguments
 from avstan.models.frame import FrameCNN
 from avstan.models.inflate import init_from_frame_model
-from avstan.models.model_file import TrainedModel
+from avstan.models.model_file import TrainedModel, unreadable_reason
 from avstan.models.packaged import is_packaged_name, packaged_model_path
 from avstan.progress import on_terminal
 from avstan.training.config import ExperimentConfig, config_from_dict
@@ -217,10 +217,10 @@ def check_resumable(checkpoint: Path) -> int:
             warnings.simplefilter("ignore")
             state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure means "cannot resume from it"
-        if isinstance(exc, pickle.UnpicklingError):
+        if isinstance(exc, pickle.UnpicklingError) and "Unsupported global" not in str(exc):
             reason = "it holds objects a weights-only load refuses"
-        else:
-            reason = (str(exc).splitlines() or [type(exc).__name__])[0][:120]
+        else:  # in our words: torch's message is a paragraph, cut mid-word at any length
+            reason = unreadable_reason(checkpoint, exc)
         raise AvstanError(f"{checkpoint}: cannot resume from this checkpoint ({reason}); run "
                           "again with --restart, or remove the file") from None
     if not isinstance(state, dict) or "state_dict" not in state:
