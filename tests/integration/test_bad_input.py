@@ -774,3 +774,14 @@ def test_a_run_folder_for_a_model_and_a_config_without_a_store_are_one_line(tmp_
                            str(tmp_path / "out")], capsys)
     assert f"{config}: data.store is not set; name the recording store" in line
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("setting", ["training.accelerator=gpu", "model.options.crop_size=32"])
+def test_a_failed_train_leaves_no_output_folder(setting, tiny_store, tmp_path, capsys):
+    """Issue 32 §5: only an unknown model left no folder; a setting Lightning refuses or a
+    store the model cannot read left one with a config.yaml."""
+    config = write_config(tmp_path, tiny_store, "cnn3d", {"crop_size": 16})
+    output = tmp_path / "fresh" / "run"
+    one_error_line(["train", "--config", str(config), "--output", str(output), "--set",
+                    setting], capsys)
+    assert not (tmp_path / "fresh").exists()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import pickle
 import sys
 import time
@@ -233,8 +234,38 @@ def train_experiment(config: ExperimentConfig, restart: bool = False, progress: 
                      callbacks: list[L.Callback] | None = None) -> TrainResult:
     """Train ``config`` into ``config.output``; resumes an interrupted run of it.
 
-    ``callbacks`` are added to the Lightning trainer (e.g. for extra logging).
+    ``callbacks`` are added to the Lightning trainer (e.g. for extra logging). A run that
+    fails before its first checkpoint (a store it cannot read, a setting Lightning refuses,
+    an interrupt in the first epoch) removes what it wrote into the folder: nothing there
+    could be resumed, and a failed run leaves no output behind.
     """
+    output = Path(config.output)
+    before = set(os.listdir(output)) if output.is_dir() else None
+    try:
+        return _train_experiment(config, restart, progress, callbacks)
+    except BaseException:
+        if not (output / "checkpoints" / "last.ckpt").exists():
+            remove_new_entries(output, before or set())
+        raise
+
+
+def remove_new_entries(output: Path, before: set[str]) -> None:
+    """Remove what appeared in ``output`` besides the entries ``before`` (a failed run's
+    config.yaml, empty log folders); the folder itself is left to its lock's holder."""
+    import shutil
+
+    if not output.is_dir():
+        return
+    for name in set(os.listdir(output)) - before:
+        path = output / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _train_experiment(config: ExperimentConfig, restart: bool, progress: bool,
+                      callbacks: list[L.Callback] | None) -> TrainResult:
     output = Path(config.output)
     model_arguments(config.model.name)  # an unknown model is refused before any folder is made
     # and a file to start from that is not a frame model
