@@ -348,10 +348,14 @@ def _train_experiment(config: ExperimentConfig, restart: bool, progress: bool,
             limit_val_batches=None if scored else 0)
     except (MisconfigurationException, ValueError) as exc:
         # e.g. --accelerator gpu on a machine without one, --devices 0
-        reason = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0][:160].rstrip(".!")
+        fix = ("this machine has no such device: use --accelerator cpu (or auto, which "
+               "takes a GPU where there is one)" if "backend" in reason.lower()
+               or "not available" in reason.lower() else
+               "see `avstan train --help` for --accelerator, --devices and --strategy")
         raise AvstanError(f"training.accelerator {section.accelerator!r} / devices "
-                          f"{section.devices!r} / strategy {section.strategy!r}: {reason}") \
-            from None
+                          f"{section.devices!r} / strategy {section.strategy!r}: {reason}; "
+                          f"{fix}") from None
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*number of training batches.*")
