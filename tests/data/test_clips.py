@@ -212,3 +212,14 @@ def test_a_lookahead_reads_later_inputs_for_the_same_labels(lookahead):
                                    torch.from_numpy(recording.labels[labelled]), equal_nan=True)
     with pytest.raises(AvstanError, match="lookahead must be >= 0"):
         ClipDataset([recording], clip_length=length, lookahead=-1)
+
+
+def test_skipped_recordings_are_summarised_one_line_per_thing_missing():
+    from avstan.data.clips import skipped_summary
+
+    reasons = [f"rec{i}: skipped, it has no audio features (no or silent audio track)"
+               for i in range(5)] + ["solo: skipped, it has no face frames (audio-only source)"]
+    assert skipped_summary(reasons) == [
+        "5 recordings skipped (rec0, rec1, rec2 and 2 more): they have no audio features (no "
+        "or silent audio track)",
+        "1 recording skipped (solo): it has no face frames (audio-only source)"]

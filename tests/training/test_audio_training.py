@@ -31,7 +31,8 @@ def config_for(store, output, model, options, **training):
 def test_audio_model_skips_recordings_without_audio_and_fits_standardisation_on_train(
         tiny_av_store, tmp_path):
     config = config_for(tiny_av_store, tmp_path / "lstm_ta", "lstm_ta", AUDIO_OPTIONS)
-    with pytest.warns(UserWarning, match=r"train_000: skipped.*no audio features"):
+    with pytest.warns(UserWarning, match=r"1 recording skipped \(train_000\): it has no "
+                                         "audio features"):
         result = train_experiment(config, progress=False)
     trained = TrainedModel.load(result.model_path)
     model = trained.network

@@ -274,6 +274,24 @@ def inputs_for_model(input_names: Sequence[str]) -> dict[str, bool]:
             "with_masks": "mask" in input_names}
 
 
+SKIPPED = ": skipped, it has no "  # how usable_recordings words a reason
+
+
+def skipped_summary(reasons: Sequence[str]) -> list[str]:
+    """:func:`usable_recordings`' reasons as one line per thing missing, naming a few of
+    the recordings: a store of 500 videos without audio is one warning, not 500."""
+    groups: dict[str, list[str]] = {}
+    for reason in reasons:
+        name, _, what = reason.partition(SKIPPED)
+        groups.setdefault(what or reason, []).append(name)
+    lines = []
+    for what, names in groups.items():
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        lines.append(f"{len(names)} recording{'s' * (len(names) > 1)} skipped ({shown}): "
+                     f"{'they have' if len(names) > 1 else 'it has'} no {what}")
+    return lines
+
+
 def usable_recordings(recordings: Sequence[Recording], input_names: Sequence[str]
                       ) -> tuple[list[Recording], list[str]]:
     """Split recordings into those that have every input a model reads and the rest.
@@ -291,7 +309,7 @@ def usable_recordings(recordings: Sequence[Recording], input_names: Sequence[str
         if "mask" in input_names and recording.salient_mask is None:
             missing.append("a salient mask (synthetic corpora only)")
         if missing:
-            reasons.append(f"{recording.name}: skipped, it has no {' and no '.join(missing)}")
+            reasons.append(f"{recording.name}{SKIPPED}{' and no '.join(missing)}")
         else:
             usable.append(recording)
     return usable, reasons

@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from avstan.data.clips import usable_recordings
+from avstan.data.clips import skipped_summary, usable_recordings
 from avstan.data.images import is_image_store
 from avstan.data.store import RecordingStore
 from avstan.errors import AvstanError
@@ -85,6 +85,6 @@ def usable(trained: TrainedModel, recordings: Sequence, store_root: str | Path
     """The recordings that have every input the model reads; the others are named in a
     warning (e.g. a video without audio for an audio model) and returned as reasons."""
     kept, skipped = usable_recordings(recordings, trained.input_names)
-    for reason in skipped:
-        warnings.warn(f"{store_root}: {reason}", stacklevel=3)
+    for line in skipped_summary(skipped):
+        warnings.warn(f"{store_root}: {line}", stacklevel=3)
     return kept, skipped

@@ -12,7 +12,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from avstan.data.clips import AugmentConfig, ClipDataset, inputs_for_model, usable_recordings
+from avstan.data.clips import (
+    AugmentConfig,
+    ClipDataset,
+    inputs_for_model,
+    skipped_summary,
+    usable_recordings,
+)
 from avstan.data.store import RecordingStore
 from avstan.errors import AvstanError
 from avstan.metrics import attention_in_mask_ratio, concordance_cc
@@ -255,8 +261,8 @@ class RecordingDataModule(L.LightningDataModule):
         devel, skipped_devel = usable_recordings(store.load_partition("devel", lazy_frames=lazy),
                                                  self.input_names)
         self.skipped = skipped + skipped_devel
-        for reason in self.skipped:
-            warnings.warn(f"{self.store_root}: {reason}", stacklevel=2)
+        for line in skipped_summary(self.skipped):
+            warnings.warn(f"{self.store_root}: {line}", stacklevel=2)
         needs = " with " + " and ".join(n for n in self.input_names if n != "mask") \
             if self.input_names else ""
         if not train:
