@@ -130,3 +130,23 @@ def test_a_truncated_mp4_is_sampled_as_far_as_it_goes_and_reported(tmp_path):
     assert "of the 9.01 s its header declares" in report[0]
     with pytest.warns(UserWarning, match="the video ends early"):
         list(sample_video(cut, 4.0))  # without a report list: a warning
+
+
+def test_timestamps_that_start_again_are_followed_as_one_timeline(tmp_path):
+    """Issue 32 §4: two MPEG-TS files joined with cat (the clock restarts): the second
+    half was dropped without a word."""
+    import warnings
+
+    from tests.conftest import one_track_copy
+
+    part = one_track_copy(MEDIA / "single_face.mp4", tmp_path / "part.ts")
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(part.read_bytes() * 2)
+    alone = list(sample_video(part, 4.0))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        both = list(sample_video(joined, 4.0))
+    assert abs(len(both) - 2 * len(alone)) <= 1
+    times = [s.time for s in both]
+    assert all(b > a for a, b in zip(times, times[1:], strict=False))
+    assert any("timestamps start again 1 time(s)" in str(w.message) for w in caught)

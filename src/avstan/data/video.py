@@ -44,6 +44,9 @@ class SampledFrame:
     image: np.ndarray
 
 
+RESTART_JUMP = 0.5  # s: a frame this much before the last one means the clock restarted
+
+
 def _frame_time(frame: av.VideoFrame, index: int, rate: float | None) -> float | None:
     if frame.time is not None:
         return float(frame.time)
@@ -139,11 +142,18 @@ def decoded_frames(container: av.container.InputContainer, where, thread_type: s
     stream = container.streams.video[0]
     stream.thread_type = thread_type
     rate = float(stream.average_rate) if stream.average_rate else None
-    index, last = 0, None
+    index, last, offset, restarts = 0, None, 0.0, []
     try:
         for frame in container.decode(stream):
             time = _frame_time(frame, index, rate)
             if time is not None:
+                time += offset
+                if last is not None and time < last - RESTART_JUMP:
+                    # the clock starts again (MPEG-TS files joined with cat, a recorder's
+                    # reset): carry on from the last frame instead of ending there
+                    offset += last + (1.0 / rate if rate else 0.0) - time
+                    restarts.append(last)
+                    time = last + (1.0 / rate if rate else 0.0)
                 last = time
                 yield time, frame
             index += 1
@@ -153,7 +163,15 @@ def decoded_frames(container: av.container.InputContainer, where, thread_type: s
                               f"({_reason(exc, where)}); "
                               "the file is corrupt or truncated") from None
         # A truncated tail: keep the frames decoded so far (and say so below).
-    declared = _declared_end(stream, container)
+    if restarts:
+        message = (f"{where}: its timestamps start again {len(restarts)} time(s) (first after "
+                   f"{restarts[0]:.2f} s: joined recordings?); the frames are taken as one "
+                   "timeline, one after the other")
+        if report is None:
+            warnings.warn(message, stacklevel=2)
+        else:
+            report.append(message)
+    declared = None if restarts else _declared_end(stream, container)
     if last is not None and declared is not None:
         decoded = last + (1.0 / rate if rate else 0.0)
         if decoded < declared - max(0.5, 0.05 * declared):
