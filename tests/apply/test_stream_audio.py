@@ -171,6 +171,13 @@ def test_streams_a_model_that_hears_cannot_take_are_one_line(models, tmp_path, m
     lines = captured.err.strip().splitlines()
     assert captured.out == "" and len(lines) == 1, lines
     assert "moving.mkv: has no audio track; av_sta reads the sound" in lines[0]
+    # a sound file to the fusion: it needs the face too (issue 32 §5: the advice was to
+    # "predict a finished file offline", which fails the same way)
+    assert main(["predict", str(models["av_sta"]), "--stream", str(SPEECH / "20.wav")]) \
+        == EXIT_USER_ERROR
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "20.wav: has no video stream; a face model needs video" \
+        in lines[0] and "offline" not in lines[0], lines
     trained = TrainedModel.load(models["lstm"])
     per_recording = tmp_path / "per_recording.pt"
     options = {**trained.model_options, "recording_standardisation": True}

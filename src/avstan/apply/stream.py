@@ -373,8 +373,9 @@ def stream_predict(model_path: str | Path, source: str, out: TextIO | None = Non
         except AvstanError as error:
             is_file = source != "-" and input_format is None and Path(source).is_file()
             if steps or not (source == "-" or is_file) or (audio is not None
-                                                           and audio.received):
-                raise  # not the container: something after its first data
+                                                           and audio.received) \
+                    or "has no video stream" in str(error):
+                raise  # not the container: something after its first data, or a sound file
             if source == "-":
                 raise AvstanError(f"{error}; a pipe needs a streamable container (Matroska, "
                                   "MPEG-TS, fragmented MP4), not an MP4 indexed at its "
