@@ -787,3 +787,15 @@ def test_a_failed_train_leaves_no_output_folder(setting, tiny_store, tmp_path, c
     one_error_line(["train", "--config", str(config), "--output", str(output), "--set",
                     setting], capsys)
     assert not (tmp_path / "fresh").exists()
+
+
+def test_a_full_disk_during_predict_names_the_folder_and_the_video(small_filesystem,
+                                                                   tmp_path, capsys):
+    """Issue 32 §5: it said "no space left on the device (writing)", naming no file, or
+    "check the input video"."""
+    out = small_filesystem / "out"
+    line = one_error_line(["predict", str(MEDIA / "moving_face.mp4"), "--output", str(out),
+                           "--overlay"], capsys)
+    assert f"{out}: no space left on the device while writing the outputs of " \
+           "moving_face.mp4; free some space and run the same command again" in line
+    assert "check the input" not in line

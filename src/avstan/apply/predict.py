@@ -596,6 +596,14 @@ def predict_videos(model_path: str | Path, inputs: str | Path, output: str | Pat
                 failed.append((video, str(error)))
                 log(f"failed {video.name}: {error}")
             except OSError as error:
+                if error.errno in (errno.ENOSPC, errno.EDQUOT):
+                    # the disk, not the video: stop here; what is finished is kept
+                    kept = (f" (the {len(done)} finished are kept and skipped then)"
+                            if done else "")
+                    raise AvstanError(
+                        f"{output}: no space left on the device while writing the outputs "
+                        f"of {video.name}; free some space and run the same command "
+                        f"again{kept}") from None
                 if error.errno != errno.ENAMETOOLONG:
                     raise
                 # this video's output names pass the file system's limit; the others may not
