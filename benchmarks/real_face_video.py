@@ -18,7 +18,9 @@ the packaged frame model alone, untrained on the clips, as the reference.
 Scores per run, over its 14 test clips (8 MEAD + 6 CREMA-D), from each clip's mean raw
 prediction over its steps: CCC of valence and arousal against the clips' points, and the
 share of clearly signed clips (|valence| ≥ 0.5) whose predicted valence has the right
-sign. Tables: mean ± sd over the 9 runs (3 folds × 3 seeds).
+sign. Tables: mean ± sd over the 9 runs (3 folds × 3 seeds). A diagnostic beside them: how
+much of the labels' spread each model reproduces on its own training clips (the sd of its
+per-clip means over the labels' sd; 0 = the same value for every clip).
 
 Where the attention looks: for ``sta3d`` (and ``static3d``'s learnt map), the
 attention-in-mask ratio (1.0 = uniform) of three regions drawn from each test step's 68
@@ -177,6 +179,17 @@ def clip_scores(network: torch.nn.Module, recordings: list, clip_length: int,
     return row, predictions
 
 
+def training_fit(network: torch.nn.Module, recordings: list, clip_length: int
+                 ) -> list[float]:
+    """How much of the labels' spread the model reproduces on its own training clips: the
+    sd of the per-clip mean predictions over the sd of the clips' labels, per target (1 =
+    as spread as the labels, 0 = one value for every clip: nothing learnt)."""
+    predictions = predict_recordings(network, recordings, ("valence", "arousal"), clip_length)
+    means = np.array([p.prediction[p.face_found].mean(axis=0) for p in predictions])
+    gold = np.array([np.nanmean(r.labels, axis=0) for r in recordings])
+    return [round(float(means[:, k].std() / gold[:, k].std()), 3) for k in range(2)]
+
+
 def region_masks(landmarks: np.ndarray, size: int) -> dict[str, np.ndarray]:
     """{region: (N, size, size) bool}: each region's convex hull of its landmarks (crop
     pixels), widened by REGION_MARGIN of the crop; empty where the step has no landmarks."""
@@ -264,13 +277,34 @@ def run_one(key: tuple[str, str, str, int], folds: dict[str, Path], cremad: Path
         model_file = TrainedModel.load(trained.model_path)
         network, clip_length = model_file.network, model_file.clip_length
     train_seconds = time.perf_counter() - started
+    train = RecordingStore.open(folds[actor]).load_partition("train")
     attention = model in ("sta3d", "static3d")
     row, predictions = clip_scores(network, recordings, clip_length, keep_attention=attention)
     row.update(key=run_key(key), actor=actor, model=model, start=start, seed=seed,
-               train_seconds=round(train_seconds, 1))
+               train_seconds=round(train_seconds, 1),
+               train_fit=training_fit(network, train, clip_length))
     if attention:
         row["regions"] = attention_regions(predictions, recordings)
     return row
+
+
+def backfill_training_fit(rows: list[dict[str, Any]], folds: dict[str, Path], output: Path,
+                          frame_model: str) -> bool:
+    """Add ``train_fit`` to rows written before it was measured (from their saved models);
+    True if any row changed."""
+    changed = False
+    for row in rows:
+        if "train_fit" in row:
+            continue
+        if row["model"] == "frame2d":
+            trained = TrainedModel.load(packaged_model_path(frame_model))
+        else:
+            trained = TrainedModel.load(output / "runs" / row["actor"] / row["model"]
+                                        / row["start"] / f"seed{row['seed']}" / "model.pt")
+        train = RecordingStore.open(folds[row["actor"]]).load_partition("train")
+        row["train_fit"] = training_fit(trained.network, train, trained.clip_length)
+        changed = True
+    return changed
 
 
 def run_key(key: tuple[str, str, str, int]) -> str:
@@ -297,6 +331,13 @@ def cell(values: Sequence[float], decimals: int = 3) -> str:
     return f"{np.mean(values):.{decimals}f} ± {np.std(values, ddof=1):.{decimals}f}"
 
 
+def fit_cell(rows: list[dict[str, Any]]) -> str:
+    fits = [r["train_fit"] for r in rows if r.get("train_fit")]
+    if not fits:
+        return "—"
+    return " / ".join(f"{np.mean([f[k] for f in fits]):.2f}" for k in range(2))
+
+
 def summary(rows: list[dict[str, Any]]) -> str:
     groups: dict[tuple[str, str], list] = {}
     for row in rows:
@@ -304,7 +345,8 @@ def summary(rows: list[dict[str, Any]]) -> str:
     lines = ["Test clips of each fold (8 MEAD of the left-out actor + 6 CREMA-D), per-clip "
              "means of raw predictions; mean ± sd over runs (folds × seeds)", "",
              "| model | start | runs | CCC valence | CCC arousal | right valence sign "
-             "| of which MEAD | min / run |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+             "| of which MEAD | fit on train clips (V / A) | min / run |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for (model, start), done in groups.items():
         sign = sum(r["sign_right"] for r in done) / max(1, sum(r["sign_total"] for r in done))
         mead = (sum(r["sign_right_mead"] for r in done)
@@ -312,6 +354,7 @@ def summary(rows: list[dict[str, Any]]) -> str:
         lines.append(f"| {model} | {start} | {len(done)} "
                      f"| {cell([r['ccc_valence'] for r in done])} "
                      f"| {cell([r['ccc_arousal'] for r in done])} | {sign:.1%} | {mead:.1%} "
+                     f"| {fit_cell(done)} "
                      f"| {np.mean([r['train_seconds'] for r in done]) / 60:.1f} |")
     region_rows = [(k, v) for k, v in groups.items() if any(r.get("regions") for r in v)]
     if region_rows:
@@ -425,6 +468,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = output / ("results.jsonl" if args.epochs is None
                             else f"results_{args.epochs}epochs.jsonl")
         rows = read_results(results)
+        if backfill_training_fit(rows, folds, output, args.frame_model):
+            atomic_write_bytes(results, "".join(json.dumps(r) + "\n" for r in rows).encode())
         finished = {r["key"] for r in rows}
         todo = [k for k in plan(list(folds), args.models, args.starts, args.seeds)
                 if run_key(k) not in finished]
