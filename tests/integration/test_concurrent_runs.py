@@ -112,6 +112,20 @@ def alive(pid: int) -> bool:
     return "\nState:\tZ" not in status
 
 
+def pool_workers(process: subprocess.Popen) -> list[int]:
+    """The pids of ``process``'s children once it has two (its pool's workers), from
+    ``/proc``; fails the test if they do not appear within a minute."""
+    children: list[int] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(children) < 2 and process.poll() is None:
+        tasks = Path(f"/proc/{process.pid}/task")
+        children = [int(pid) for task in tasks.glob("*/children")
+                    for pid in task.read_text().split()] if tasks.exists() else []
+        time.sleep(0.05)
+    assert len(children) >= 2 and process.poll() is None, "no pool workers seen"
+    return children
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
 def test_pool_workers_die_with_a_prepare_killed_outright(tmp_path):
     """Issue 32: kill -9 to `prepare --workers 2` left both workers alive, idle, for 10
@@ -124,14 +138,7 @@ def test_pool_workers_die_with_a_prepare_killed_outright(tmp_path):
                                 str(tmp_path / "store"), "--workers", "2", "--no-audio",
                                 "--crop-size", "16"], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
-    children: list[int] = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(children) < 2 and process.poll() is None:
-        tasks = Path(f"/proc/{process.pid}/task")
-        children = [int(pid) for task in tasks.glob("*/children")
-                    for pid in task.read_text().split()] if tasks.exists() else []
-        time.sleep(0.05)
-    assert len(children) >= 2 and process.poll() is None, "no pool workers seen"
+    children = pool_workers(process)
     process.send_signal(signal.SIGKILL)
     process.wait()
     deadline = time.monotonic() + 20
@@ -155,14 +162,7 @@ def test_sigterm_to_prepare_is_ctrl_c_its_workers_stop_and_the_same_command_resu
                "--workers", "2", "--no-audio", "--crop-size", "16"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                text=True)
-    children: list[int] = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(children) < 2 and process.poll() is None:
-        tasks = Path(f"/proc/{process.pid}/task")
-        children = [int(pid) for task in tasks.glob("*/children")
-                    for pid in task.read_text().split()] if tasks.exists() else []
-        time.sleep(0.05)
-    assert len(children) >= 2 and process.poll() is None, "no pool workers seen"
+    children = pool_workers(process)
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130, err

@@ -44,6 +44,15 @@ class SampledFrame:
     image: np.ndarray
 
 
+def _say(message: str, report: list[str] | None) -> None:
+    """A note about a video: appended to ``report`` (a caller that warns later, from its own
+    thread) or else a warning naming the file."""
+    if report is None:
+        warnings.warn(message, stacklevel=3)
+    else:
+        report.append(message)
+
+
 RESTART_JUMP = 0.5  # s: a frame this much before the last one means the clock restarted
 
 
@@ -167,10 +176,7 @@ def decoded_frames(container: av.container.InputContainer, where, thread_type: s
         message = (f"{where}: its timestamps start again {len(restarts)} time(s) (first after "
                    f"{restarts[0]:.2f} s: joined recordings?); the frames are taken as one "
                    "timeline, one after the other")
-        if report is None:
-            warnings.warn(message, stacklevel=2)
-        else:
-            report.append(message)
+        _say(message, report)
     declared = None if restarts else _declared_end(stream, container)
     if last is not None and declared is not None:
         decoded = last + (1.0 / rate if rate else 0.0)
@@ -178,10 +184,7 @@ def decoded_frames(container: av.container.InputContainer, where, thread_type: s
             message = (f"{where}: the video ends early: frames up to {decoded:.2f} s of the "
                        f"{declared:.2f} s its header declares, so the file is probably "
                        "truncated; used as far as it goes")
-            if report is None:
-                warnings.warn(message, stacklevel=2)
-            else:
-                report.append(message)
+            _say(message, report)
 
 
 def _declared_end(stream: av.video.stream.VideoStream, container) -> float | None:
@@ -206,10 +209,7 @@ def sample_container(container: av.container.InputContainer, where, step_rate: f
         message = (f"{where}: {step_rate:g} steps/s is above the video's {rate:g} frames/s, "
                    "so steps repeat frames; prepare at most at the frame rate "
                    f"(--step-rate {rate:g} or less)")
-        if report is None:
-            warnings.warn(message, stacklevel=2)
-        else:
-            report.append(message)
+        _say(message, report)
     any_frame = False
     frames = decoded_frames(container, where, thread_type, report)
     for step, tick, time, frame in sample_ticks(frames, step_rate):
