@@ -660,15 +660,16 @@ def test_train_killed_with_sigkill_resumes_to_the_same_model(tiny_store, tmp_pat
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
 def test_train_interrupted_with_ctrl_c_says_so_and_resumes_to_the_same_model(
-        tiny_store, tmp_path, uninterrupted_training):
+        signal_name, tiny_store, tmp_path, uninterrupted_training):
     """Issue 18: Ctrl-C during train is one line and exit 130; the same command resumes
-    to the model and log an uninterrupted run writes."""
+    to the model and log an uninterrupted run writes. Issue 32: SIGTERM the same."""
     import signal
 
     output = tmp_path / "run"
     command = train_command(tiny_store, output, tmp_path)
-    interrupted = stop_mid_epoch(command, output, signal.SIGINT)
+    interrupted = stop_mid_epoch(command, output, getattr(signal, signal_name))
     assert interrupted.returncode == EXIT_INTERRUPTED, interrupted.stderr
     lines = [line for line in interrupted.stderr.splitlines()
              if line.strip() and not re.match(r"^epoch \d+/\d+: ", line)]

@@ -118,7 +118,9 @@ def _same_config(saved: Path, config: ExperimentConfig) -> bool:
 def quiet_lightning() -> None:
     """Keep Lightning's info lines (GPU/TPU available, a hosted-logger tip) off standard
     error on every run; its warnings and errors still show."""
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
+                 # "[rank: 0] Received SIGTERM: 15": avstan says it is interrupted, once
+                 "lightning.pytorch.trainer.connectors.signal_connector"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
