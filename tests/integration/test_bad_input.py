@@ -432,7 +432,8 @@ def test_a_test_recording_without_labels_is_named_as_left_out(tiny_store, tmp_pa
                      "unpickle such files: they can run code)"),
     ("torch.save with code", "(it holds a Python object, exec, that could run code "
                              "when loaded, so avstan does not load it)"),
-    ("truncated", "(its zip archive is damaged or truncated)"),
+    ("truncated", "(its zip archive is truncated or damaged (300 bytes); copy or download it "
+                  "again)"),
 ])
 def test_unreadable_model_files_say_why_in_our_words(content, expected, tiny_store, tmp_path,
                                                      capsys, monkeypatch):
