@@ -158,14 +158,20 @@ def test_recordings(fold_store: Path, cremad_store: Path) -> list:
 
 # ---- 2. scores -----------------------------------------------------------------------------
 
+def clip_means(predictions: list, recordings: list) -> tuple[np.ndarray, np.ndarray]:
+    """(clips, 2) each clip's mean prediction over its steps with a face, and its label."""
+    means = np.array([p.prediction[p.face_found].mean(axis=0) for p in predictions])
+    gold = np.array([np.nanmean(r.labels, axis=0) for r in recordings])
+    return means, gold
+
+
 def clip_scores(network: torch.nn.Module, recordings: list, clip_length: int,
                 keep_attention: bool = False) -> tuple[dict[str, Any], list]:
     """Per-clip means of the raw predictions against each clip's label point: CCC of
     valence and arousal over the clips, signs; and the predictions (with maps on request)."""
     predictions = predict_recordings(network, recordings, ("valence", "arousal"),
                                      clip_length, keep_attention=keep_attention)
-    means = np.array([p.prediction[p.face_found].mean(axis=0) for p in predictions])
-    gold = np.array([np.nanmean(r.labels, axis=0) for r in recordings])
+    means, gold = clip_means(predictions, recordings)
     signed = np.abs(gold[:, 0]) >= SIGN_THRESHOLD
     right = np.sign(means[signed, 0]) == np.sign(gold[signed, 0])
     mead = np.array([r.corpus == "mead" for r in recordings])
@@ -185,8 +191,7 @@ def training_fit(network: torch.nn.Module, recordings: list, clip_length: int
     sd of the per-clip mean predictions over the sd of the clips' labels, per target (1 =
     as spread as the labels, 0 = one value for every clip: nothing learnt)."""
     predictions = predict_recordings(network, recordings, ("valence", "arousal"), clip_length)
-    means = np.array([p.prediction[p.face_found].mean(axis=0) for p in predictions])
-    gold = np.array([np.nanmean(r.labels, axis=0) for r in recordings])
+    means, gold = clip_means(predictions, recordings)
     return [round(float(means[:, k].std() / gold[:, k].std()), 3) for k in range(2)]
 
 
