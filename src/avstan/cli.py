@@ -386,7 +386,7 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"{run.model_path}: best devel CCC {run.result.best_val_ccc:.3f} "
               f"after {run.result.epochs} epochs")
     if run.chains is not None:
-        fitted = any(c.devel_ccc_raw is not None for c in run.chains.values())
+        fitted = any(c.fitted for c in run.chains.values())
         print(("post-processing fitted on devel and saved in the model: " if fitted else
                "post-processing saved in the model: ")
               + describe_chains(run.chains))

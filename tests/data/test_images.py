@@ -314,3 +314,26 @@ def test_evaluate_scores_an_image_store_raw_only(tmp_path):
     assert videos.postprocessed_scores is not None
     assert videos.postprocessing["valence"].median_window == 5
     assert images.scores == videos.scores
+
+
+def test_evaluate_applies_a_fitted_chain_to_images_without_its_median(tmp_path):
+    torch.manual_seed(0)
+    network = create_model("frame2d", crop_size=16, clip_length=1, channels=[4, 8],
+                           fc_hidden=8)
+    targets = ("valence", "arousal")
+    fitted = {"median_window": 5, "centre_offset": 0.1, "scale_factor": 2.0,
+              "scale_reference": 0.05, "devel_ccc_raw": 0.3, "devel_ccc": 0.4}
+    model_path = TrainedModel(network, targets, 1.0, {"trained_on": "images"}) \
+        .with_postprocessing({t: dict(fitted) for t in targets}).save(tmp_path / "model.pt")
+    images = evaluate_model_file(model_path, tiny_store(tmp_path / "images", kind="images"),
+                                 "test", progress=False)
+    assert images.postprocessing["valence"].median_window == 1
+    for raw, processed in zip(images.recordings, images.postprocessed, strict=True):
+        # each image on its own: centred, then scaled about the reference, not smoothed
+        expected = 0.05 + (raw.prediction + 0.1 - 0.05) * 2.0
+        np.testing.assert_allclose(processed, expected, rtol=1e-6, atol=1e-7)
+    # on a store of videos the same file's chain smooths first
+    videos = evaluate_model_file(model_path, tiny_store(tmp_path / "videos"), "test",
+                                 progress=False)
+    assert videos.postprocessing["valence"].median_window == 5
+    assert not np.allclose(videos.postprocessed[0], images.postprocessed[0])

@@ -162,3 +162,43 @@ def test_expression_loss_needs_expressions_and_an_expression_head():
     with pytest.raises(AvstanError, match="has no expression head"):
         EmotionRegressor("frame2d", no_head, TARGETS, expression_weight=0.5)
     EmotionRegressor("frame2d", no_head, TARGETS)  # without the weight it is fine
+
+
+def ccc_by_hand(prediction: np.ndarray, gold: np.ndarray) -> float:
+    """Lin's CCC with the biased variances, written out."""
+    p, g = prediction.astype(np.float64), gold.astype(np.float64)
+    covariance = np.mean((p - p.mean()) * (g - g.mean()))
+    return 2 * covariance / (p.var() + g.var() + (p.mean() - g.mean()) ** 2)
+
+
+def test_calibration_on_images_fits_centre_and_scale_behind_the_fixed_median(
+        tiny_image_store, tmp_path):
+    from avstan.evaluation.postprocess import chains_from_dicts
+    from avstan.experiments.calibrated_training import train_and_calibrate
+
+    raw = tiny_config_dict(tiny_image_store, tmp_path / "run", "frame2d", batch_size=8)
+    raw["model"]["options"] = dict(TINY_FRAME)
+    raw["data"].update(clip_length=1, train_stride=1, val_stride=1)
+    run = train_and_calibrate(config_from_dict(raw), progress=False)
+    trained = TrainedModel.load(run.model_path)
+    chains = chains_from_dicts(trained.postprocessing)
+    assert chains == run.chains
+    # the devel images' predictions, one image at a time, by hand
+    shard = RecordingStore.open(tiny_image_store).load_partition("devel")[0]
+    frames = torch.from_numpy(shard.frames).permute(0, 3, 1, 2).float() / 255.0
+    with torch.no_grad():
+        predictions = trained.network.eval()(clip=frames.unsqueeze(2))["prediction"].numpy()
+    for k, target in enumerate(TARGETS):
+        chain = chains[target]
+        # the video's median is the fixed one; what was fitted saw single images
+        assert chain.median_window == IMAGE_MODEL_SMOOTHING["median_window"]
+        assert chain.fitted
+        assert chain.devel_ccc_raw == pytest.approx(
+            ccc_by_hand(predictions[:, k], shard.labels[:, k]), abs=1e-5)
+        offset = float(shard.labels[:, k].mean() - predictions[:, k].mean())
+        assert chain.centre_offset in (0.0, pytest.approx(offset, abs=1e-5))
+        assert chain.devel_ccc >= chain.devel_ccc_raw
+    # a complete, calibrated run is found as it is: the file is not fitted again
+    before = run.model_path.read_bytes()
+    again = train_and_calibrate(config_from_dict(raw), progress=False)
+    assert again.chains == chains and run.model_path.read_bytes() == before

@@ -112,6 +112,12 @@ class PostProcessing:
     devel_ccc: float | None = None
     notes: list[str] = field(default_factory=list)  # steps refused or clipped, and why
 
+    @property
+    def fitted(self) -> bool:
+        """Whether the chain was fitted on devel (False for a fixed chain, e.g. the median
+        a model trained on face images carries for video)."""
+        return self.devel_ccc_raw is not None
+
     def apply(self, predictions: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Apply the chain to each recording's (N,) predictions."""
         out = []

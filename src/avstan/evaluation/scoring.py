@@ -26,7 +26,7 @@ from torch import nn
 
 from avstan.errors import AvstanError
 from avstan.evaluation.inference import RecordingPrediction, predict_recordings
-from avstan.evaluation.postprocess import PostProcessing, fit_postprocessing
+from avstan.evaluation.postprocess import DEFAULT_WINDOWS, PostProcessing, fit_postprocessing
 from avstan.evaluation.timeline import scored_series, scoring_timeline
 from avstan.metrics import score_partition
 
@@ -73,15 +73,17 @@ class Evaluation:
 
 def fit_chains(model: nn.Module, devel: Sequence, targets: Sequence[str], clip_length: int,
                batch_size: int = 32, device: str | torch.device = "cpu",
-               shifts: Sequence[int] | None = None, progress: bool = False
-               ) -> dict[str, PostProcessing]:
+               shifts: Sequence[int] | None = None, progress: bool = False,
+               windows: Sequence[int] = DEFAULT_WINDOWS) -> dict[str, PostProcessing]:
     """The AVEC chain per target, fitted on the model's predictions for ``devel`` on the
     step timeline (against the devel step labels), where it is also applied; see the
-    module docstring."""
+    module docstring. ``windows``: the median windows tried (``(1,)``: no smoothing, for
+    images that are not a timeline)."""
     predictions = predict_recordings(model, devel, targets, clip_length, batch_size, device,
                                      progress=progress)
     return {target: fit_postprocessing([p.prediction[:, k] for p in predictions],
-                                       [p.gold[:, k] for p in predictions], shifts=shifts)
+                                       [p.gold[:, k] for p in predictions], windows=windows,
+                                       shifts=shifts)
             for k, target in enumerate(targets)}
 
 
@@ -89,13 +91,14 @@ def evaluate_model(model: nn.Module, recordings: Sequence, targets: Sequence[str
                    clip_length: int, name: str, partition: str, batch_size: int = 32,
                    device: str | torch.device = "cpu", progress: bool = False,
                    devel: Sequence | None = None, shifts: Sequence[int] | None = None,
-                   chains: dict[str, PostProcessing] | None = None) -> Evaluation:
+                   chains: dict[str, PostProcessing] | None = None,
+                   windows: Sequence[int] = DEFAULT_WINDOWS) -> Evaluation:
     """Predict every step of ``recordings`` and score each target.
 
     The partition is also scored after the AVEC post-processing chain: the given
     ``chains`` (e.g. stored in the model file), or, with ``devel`` recordings, a chain
     fitted per target on the devel predictions (``shifts``: time-shift grid, None = no
-    shift).
+    shift; ``windows``: the median windows tried).
     """
     if not recordings:
         raise AvstanError(f"no complete recordings in the {partition} partition to evaluate on")
@@ -110,7 +113,7 @@ def evaluate_model(model: nn.Module, recordings: Sequence, targets: Sequence[str
                             notes=unlabelled_notes(predictions, scores, targets, partition))
     if chains is None and devel:
         chains = fit_chains(model, devel, targets, clip_length, batch_size, device, shifts,
-                            progress)
+                            progress, windows)
     if chains is not None:
         processed = [np.stack([chains[t].apply([p.prediction[:, k]])[0]
                                for k, t in enumerate(targets)], axis=1) for p in predictions]

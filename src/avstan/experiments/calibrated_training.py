@@ -31,7 +31,7 @@ from avstan.training.fit import TrainResult, train_experiment
 class CalibratedRun:
     """A trained run and the chain stored in its model file (None in the non-zero ranks
     of a distributed run, which do not write the model file, and for a store without a
-    devel partition)."""
+    devel partition, where a model trained on images keeps its fixed median alone)."""
 
     result: TrainResult
     chains: dict[str, PostProcessing] | None
@@ -60,17 +60,20 @@ def resolve_init_branches(config: ExperimentConfig,
 def train_and_calibrate(config: ExperimentConfig, restart: bool = False,
                         progress: bool = True, device: str = "cpu") -> CalibratedRun:
     """Train ``config`` (or resume it, or find it complete), then fit the post-processing
-    chain on devel and store it in the model file unless the file already carries one
-    (none is fitted on a store without a devel partition: ``chains`` is then None)."""
+    chain on devel and store it in the model file unless the file already carries a fitted
+    one (none is fitted on a store without a devel partition)."""
     result = train_experiment(config, restart=restart, progress=progress)
     if not result.is_global_zero:
         return CalibratedRun(result, None)
     stored = TrainedModel.load(result.model_path).postprocessing
     chains = chains_from_dicts(stored)
-    if chains is None and not RecordingStore.open(config.data.store).names("devel"):
+    # a model trained on face images is written with the fixed median for video alone;
+    # its centring and scaling are fitted here, on the devel images, like any chain
+    fitted = chains is not None and all(chain.fitted for chain in chains.values())
+    if not fitted and not RecordingStore.open(config.data.store).names("devel"):
         # training.keep: last_epoch on a store without devel: nothing to fit a chain on
-        return CalibratedRun(result, None)
-    if chains is None:
+        return CalibratedRun(result, chains)
+    if not fitted:
         chains = attach_postprocessing(result.model_path, config.data.store, device)
     return CalibratedRun(result, chains)
 
@@ -81,7 +84,7 @@ def describe_chains(chains: dict[str, PostProcessing]) -> str:
     def one(target: str, chain: PostProcessing) -> str:
         steps = (f"{target}: median {chain.median_window}, centre {chain.centre_offset:+.3f}, "
                  f"scale {chain.scale_factor:.3f}")
-        if chain.devel_ccc_raw is None:  # a fixed chain (a model trained on face images)
+        if not chain.fitted:  # a fixed chain (a model trained on face images, no devel)
             return f"{steps} (fixed, not fitted on devel)"
         return f"{steps} (devel CCC {chain.devel_ccc_raw:.3f} -> {chain.devel_ccc:.3f})"
 
