@@ -23,8 +23,9 @@ converter):
   the first that accepts the value wins, except that a number tries the option of its own
   kind first (``1`` for ``float | int`` stays ``1``, ``1.0`` stays ``1.0``; ``1`` for
   ``float | None`` becomes ``1.0``); when none does, the first option's error is raised;
-* ``list[X]``: a list, each item converted to X; ``dict[...]``: a dict, copied, its items
-  not checked; ``Any``: anything, as is;
+* ``list[X]``: a list, each item converted to X; ``Sequence[X]``: a list or a tuple (kept
+  as it is), each item converted to X; ``dict[...]``: a dict, copied, its items not
+  checked; ``Any``: anything, as is;
 * a dataclass: a mapping, built recursively (its keys named ``field.key``);
 * any other class: an instance of it, as is.
 
@@ -40,17 +41,18 @@ Only the standard library (numpy scalars are recognised without importing numpy)
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import math
 import types
 import typing
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from avstan.errors import AvstanError
 
-__all__ = ["OneOf", "Range", "check_declared", "convert_fields", "convert_value",
-           "dataclass_from_dict"]
+__all__ = ["OneOf", "Range", "check_declared", "convert_arguments", "convert_fields",
+           "convert_value", "dataclass_from_dict"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,6 +140,18 @@ def convert_fields(cls: type, raw: Any, where: str, prefix: str = "",
     return values
 
 
+def convert_arguments(function: Callable, raw: dict[str, Any], where: str,
+                      prefix: str = "") -> dict[str, Any]:
+    """The keyword arguments ``raw`` for ``function``, each converted by
+    :func:`convert_value` against the function's own annotation (its parameters declare
+    their allowed values as a dataclass field does: ``dropout: Annotated[float,
+    Range(ge=0, lt=1)] = 0.5``); a parameter without an annotation is passed as is, and
+    names the function does not take are left to its caller."""
+    hints = typing.get_type_hints(function, include_extras=True)
+    return {name: convert_value(hints[name], value, where, prefix + name)
+            if name in hints else value for name, value in raw.items()}
+
+
 def check_declared(instance: Any, where: str, prefix: str = "") -> None:
     """Check the fields of a dataclass instance that declare their allowed values
     (``Annotated``) against them: for a ``__post_init__``, so a config built in code is
@@ -185,6 +199,11 @@ def convert_value(hint: Any, value: Any, where: str, key: str) -> Any:
             raise AvstanError(f"{where}: {key} must be a list, got {value!r}")
         (item,) = typing.get_args(hint)
         return [convert_value(item, v, where, key) for v in value]
+    if origin is collections.abc.Sequence:
+        if not isinstance(value, list | tuple):
+            raise AvstanError(f"{where}: {key} must be a list, got {value!r}")
+        (item,) = typing.get_args(hint)
+        return type(value)(convert_value(item, v, where, key) for v in value)
     if origin is dict:
         if not isinstance(value, dict):
             raise AvstanError(f"{where}: {key} must be a mapping, got {value!r}")

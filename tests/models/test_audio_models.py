@@ -236,7 +236,7 @@ def test_fusion_over_a_linear_skip_branch_trains_what_it_uses():
 def test_fusion_over_a_cnn3d_branch_and_a_branch_without_a_trunk():
     assert "attention" not in tiny_fusion(TRUNK, video_model="cnn3d")(
         clip=torch.rand(1, 3, 4, 16, 16), audio=torch.randn(1, 4, 7))
-    with pytest.raises(AvstanError, match="no 3D-CNN trunk"):
+    with pytest.raises(AvstanError, match="model.options.video_model 'cnn2d': use sta3d or cnn3d"):
         create_model("av_sta", crop_size=16, clip_length=4, video_model="cnn2d")
 
 

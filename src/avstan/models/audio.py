@@ -68,6 +68,16 @@ from torch import Tensor, nn
 
 from avstan.errors import AvstanError
 from avstan.models.init import xavier_uniform_init
+from avstan.models.options import (
+    ClipLength,
+    Count,
+    Depth,
+    Dropout,
+    FeatureBound,
+    FeatureCount,
+    NoiseLevel,
+    Width,
+)
 from avstan.models.registry import register_model
 from avstan.targets import LABEL_NAMES
 
@@ -282,15 +292,15 @@ def _audio_model(targets, clip_length, audio_features, hidden, layers, attention
 
 
 @register_model
-def lstm_ta(clip_length: int = 16, targets: Sequence[str] = LABEL_NAMES,
-            audio_features: int = EGEMAPS_SIZE, hidden: int = 64, layers: int = 4,
-            attention_hidden: int = 64, dropout: float = 0.5,
-            feature_clip: float = 5.0, recording_standardisation: bool = False,
-            input_noise: float = 0.0, lstm_dropout: float = 0.0,
-            linear_skip: bool = False, lookahead: int = 0,
+def lstm_ta(clip_length: ClipLength = 16, targets: Sequence[str] = LABEL_NAMES,
+            audio_features: FeatureCount = EGEMAPS_SIZE, hidden: Width = 64,
+            layers: Depth = 4, attention_hidden: Width = 64, dropout: Dropout = 0.5,
+            feature_clip: FeatureBound = 5.0, recording_standardisation: bool = False,
+            input_noise: NoiseLevel = 0.0, lstm_dropout: Dropout = 0.0,
+            linear_skip: bool = False, lookahead: Count = 0,
             attention_uniform_start: bool = False,
-            attention_pooling: bool = False, frame_descriptors: int = 0,
-            frame_channels: int = 32) -> AudioLSTMModel:
+            attention_pooling: bool = False, frame_descriptors: Count = 0,
+            frame_channels: Width = 32) -> AudioLSTMModel:
     """LSTM-RNN + TA: temporal attention over eGeMAPS steps, then a 4-layer LSTM."""
     return _audio_model(targets, clip_length, audio_features, hidden, layers, True,
                         attention_hidden, dropout, feature_clip,
@@ -303,13 +313,13 @@ def lstm_ta(clip_length: int = 16, targets: Sequence[str] = LABEL_NAMES,
 
 
 @register_model
-def lstm(clip_length: int = 16, targets: Sequence[str] = LABEL_NAMES,
-         audio_features: int = EGEMAPS_SIZE, hidden: int = 64, layers: int = 4,
-         dropout: float = 0.5, feature_clip: float = 5.0,
-         recording_standardisation: bool = False, input_noise: float = 0.0,
-         lstm_dropout: float = 0.0, linear_skip: bool = False,
-         lookahead: int = 0, frame_descriptors: int = 0,
-         frame_channels: int = 32) -> AudioLSTMModel:
+def lstm(clip_length: ClipLength = 16, targets: Sequence[str] = LABEL_NAMES,
+         audio_features: FeatureCount = EGEMAPS_SIZE, hidden: Width = 64, layers: Depth = 4,
+         dropout: Dropout = 0.5, feature_clip: FeatureBound = 5.0,
+         recording_standardisation: bool = False, input_noise: NoiseLevel = 0.0,
+         lstm_dropout: Dropout = 0.0, linear_skip: bool = False,
+         lookahead: Count = 0, frame_descriptors: Count = 0,
+         frame_channels: Width = 32) -> AudioLSTMModel:
     """LSTM-RNN: the audio model without temporal attention (MM paper, Table 1)."""
     return _audio_model(targets, clip_length, audio_features, hidden, layers, False, 0,
                         dropout, feature_clip,

@@ -39,6 +39,7 @@ from torch import Tensor, nn
 from avstan.data.corpora.acted import CIRCUMPLEX
 from avstan.data.corpora.images import EXPRESSIONS
 from avstan.models.init import xavier_uniform_init
+from avstan.models.options import ClipLength, Count, CropSize, Depth, Dropout, Width, Widths
 from avstan.models.registry import register_model
 from avstan.models.video import INPUT_MEAN, INPUT_SCALE
 from avstan.targets import LABEL_NAMES
@@ -131,11 +132,11 @@ class FrameCNN(nn.Module):
 
 
 @register_model
-def frame2d(crop_size: int = 48, clip_length: int = 1, targets: Sequence[str] = LABEL_NAMES,
-            channels: Sequence[int] = (32, 64, 128, 256), convs_per_stage: int = 2,
-            fc_hidden: int = 256, dropout: float = 0.5, grey: bool = True,
-            expression_classes: int = 0, va_from_expressions: bool = False,
-            flip_average: bool = False) -> FrameCNN:
+def frame2d(crop_size: CropSize = 48, clip_length: ClipLength = 1,
+            targets: Sequence[str] = LABEL_NAMES, channels: Widths = (32, 64, 128, 256),
+            convs_per_stage: Depth = 2, fc_hidden: Width = 256, dropout: Dropout = 0.5,
+            grey: bool = True, expression_classes: Count = 0,
+            va_from_expressions: bool = False, flip_average: bool = False) -> FrameCNN:
     """A 2D CNN over one aligned face crop (the clip's last frame): the real-face model,
     trained on face images (FER2013, AffectNet) and run on video frame by frame."""
     model = FrameCNN(targets, crop_size, clip_length, channels, convs_per_stage, fc_hidden,

@@ -22,6 +22,14 @@ from torch import Tensor, nn
 from avstan.errors import AvstanError
 from avstan.models.audio import EGEMAPS_SIZE, AudioLSTMModel
 from avstan.models.init import xavier_uniform_init
+from avstan.models.options import (
+    ClipLength,
+    CropSize,
+    Dropout,
+    FeatureCount,
+    FusedVideoModel,
+    Width,
+)
 from avstan.models.registry import create_model, register_model
 from avstan.targets import LABEL_NAMES
 
@@ -98,10 +106,11 @@ class AudioVisualFusion(nn.Module):
 
 
 @register_model
-def av_sta(crop_size: int = 96, clip_length: int = 16, targets: Sequence[str] = LABEL_NAMES,
-           audio_features: int = EGEMAPS_SIZE, audio: dict[str, Any] | None = None,
-           video_model: str = "sta3d", video: dict[str, Any] | None = None,
-           fusion_hidden: int = 128, dropout: float = 0.5) -> AudioVisualFusion:
+def av_sta(crop_size: CropSize = 96, clip_length: ClipLength = 16,
+           targets: Sequence[str] = LABEL_NAMES, audio_features: FeatureCount = EGEMAPS_SIZE,
+           audio: dict[str, Any] | None = None, video_model: FusedVideoModel = "sta3d",
+           video: dict[str, Any] | None = None, fusion_hidden: Width = 128,
+           dropout: Dropout = 0.5) -> AudioVisualFusion:
     """LSTM-RNN + TA + 3D-CNN + STA: the MM paper's audio-visual fusion.
 
     ``audio`` holds options of the ``lstm_ta`` branch (hidden, layers, ...), ``video`` those

@@ -1,9 +1,12 @@
 """Model registry in timm's manner: ``@register_model`` on a factory, ``create_model(name)``.
 
-A factory takes explicit keyword arguments with defaults; ``create_model`` checks the
-config keys against the factory's signature so a typo in a config file is one clear error
-instead of a TypeError deep inside a constructor. Every registered model is covered by
-the registry sweep in ``tests/models/test_registry.py`` the moment it is registered.
+A factory takes explicit keyword arguments with defaults, annotated with their allowed
+values (``models/options.py``); ``create_model`` checks the config keys against the
+factory's signature and each value against its declaration, and the model's size (built
+on the meta device first) against :data:`MAX_PARAMETERS`, so a typo in a config file is
+one clear error instead of a TypeError deep inside a constructor or an exhausted memory.
+Every registered model is covered by the registry sweep in ``tests/models/test_registry.py``
+the moment it is registered.
 
 This module imports no model file: ``avstan.models``' ``__init__`` imports the model
 modules, whose decorators fill the registry (timm's ``_registry.py`` works the same way),
@@ -20,6 +23,12 @@ import torch
 from torch import nn
 
 from avstan.errors import AvstanError
+from avstan.typed_config import convert_arguments
+
+# The most parameters a model may have: 100 times the largest one avstan ships or the
+# papers describe (~2.4 M), so a typo in a width (``fc_hidden: 100000``) is one line
+# instead of the machine's memory.
+MAX_PARAMETERS = 250_000_000
 
 _FACTORIES: dict[str, Callable[..., nn.Module]] = {}
 
@@ -52,7 +61,16 @@ def create_model(name: str, **config: Any) -> nn.Module:
     if unknown:
         raise AvstanError(f"model {name!r} has no option {', '.join(map(repr, unknown))}; "
                           f"its options are: {', '.join(sorted(allowed))}")
+    # each option against the factory's declaration (models/options.py)
+    config = convert_arguments(factory, config, f"model {name!r}", "model.options.")
     try:
+        with torch.device("meta"):  # its size first, without allocating a weight
+            parameters = sum(p.numel() for p in factory(**config).parameters())
+        if parameters > MAX_PARAMETERS:
+            raise AvstanError(
+                f"model {name!r}: these options make {parameters:,} parameters, more than "
+                f"{MAX_PARAMETERS:,} ({MAX_PARAMETERS * 4 / 1e9:.1f} GB of weights); make "
+                "it smaller (model.options: fewer channels, hidden units or stages)")
         model = factory(**config)
     except ValueError as exc:  # options that do not fit together, e.g. an odd crop size
         raise AvstanError(f"model {name!r}: {exc}; change its options "

@@ -25,6 +25,16 @@ from torch import Tensor, nn
 
 from avstan.models.attention import SpatiotemporalAttention, StaticAttention, apply_attention
 from avstan.models.init import xavier_uniform_init
+from avstan.models.options import (
+    ClipLength,
+    Combine,
+    CropSize,
+    Dropout,
+    PooledSize,
+    Temperature,
+    Width,
+    Widths,
+)
 from avstan.models.registry import register_model
 from avstan.targets import LABEL_NAMES
 
@@ -168,14 +178,14 @@ class FrameStack2DCNN(nn.Module):
 
 
 @register_model
-def sta3d(crop_size: int = 96, clip_length: int = 16, targets: Sequence[str] = LABEL_NAMES,
-          encoder_channels: Sequence[int] = (32, 64, 128),
-          decoder_channels: Sequence[int] = (64, 32, 16), upsampling: str = "transposed",
-          attention_from: str = "previous", temperature: float = 1.0,
+def sta3d(crop_size: CropSize = 96, clip_length: ClipLength = 16,
+          targets: Sequence[str] = LABEL_NAMES, encoder_channels: Widths = (32, 64, 128),
+          decoder_channels: Widths = (64, 32, 16), upsampling: str = "transposed",
+          attention_from: str = "previous", temperature: Temperature = 1.0,
           zero_init_logits: bool = False, padding_mode: str = "zeros",
-          combine: str = "product", peephole: bool = True,
-          trunk_channels: Sequence[int] = (32, 64, 128, 256), fc_hidden: int = 256,
-          dropout: float = 0.5, pooled_size: int = 1) -> AttentionVideoModel:
+          combine: Combine = "product", peephole: bool = True,
+          trunk_channels: Widths = (32, 64, 128, 256), fc_hidden: Width = 256,
+          dropout: Dropout = 0.5, pooled_size: PooledSize = 1) -> AttentionVideoModel:
     """3D-CNN + STA: the ICASSP 2018 model (ConvLSTM attention weighting a 3D-CNN)."""
     attention = SpatiotemporalAttention(crop_size, encoder_channels, decoder_channels, upsampling,
                                         attention_from, temperature, zero_init_logits,
@@ -188,10 +198,10 @@ def sta3d(crop_size: int = 96, clip_length: int = 16, targets: Sequence[str] = L
 
 
 @register_model
-def static3d(crop_size: int = 96, clip_length: int = 16,
-             targets: Sequence[str] = LABEL_NAMES, temperature: float = 1.0,
-             combine: str = "product", trunk_channels: Sequence[int] = (32, 64, 128, 256),
-             fc_hidden: int = 256, dropout: float = 0.5, pooled_size: int = 1
+def static3d(crop_size: CropSize = 96, clip_length: ClipLength = 16,
+             targets: Sequence[str] = LABEL_NAMES, temperature: Temperature = 1.0,
+             combine: Combine = "product", trunk_channels: Widths = (32, 64, 128, 256),
+             fc_hidden: Width = 256, dropout: Dropout = 0.5, pooled_size: PooledSize = 1
              ) -> AttentionVideoModel:
     """The 3D-CNN weighted by one learnt S×S map, the same for every clip and frame (no
     ConvLSTM): the attention study's static-attention baseline. Its map starts uniform,
@@ -205,10 +215,11 @@ def static3d(crop_size: int = 96, clip_length: int = 16,
 
 
 @register_model
-def cnn3d(crop_size: int = 96, clip_length: int = 16, targets: Sequence[str] = LABEL_NAMES,
-          trunk_channels: Sequence[int] = (32, 64, 128, 256), fc_hidden: int = 256,
-          dropout: float = 0.5, combine: str = "product", pooled_size: int = 1,
-          fixed_attention: str | None = None) -> AttentionVideoModel:
+def cnn3d(crop_size: CropSize = 96, clip_length: ClipLength = 16,
+          targets: Sequence[str] = LABEL_NAMES, trunk_channels: Widths = (32, 64, 128, 256),
+          fc_hidden: Width = 256, dropout: Dropout = 0.5, combine: Combine = "product",
+          pooled_size: PooledSize = 1, fixed_attention: str | None = None
+          ) -> AttentionVideoModel:
     """The same 3D-CNN without attention (Table 1, row 2); fixed maps may still be passed in.
 
     ``fixed_attention``: "mask" — the ground-truth salient mask as attention, an upper bound
@@ -223,9 +234,10 @@ def cnn3d(crop_size: int = 96, clip_length: int = 16, targets: Sequence[str] = L
 
 
 @register_model
-def cnn2d(crop_size: int = 96, clip_length: int = 16, targets: Sequence[str] = LABEL_NAMES,
-          channels: Sequence[int] = (32, 64, 128, 256), fc_hidden: int = 256,
-          dropout: float = 0.5, pooled_size: int = 1) -> FrameStack2DCNN:
+def cnn2d(crop_size: CropSize = 96, clip_length: ClipLength = 16,
+          targets: Sequence[str] = LABEL_NAMES, channels: Widths = (32, 64, 128, 256),
+          fc_hidden: Width = 256, dropout: Dropout = 0.5, pooled_size: PooledSize = 1
+          ) -> FrameStack2DCNN:
     """2D-CNN on the T frames stacked as channels (Table 1, row 1; Khorrami et al. 2016)."""
     model = FrameStack2DCNN(clip_length, targets, crop_size, channels, fc_hidden, dropout,
                             pooled_size)
