@@ -66,3 +66,37 @@ def test_an_unknown_key_lists_preset_among_the_known_keys():
     with pytest.raises(AvstanError, match=r"^synthetic config: unknown key crop_sise; known "
                                           r"keys here: preset, name, crop_size, "):
         SyntheticConfig.from_dict({"preset": "easy", "crop_sise": 48})
+
+
+HOSTILE = (float("nan"), float("inf"), float("-inf"), -1, 0, 1e30, "abc")
+
+
+@pytest.mark.parametrize("key", [f.name for f in dataclasses.fields(SyntheticConfig)])
+def test_every_key_refuses_a_hostile_value_in_one_line_or_takes_a_declared_one(key):
+    """Issue 32 §3: the synthetic config is swept like the experiment config."""
+    import typing
+
+    hint = typing.get_type_hints(SyntheticConfig, include_extras=True)[key]
+    rules = typing.get_args(hint)[1:] if typing.get_origin(hint) is typing.Annotated else ()
+    for value in HOSTILE:
+        try:
+            config = SyntheticConfig.from_dict({"audio": False, key: value})
+        except AvstanError as error:
+            message = str(error)
+            assert "\n" not in message and message.startswith("synthetic config: ")
+            assert key in message, (key, value, message)
+            continue
+        taken = getattr(config, key)
+        assert not isinstance(taken, float) or np.isfinite(taken), (key, value)
+        assert all(rule.allows(taken) for rule in rules), (key, value, taken)
+
+
+def test_a_recording_too_large_to_make_in_memory_is_one_line():
+    with pytest.raises(AvstanError, match=r"^synthetic config: a recording of 1000000 steps "
+                                          r"at 1024 px is 3145.7 GB of frames"):
+        SyntheticConfig.from_dict({"audio": False, "steps_per_recording": 10**6,
+                                   "crop_size": 1024})
+    # upper bounds declared: 1e30 steps is refused by its declaration first
+    with pytest.raises(AvstanError, match=r"steps_per_recording 1e\+30|steps_per_recording "
+                                          r"1000000000000000019884624838656"):
+        SyntheticConfig.from_dict({"audio": False, "steps_per_recording": 1e30})

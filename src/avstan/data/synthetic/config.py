@@ -8,19 +8,24 @@ configurations.
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from dataclasses import asdict, dataclass, replace
+from typing import Annotated, Any
 
 from avstan.errors import AvstanError
-from avstan.typed_config import convert_fields
+from avstan.typed_config import Range, check_declared, convert_fields
 
 __all__ = ["PRESETS", "SyntheticConfig"]
+
+# The frames of one recording are made in memory before they are written: at most this.
+MAX_RECORDING_BYTES = 4e9
 
 
 @dataclass(frozen=True)
 class SyntheticConfig:
     """Everything that defines a synthetic corpus; :data:`PRESETS` holds named ones.
+
+    Each field declares its allowed values with its type (``typed_config``), checked when
+    the config is read from a dict and when it is built in code.
 
     Sizes and counts:
         crop_size: S, frames are ``(N, S, S, 3)`` uint8.
@@ -68,68 +73,53 @@ class SyntheticConfig:
     """
 
     name: str = "default"
-    crop_size: int = 48
-    step_rate: float = 4.0
-    steps_per_recording: int = 240
-    num_train: int = 8
-    num_devel: int = 3
-    num_test: int = 3
-    seed: int = 0
-    label_smoothness_seconds: float = 8.0
-    expression_strength: float = 1.0
-    eye_arousal: float = 0.0
-    face_scale: float = 1.0
-    head_motion: float = 0.03
-    scale_jitter: float = 0.03
-    head_roll_degrees: float = 3.0
-    motion_smoothness_seconds: float = 1.5
-    flicker: float = 0.12
-    flicker_smoothness_seconds: float = 1.0
-    background_strength: float = 0.4
-    background_speed: float = 0.5
-    decoy_strength: float = 1.0
-    decoy_size: float = 0.14
-    noise_std: float = 0.03
-    blink_rate: float = 0.3
-    gaze_rate: float = 0.5
+    crop_size: Annotated[int, Range(ge=16, le=1024)] = 48
+    step_rate: Annotated[float, Range(gt=0, le=1000)] = 4.0
+    steps_per_recording: Annotated[int, Range(ge=2, le=10_000_000)] = 240
+    num_train: Annotated[int, Range(ge=0, le=100_000)] = 8
+    num_devel: Annotated[int, Range(ge=0, le=100_000)] = 3
+    num_test: Annotated[int, Range(ge=0, le=100_000)] = 3
+    seed: Annotated[int, Range(ge=0, le=2**32 - 1)] = 0
+    label_smoothness_seconds: Annotated[float, Range(ge=0, le=3600)] = 8.0
+    expression_strength: Annotated[float, Range(ge=0, le=10)] = 1.0
+    eye_arousal: Annotated[float, Range(ge=0, le=10)] = 0.0
+    face_scale: Annotated[float, Range(ge=0.2, le=1.3)] = 1.0
+    head_motion: Annotated[float, Range(ge=0, le=1)] = 0.03
+    scale_jitter: Annotated[float, Range(ge=0, le=1)] = 0.03
+    head_roll_degrees: Annotated[float, Range(ge=0, le=180)] = 3.0
+    motion_smoothness_seconds: Annotated[float, Range(ge=0, le=3600)] = 1.5
+    flicker: Annotated[float, Range(ge=0, le=10)] = 0.12
+    flicker_smoothness_seconds: Annotated[float, Range(ge=0, le=3600)] = 1.0
+    background_strength: Annotated[float, Range(ge=0, le=10)] = 0.4
+    background_speed: Annotated[float, Range(ge=0, le=1000)] = 0.5  # pixels per step
+    decoy_strength: Annotated[float, Range(ge=0, le=10)] = 1.0
+    decoy_size: Annotated[float, Range(gt=0, le=0.3)] = 0.14
+    noise_std: Annotated[float, Range(ge=0, le=10)] = 0.03
+    blink_rate: Annotated[float, Range(ge=0, le=100)] = 0.3  # per second
+    gaze_rate: Annotated[float, Range(ge=0, le=100)] = 0.5  # per second
     audio: bool = True
-    audio_window_seconds: float = 4.0
-    voice_noise: float = 1.0
-    voice_arousal_cue: float = 1.0
-    voice_valence_cue: float = 1.0
+    audio_window_seconds: Annotated[float, Range(ge=0.1, le=3600)] = 4.0
+    voice_noise: Annotated[float, Range(ge=0, le=100)] = 1.0
+    voice_arousal_cue: Annotated[float, Range(ge=0, le=100)] = 1.0
+    voice_valence_cue: Annotated[float, Range(ge=0, le=100)] = 1.0
 
     def __post_init__(self) -> None:
-        problems = []
-        if self.crop_size < 16:
-            problems.append(f"crop_size must be at least 16, got {self.crop_size}")
-        if not self.step_rate > 0:
-            problems.append(f"step_rate must be positive, got {self.step_rate}")
-        if self.steps_per_recording < 2:
-            problems.append(f"steps_per_recording must be at least 2, got "
-                            f"{self.steps_per_recording}")
-        for key in ("num_train", "num_devel", "num_test", "seed"):
-            if getattr(self, key) < 0:
-                problems.append(f"{key} must be >= 0, got {getattr(self, key)}")
-        if not 0.2 <= self.face_scale <= 1.3:
-            problems.append(f"face_scale must be in [0.2, 1.3], got {self.face_scale}")
-        if not 0 < self.decoy_size <= 0.3:
-            problems.append(f"decoy_size must be in (0, 0.3], got {self.decoy_size}")
-        if not self.audio_window_seconds >= 0.1:
-            problems.append(f"audio_window_seconds must be at least 0.1, got "
-                            f"{self.audio_window_seconds}")
-        elif self.audio and (self.steps_per_recording / self.step_rate
-                             < self.audio_window_seconds + 0.05):
-            problems.append(f"with audio, a recording ({self.steps_per_recording} steps = "
-                            f"{self.steps_per_recording / self.step_rate:g} s) must last at "
-                            f"least audio_window_seconds + 0.05 s "
-                            f"({self.audio_window_seconds + 0.05:g} s); set more steps, a "
-                            "shorter window or audio: false")
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.type == "float" and not (math.isfinite(value) and value >= 0):
-                problems.append(f"{f.name} must be finite and >= 0, got {value}")
-        if problems:
-            raise AvstanError("synthetic config: " + "; ".join(problems))
+        # each field against its declaration (type and range), as a file or --set is read
+        check_declared(self, "synthetic config")
+        frame_bytes = self.steps_per_recording * self.crop_size ** 2 * 3
+        if frame_bytes > MAX_RECORDING_BYTES:
+            raise AvstanError(
+                f"synthetic config: a recording of {self.steps_per_recording} steps at "
+                f"{self.crop_size} px is {frame_bytes / 1e9:.1f} GB of frames, more than "
+                f"{MAX_RECORDING_BYTES / 1e9:g} GB held in memory while it is made; set "
+                "fewer steps_per_recording or a smaller crop_size")
+        if self.audio and (self.steps_per_recording / self.step_rate
+                           < self.audio_window_seconds + 0.05):
+            raise AvstanError(
+                f"synthetic config: with audio, a recording ({self.steps_per_recording} "
+                f"steps = {self.steps_per_recording / self.step_rate:g} s) must last at "
+                f"least audio_window_seconds + 0.05 s ({self.audio_window_seconds + 0.05:g} "
+                "s); set more steps, a shorter window or audio: false")
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> SyntheticConfig:
