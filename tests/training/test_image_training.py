@@ -202,3 +202,56 @@ def test_calibration_on_images_fits_centre_and_scale_behind_the_fixed_median(
     before = run.model_path.read_bytes()
     again = train_and_calibrate(config_from_dict(raw), progress=False)
     assert again.chains == chains and run.model_path.read_bytes() == before
+
+
+class FirstBatch(L.Callback):
+    """The clips of the first training batch."""
+
+    clip = None
+
+    def on_train_batch_start(self, trainer, module, batch, batch_index):
+        if self.clip is None:
+            self.clip = batch["clip"].clone()
+
+
+def test_a_clip_model_trains_and_predicts_on_face_images_as_static_clips(tiny_image_store,
+                                                                         tmp_path):
+    """Issue 31: the steps of an image store are unrelated faces; a clip model reads each
+    image held still for its clip, in training and in prediction."""
+    from avstan.data.clips import ClipDataset
+    from avstan.evaluation.inference import predict_recordings
+
+    shard = RecordingStore.open(tiny_image_store).load_partition("devel")[0]
+    static = ClipDataset([shard], clip_length=4, stride=3, static=True)
+    # every third image from the first (a window would start at step 3, its first full one)
+    assert static.index[:, 1].tolist() == list(range(0, shard.num_steps, 3))
+    for item in (0, 2, 5):
+        clip, image = static[item]["clip"], 3 * item  # (3, T, S, S)
+        expected = torch.from_numpy(shard.frames[image]).permute(2, 0, 1).float() / 255.0
+        for t in range(4):
+            torch.testing.assert_close(clip[:, t], expected)
+        assert static[item]["target"].tolist() == shard.labels[image].tolist()
+    sliding = ClipDataset([shard], clip_length=4)  # the control: a window joins 4 faces
+    assert not torch.equal(sliding[5]["clip"][:, 0], sliding[5]["clip"][:, 3])
+
+    raw = tiny_config_dict(tiny_image_store, tmp_path / "run", "sta3d", batch_size=8,
+                           max_epochs=1)
+    raw["model"]["options"] = {"crop_size": CROP, "encoder_channels": [4, 8],
+                               "decoder_channels": [8, 4], "trunk_channels": [4, 8, 8, 8],
+                               "fc_hidden": 8}
+    raw["data"].update(clip_length=4, train_stride=2, val_stride=1)
+    batches = FirstBatch()
+    result = train_experiment(config_from_dict(raw), progress=False, callbacks=[batches])
+    held_still = batches.clip[:, :, :1].expand_as(batches.clip)  # (B, 3, T, S, S)
+    torch.testing.assert_close(batches.clip, held_still)  # training read static clips too
+    trained = TrainedModel.load(result.model_path)
+    predicted = predict_recordings(trained.network, [shard], TARGETS, 4,
+                                   keep_attention=True)[0]
+    frames = torch.from_numpy(shard.frames).permute(0, 3, 1, 2).float() / 255.0
+    held = frames.unsqueeze(2).expand(-1, -1, 4, -1, -1)  # (N, 3, T, S, S) by hand
+    with torch.no_grad():
+        out = trained.network.eval()(clip=held)
+    np.testing.assert_allclose(predicted.prediction, out["prediction"].numpy(), rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_allclose(predicted.attention, out["attention"][:, -1].numpy(),
+                               rtol=1e-5, atol=1e-7)

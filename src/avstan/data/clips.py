@@ -162,6 +162,10 @@ class ClipDataset(Dataset):
             statistics first (``data.audio.standardise_per_recording``; the model's
             ``recording_standardisation`` option says so).
         step_targets: also return the labels of every step of the clip.
+        static: every clip is its last step's frame held still for ``clip_length`` steps
+            (the face images of an image store, one unrelated image per step: a window
+            over its steps would join different faces); ``stride`` takes every
+            ``stride``-th image, from the first.
         lookahead: the clip labelled with step ``e`` reads the inputs (frames, audio, masks)
             of the clip ending at ``e + lookahead``, last-step padded (the model's
             ``lookahead`` option; see the module docstring). ``step`` stays ``e``.
@@ -172,7 +176,8 @@ class ClipDataset(Dataset):
                  augment: AugmentConfig | None = None, with_masks: bool = False,
                  with_video: bool = True, with_audio: bool = False,
                  audio_per_recording: bool = False, step_targets: bool = False,
-                 lookahead: int = 0, with_expressions: bool = False) -> None:
+                 lookahead: int = 0, with_expressions: bool = False,
+                 static: bool = False) -> None:
         if clip_length < 1 or stride < 1:
             raise AvstanError(f"clip_length and stride must be >= 1, got {clip_length}, {stride}")
         if lookahead < 0:
@@ -184,6 +189,10 @@ class ClipDataset(Dataset):
         self.recordings = list(recordings)
         self.clip_length = clip_length
         self.lookahead = int(lookahead)
+        if static and self.lookahead:
+            raise AvstanError("a model that reads ahead needs a timeline; static clips (face "
+                              "images) have none")
+        self.static = static
         self.targets = tuple(targets)
         self.augment = augment
         self.with_masks = with_masks
@@ -224,7 +233,8 @@ class ClipDataset(Dataset):
         for number, (recording, labels) in enumerate(zip(self.recordings, self._labels,
                                                          strict=True)):
             # The first clip ends at T-1 (no padding) when striding, at 0 when every step counts.
-            first = 0 if stride == 1 else min(clip_length - 1, recording.num_steps - 1)
+            first = 0 if stride == 1 or static else min(clip_length - 1,
+                                                        recording.num_steps - 1)
             ends = np.arange(first, recording.num_steps, stride)
             if labelled_only:
                 known = torch.isfinite(labels).all(dim=1).numpy()
@@ -237,7 +247,8 @@ class ClipDataset(Dataset):
 
     def __getitem__(self, item: int) -> dict[str, Tensor | int]:
         number, end = (int(v) for v in self.index[item])
-        labelled = torch.from_numpy(clip_indices(end, self.clip_length))
+        labelled = (torch.full((self.clip_length,), end) if self.static
+                    else torch.from_numpy(clip_indices(end, self.clip_length)))
         steps = labelled if not self.lookahead else torch.from_numpy(clip_indices(
             end + self.lookahead, self.clip_length, len(self._labels[number])))
         out: dict[str, Tensor | int] = {"target": self._labels[number][end],

@@ -70,8 +70,10 @@ def predict_recordings(model: nn.Module, recordings: Sequence[Recording],
     ``precision`` (``devices.autocast_for``: 32-true, bf16-mixed, or 16-mixed on CUDA).
 
     Face-only models go through ``models.sliding``, which encodes each frame once for all
-    the clips that hold it. With ``keep_attention`` (and a model with attention), each
-    result also holds the map the clip ending at a step puts on that step's frame.
+    the clips that hold it. On face images (an image store), a clip model reads each image
+    held still for its clip (``ClipDataset``'s static clips), as it was trained. With
+    ``keep_attention`` (and a model with attention), each result also holds the map the
+    clip ending at a step puts on that step's frame.
 
     When the recordings carry salient masks and the model returns attention, the in-mask
     attention ratio (1.0 = uniform) is averaged over every frame of every clip.
@@ -114,7 +116,9 @@ def _predict_each(model, recordings, targets, clip_length, batch_size, device, s
         predictions, ratios = [], []
         maps = _Maps(spool_folder)
         lookahead = getattr(model, "lookahead", 0)
-        if input_names == ("clip",) and not lookahead:
+        # face images (an image store's shard): each clip is one image held still
+        static = recording.image_names is not None and clip_length > 1
+        if input_names == ("clip",) and not lookahead and not static:
             steps = np.arange(0, recording.num_steps, step)
             for ends, out in iter_window_outputs(model, recording.frames, steps,
                                                  clip_length, batch_size, device):
@@ -130,7 +134,7 @@ def _predict_each(model, recordings, targets, clip_length, batch_size, device, s
             dataset = ClipDataset([recording], clip_length, stride=1, targets=targets,
                                   audio_per_recording=getattr(
                                       model, "recording_standardisation", False),
-                                  lookahead=lookahead,
+                                  lookahead=lookahead, static=static,
                                   **{**flags,
                                      "with_masks": with_masks or flags["with_masks"]})
             if step > 1:

@@ -19,6 +19,7 @@ from avstan.data.clips import (
     skipped_summary,
     usable_recordings,
 )
+from avstan.data.images import is_image_store
 from avstan.data.store import RecordingStore
 from avstan.errors import AvstanError
 from avstan.metrics import attention_in_mask_ratio, concordance_cc
@@ -288,6 +289,8 @@ class RecordingDataModule(L.LightningDataModule):
         flags = inputs_for_model(self.input_names)
         train_masks = flags.pop("with_masks")
         with_masks = video and all(r.salient_mask is not None for r in devel)
+        # face images (an image store): each clip is one image held still (ClipDataset)
+        flags["static"] = is_image_store(store.attrs)
         self.train_dataset = ClipDataset(train, self.clip_length, self.train_stride,
                                          self.targets, labelled_only=True, augment=self.augment,
                                          with_masks=train_masks,
