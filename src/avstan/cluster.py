@@ -50,18 +50,44 @@ def _host_port(address: str) -> tuple[str, int] | None:
     return host, int(port)
 
 
+# A gRPC server (Ray's GCS and its client server both are) answers the HTTP/2 client
+# preface and an empty SETTINGS frame with a SETTINGS frame of its own (RFC 9113 §3.4).
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+HTTP2_SETTINGS = 4  # the frame type byte of a SETTINGS frame
+
+
+def speaks_grpc(connection: socket.socket) -> bool:
+    """Whether the server on ``connection`` answers the HTTP/2 preface as gRPC does."""
+    try:
+        connection.sendall(HTTP2_PREFACE)
+        header = b""
+        while len(header) < 9:
+            chunk = connection.recv(9 - len(header))
+            if not chunk:
+                break
+            header += chunk
+    except OSError:
+        return False
+    return len(header) == 9 and header[3] == HTTP2_SETTINGS
+
+
 def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
-    """One line when nothing listens at ``address`` (Ray itself would retry for minutes)."""
+    """One line when nothing listens at ``address``, or something that is not a Ray (gRPC)
+    server does: Ray itself would retry for minutes, printing its log lines."""
     where = _host_port(address)
     if where is None:
         return
     try:
-        with socket.create_connection(where, timeout=timeout):
-            pass
+        with socket.create_connection(where, timeout=timeout) as connection:
+            grpc = speaks_grpc(connection)
     except OSError as error:
         reason = error.strerror or error.__class__.__name__
         raise AvstanError(f"--ray-address {address}: no Ray cluster answers there ({reason}); "
                           "start one with 'ray start --head' or check the address") from None
+    if not grpc:
+        raise AvstanError(f"--ray-address {address}: something answers there but not Ray (no "
+                          "gRPC reply); give the address 'ray start --head' printed (its GCS "
+                          "port, 6379 by default, or ray://HOST:10001 for Ray Client)")
 
 
 class RayRun:

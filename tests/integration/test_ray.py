@@ -169,6 +169,39 @@ def test_an_unreachable_ray_address_is_one_line(corpus, tmp_path, capsys):
     assert "use HOST:PORT, ray://HOST:PORT or auto" in line
 
 
+@pytest.fixture
+def http_server():
+    """A plain HTTP/1 server on a free local port (a service that is not Ray)."""
+    import http.server
+    import threading
+
+    class Quiet(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):  # the server's own log would share stderr
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_address_that_answers_but_is_not_ray_is_one_line_at_once(corpus, tmp_path, capsys,
+                                                                      http_server):
+    """Issue 32: Ray itself would retry such a port for minutes, printing its log lines."""
+    line = one_error_line(["prepare", str(corpus), str(tmp_path / "store"), "--engine", "ray",
+                           "--ray-address", http_server], capsys)
+    assert f"--ray-address {http_server}: something answers there but not Ray" in line
+    assert not (tmp_path / "store").exists()
+
+
+def test_a_running_ray_cluster_passes_the_address_check(ray_instance):
+    """The control: the GCS of a real Ray instance answers the gRPC probe."""
+    address = ray.get_runtime_context().gcs_address
+    cluster.check_reachable(address)  # raises AvstanError if it did not answer as gRPC
+
+
 def test_ray_not_installed_names_the_extra(corpus, tmp_path, capsys, monkeypatch):
     import importlib.util
 
