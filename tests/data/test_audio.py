@@ -356,3 +356,28 @@ def test_per_recording_standardisation_matches_a_numpy_formula():
     # A speaker's level goes away: the same speech, louder and higher, standardises the same.
     np.testing.assert_allclose(standardise_per_recording(features * 3.0 + 7.0), out,
                                rtol=1e-3, atol=1e-3)
+
+
+def test_the_audio_of_two_mpeg_ts_files_joined_with_cat_follows_one_timeline(tmp_path):
+    """Issue 32 §4: the clock of a joined MPEG-TS restarts; the video is followed as one
+    timeline (test_video), and its sound must be the two halves back to back, as the
+    video's steps are, not the first half alone or the halves overlaid."""
+    part = tmp_path / "part.ts"
+    with av.open(str(part), "w", format="mpegts") as output:
+        stream = output.add_stream("aac", rate=RATE, layout="mono")
+        for piece in np.array_split(load_audio(SPEECH / "00.wav"), 40):
+            frame = av.AudioFrame.from_ndarray(piece[None].astype(np.float32), format="fltp",
+                                               layout="mono")
+            frame.sample_rate = RATE
+            for packet in stream.encode(frame):
+                output.mux(packet)
+        for packet in stream.encode(None):
+            output.mux(packet)
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(part.read_bytes() * 2)
+    alone, both = load_audio(part), load_audio(joined)
+    assert abs(len(both) - 2 * len(alone)) <= 1024  # one AAC frame at most
+    np.testing.assert_allclose(both[:len(alone)], alone, atol=1e-4)
+    # the second half is the file again, at the same place: not shifted by a frame
+    second = both[len(alone):2 * len(alone)]
+    assert np.mean((second - alone) ** 2) < 1e-3 * np.mean(alone ** 2)
