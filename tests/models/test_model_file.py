@@ -160,6 +160,21 @@ def test_check_recordings_names_the_crop_size_and_the_step_rate(tmp_path):
         trained.check_recordings([SimpleNamespace(crop_size=16, step_rate=5.0)], "m.pt", "s")
 
 
+def test_a_frame_model_or_one_trained_on_images_reads_any_step_rate():
+    from types import SimpleNamespace
+
+    at_eight = [SimpleNamespace(crop_size=16, step_rate=8.0)]
+    frame = TrainedModel(create_model("frame2d", crop_size=16, channels=[4, 8], fc_hidden=8),
+                         ("valence", "arousal"), 4.0)
+    frame.check_recordings(at_eight, "frame.pt", "store")  # one crop per step: any rate
+    clips = TrainedModel(create_model("cnn3d", crop_size=16, clip_length=4,
+                                      targets=["valence"]), ("valence",), 4.0)
+    with pytest.raises(AvstanError, match=r"step rate \[8.0\] but clips.pt"):
+        clips.check_recordings(at_eight, "clips.pt", "store")  # a clip spans 1 s at 4/s
+    from_images = TrainedModel(clips.network, ("valence",), 4.0, {"trained_on": "images"})
+    from_images.check_recordings(at_eight, "images.pt", "store")  # still faces: no rate
+
+
 def test_a_network_built_for_other_targets_is_refused_before_writing():
     network = create_model("cnn2d", crop_size=16, clip_length=4)  # valence and arousal
     with pytest.raises(ValueError, match="predicts"):

@@ -180,7 +180,8 @@ class TrainedModel:
     def check_recordings(self, recordings: Sequence, model_path: str | Path,
                          store_root: str | Path) -> None:
         """Refuse recordings whose crop size, audio feature width or step rate differs from
-        the training data's."""
+        the training data's (the step rate only for a model that learnt one: see
+        :attr:`any_step_rate`)."""
         if self.crop_size is not None:
             sizes = {r.crop_size for r in recordings}
             if sizes != {self.crop_size}:
@@ -195,10 +196,18 @@ class TrainedModel:
                                   f"{features.shape[-1]} wide but {model_path} reads {width}; "
                                   "prepare the store again with this avstan (eGeMAPS v02: 88)")
         rates = {r.step_rate for r in recordings}
-        if rates != {self.step_rate}:
+        if rates != {self.step_rate} and not self.any_step_rate:
             raise AvstanError(f"{store_root}: step rate {sorted(rates)} but {model_path} was "
                               f"trained at {self.step_rate} steps/s; prepare the corpus at "
                               "that rate")
+
+    @property
+    def any_step_rate(self) -> bool:
+        """Whether the network reads a store at any step rate: one crop per step (a frame
+        model) learns nothing about time, nor does a model trained on face images (each
+        held still); its post-processing's windows stay counted in steps."""
+        return self.metadata.get("trained_on") == "images" or (
+            self.clip_length == 1 and self.input_names == ("clip",))
 
     def with_postprocessing(self, chains: dict[str, dict[str, Any]]) -> TrainedModel:
         """A copy carrying ``chains`` (target -> ``PostProcessing.to_dict()``)."""
