@@ -94,6 +94,12 @@ def test_a_different_config_in_the_same_folder_is_refused(tiny_store, tmp_path):
                                                 lr=1e-3))
     with pytest.raises(AvstanError, match="different config.*--restart"):
         train_experiment(changed, progress=False)
+    # other threads or loader workers compute the same run: it is found complete
+    same = config_from_dict(tiny_config_dict(tiny_store, tmp_path / "run", max_epochs=1,
+                                             threads=2, num_workers=1))
+    before = (tmp_path / "run" / "model.pt").read_bytes()
+    assert train_experiment(same, progress=False).epochs == 1
+    assert (tmp_path / "run" / "model.pt").read_bytes() == before
     assert train_experiment(changed, restart=True, progress=False).epochs == 1
 
 

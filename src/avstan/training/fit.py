@@ -104,15 +104,27 @@ def prepare_output(output: Path, config: ExperimentConfig, restart: bool = False
     return (output / DONE_NAME).exists() and (output / "model.pt").exists()
 
 
+# How a run is computed, not what it computes: a run resumed or found with other values
+# of these is the same run (the threads of a machine with more cores, say).
+NOT_THE_EXPERIMENT = ("threads", "num_workers")
+
+
 def _same_config(saved: Path, config: ExperimentConfig) -> bool:
     """Whether ``saved`` (a run's config.yaml) describes ``config``. Read through
     ``config_from_dict``, so a field added to avstan since (with its default) does not
-    make an old run look different; one that cannot be read counts as different."""
+    make an old run look different; one that cannot be read counts as different; the
+    training fields of :data:`NOT_THE_EXPERIMENT` are not compared."""
     try:
         previous = config_from_dict(yaml.safe_load(saved.read_text()), str(saved))
     except (AvstanError, yaml.YAMLError, TypeError, AttributeError):
         return False
-    return previous.to_dict() == config.to_dict()
+
+    def experiment(dumped: dict) -> dict:
+        training = {k: v for k, v in dumped["training"].items()
+                    if k not in NOT_THE_EXPERIMENT}
+        return {**dumped, "training": training}
+
+    return experiment(previous.to_dict()) == experiment(config.to_dict())
 
 
 def quiet_lightning() -> None:
