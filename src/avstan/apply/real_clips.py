@@ -50,7 +50,8 @@ def predict_real_clips(output: str | Path, model: str | Path | None = None,
     name = DEFAULT_PACKAGED_MODEL if model is None else str(model_path)
     lines = [f"The packaged real-face model ({name}) on real video: "
              f"`avstan predict` on {len(done)} CREMA-D clips (one actor, one sentence; "
-             "mean over the steps with a face, after the model's fixed smoothing).", "",
+             "mean over the steps with a face, after the model's post-processing: its "
+             "fixed smoothing and its calibration).", "",
              "| clip | expression | circumplex point (V / A) | predicted mean (V / A) |",
              "|---|---|---|---|"]
     html = []
