@@ -433,13 +433,19 @@ def attention_figure(output: Path, folds: dict[str, Path], path: Path, seed: int
             axis.set_title(f"{model} {float(gain.max()):.1f}×", fontsize=7)
     figure.suptitle(f"Attention on each fold's test clips (start {start}, seed {seed}; "
                     "middle step; n× = the map's peak over uniform)", fontsize=8)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()  # a 128-colour PNG: the docs keep their pictures small
-    figure.savefig(buffer, format="png", dpi=80)
-    plt.close(figure)
+    return save_small_png(figure, path)
+
+
+def save_small_png(figure, path: Path) -> Path:
+    """``figure`` as a 128-colour PNG at 80 dpi (the docs keep their pictures small)."""
+    import matplotlib.pyplot as plt
     from PIL import Image
 
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=80)
+    plt.close(figure)
     image = Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
     image.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
     return path
@@ -582,16 +588,7 @@ def fer_static_figure(pictures: dict[str, dict], path: Path) -> Path:
             axis.set_title(f"{model} {name}\n{float(gain.max()):.1f}×", fontsize=6)
     figure.suptitle("Trained on FER2013 as static clips: mean test crop per expression and "
                     "the mean map over it (n× = peak over uniform)", fontsize=7)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=80)
-    plt.close(figure)
-    from PIL import Image
-
-    image = Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
-    image.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
-    return path
+    return save_small_png(figure, path)
 
 
 # ---- 6. the command ------------------------------------------------------------------------
