@@ -35,8 +35,10 @@ the maps of seed 0 on one test clip of each expression of every fold.
 
 With ``--fer-static FER_STORE``: the attention trained on FER2013 as static clips instead
 (each training face held still for a 4-step clip), ``sta3d`` and ``static3d``, one seed,
-scored on FER2013's PrivateTest crops and on all 30 real clips turned grey: CCC, signs and
-the same region ratios; figure ``real_faces_fer_static.png``. About 65 min on 2 cores.
+scored on FER2013's PrivateTest crops and on all 30 real clips turned grey: CCC, signs,
+the same region ratios, and how much the map changes from face to face (each map's RMS
+distance from the mean map, beside the spread); figure ``real_faces_fer_static.png``. About
+65 min on 2 cores.
 
 One command, resumable: each finished run appends a JSON line to
 ``<output>/results.jsonl`` and is skipped when run again; the tables are rewritten after
@@ -512,6 +514,11 @@ def fer_test_scores(trained: TrainedModel, fer_store: Path) -> tuple[dict[str, A
            "ccc_arousal": round(concordance_cc(values[:, 1], labels[:, 1]), 4),
            "regions": attention_regions(predictions, shards)}
     maps = np.concatenate([np.asarray(p.attention) for p in predictions])
+    gains = maps * maps[0].size  # 1 = uniform
+    # does the map depend on the face? each map's RMS distance from the mean map, averaged
+    # (0 = one map for every face; compare with the spread)
+    row["regions"]["across_faces"] = round(float(np.sqrt(
+        ((gains - gains.mean(axis=0)) ** 2).mean(axis=(1, 2))).mean()), 4)
     crops = np.concatenate([np.asarray(s.frames) for s in shards]).astype(np.float32)
     expressions = np.concatenate([s.expressions for s in shards])
     means = {}
@@ -551,12 +558,14 @@ def fer_static_attention(fer_store: Path, folder: Path, folds: dict[str, Path], 
     lines = ["FER2013 PrivateTest (3,589 crops, each held still for a 4-step clip) and the 30 "
              "real clips (24 MEAD + 6 CREMA-D, turned grey; per-clip means), one seed", "",
              "| model | FER CCC V / A | FER mouth | FER eyes | FER brows | FER spread "
-             "| clips CCC V / A | clips sign | clips mouth | clips eyes | clips brows "
-             "| clips spread |", "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
+             "| FER maps across faces | clips CCC V / A | clips sign | clips mouth "
+             "| clips eyes | clips brows | clips spread |",
+             "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
     for model, row in rows.items():
         fer, clip = row["fer"], row["clips"]
         region = " | ".join(f"{fer['regions'][k]:.2f}" for k in ("mouth", "eyes", "brows",
                                                                   "spread"))
+        region += f" | {fer['regions']['across_faces']:.3f}"
         clip_region = " | ".join(f"{clip['regions'][k]:.2f}" for k in ("mouth", "eyes",
                                                                        "brows", "spread"))
         lines.append(f"| {model} | {fer['ccc_valence']:.3f} / {fer['ccc_arousal']:.3f} | "
