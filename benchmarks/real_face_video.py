@@ -480,13 +480,19 @@ FER_STATIC_MODELS = {  # the clips' options and attention learning rates (MODEL_
 }
 
 
-def fer_static_config(model: str, fer_store: Path, folder: Path, threads: int):
+def fer_static_config(model: str, fer_store: Path, folder: Path, threads: int,
+                      seed: int = 0):
+    """The run of ``model`` with ``seed`` in ``folder / model`` (seed 0) or
+    ``folder / <model>_seed<k>``."""
     options, training = FER_STATIC_MODELS[model]
-    raw = {"name": f"fer2013-static-clips-{model}", "output": str(folder / model),
+    suffix = "" if seed == 0 else f"_seed{seed}"
+    raw = {"name": f"fer2013-static-clips-{model}{suffix}",
+           "output": str(folder / f"{model}{suffix}"),
            "model": {"name": model, "options": dict(options)},
            "data": {**FER_STATIC["data"], "store": str(fer_store)},
-           "training": {**FER_STATIC["training"], **training, "threads": threads}}
-    return config_from_dict(raw, f"FER2013 static-clip run {model}")
+           "training": {**FER_STATIC["training"], **training, "threads": threads,
+                        "seed": seed}}
+    return config_from_dict(raw, f"FER2013 static-clip run {model}{suffix}")
 
 
 def grey_copy(recording):
@@ -531,44 +537,53 @@ def fer_test_scores(trained: TrainedModel, fer_store: Path) -> tuple[dict[str, A
 
 
 def fer_static_attention(fer_store: Path, folder: Path, folds: dict[str, Path], cremad: Path,
-                         threads: int, figure: Path | None) -> str:
-    """Train (or find) each FER2013 static-clip model, score it on FER2013's test crops
-    and on every real clip, and return the tables (markdown); draw the figure."""
+                         threads: int, figure: Path | None, seeds: Sequence[int] = (0,)
+                         ) -> str:
+    """Train (or find) each FER2013 static-clip model for each seed, score it on
+    FER2013's test crops and on every real clip, and return the tables (markdown); draw
+    the figure (the first seed's maps)."""
     results = folder / "results.jsonl"
-    rows = {r["model"]: r for r in read_results(results)}
+    rows = {(r["model"], r.get("seed", 0)): r for r in read_results(results)}
     clips = [grey_copy(r) for actor in folds
              for r in RecordingStore.open(folds[actor]).load_partition("test")]
     clips += [grey_copy(r) for r in RecordingStore.open(cremad).load_partition("test")]
     pictures = {}
-    for model in FER_STATIC_MODELS:
-        config = fer_static_config(model, fer_store, folder, threads)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            trained = TrainedModel.load(train_experiment(config, progress=False).model_path)
-        fer_row, pictures[model] = fer_test_scores(trained, fer_store)
-        if model not in rows:
+    for seed in seeds:
+        for model in FER_STATIC_MODELS:
+            config = fer_static_config(model, fer_store, folder, threads, seed)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                trained = TrainedModel.load(train_experiment(config, progress=False)
+                                            .model_path)
+            if seed == seeds[0]:
+                pictures[model] = fer_test_scores(trained, fer_store)[1]
+            if (model, seed) in rows:
+                continue
+            fer_row = fer_test_scores(trained, fer_store)[0]
             clip_row, predictions = clip_scores(trained.network, clips, trained.clip_length,
                                                 keep_attention=True)
             clip_row["regions"] = attention_regions(predictions, clips)
-            rows[model] = {"model": model, "fer": fer_row, "clips": clip_row}
+            rows[model, seed] = {"model": model, "seed": seed, "fer": fer_row,
+                                 "clips": clip_row}
             with results.open("a") as handle:
-                handle.write(json.dumps(rows[model]) + "\n")
+                handle.write(json.dumps(rows[model, seed]) + "\n")
     if figure is not None:
         fer_static_figure(pictures, figure)
     lines = ["FER2013 PrivateTest (3,589 crops, each held still for a 4-step clip) and the 30 "
-             "real clips (24 MEAD + 6 CREMA-D, turned grey; per-clip means), one seed", "",
-             "| model | FER CCC V / A | FER mouth | FER eyes | FER brows | FER spread "
+             "real clips (24 MEAD + 6 CREMA-D, turned grey; per-clip means), per seed", "",
+             "| model | seed | FER CCC V / A | FER mouth | FER eyes | FER brows | FER spread "
              "| FER maps across faces | clips CCC V / A | clips sign | clips mouth "
              "| clips eyes | clips brows | clips spread |",
-             "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
-    for model, row in rows.items():
+             "|---|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
+    for (model, seed), row in sorted(rows.items()):
         fer, clip = row["fer"], row["clips"]
         region = " | ".join(f"{fer['regions'][k]:.2f}" for k in ("mouth", "eyes", "brows",
                                                                   "spread"))
         region += f" | {fer['regions']['across_faces']:.3f}"
         clip_region = " | ".join(f"{clip['regions'][k]:.2f}" for k in ("mouth", "eyes",
                                                                        "brows", "spread"))
-        lines.append(f"| {model} | {fer['ccc_valence']:.3f} / {fer['ccc_arousal']:.3f} | "
+        lines.append(f"| {model} | {seed} | {fer['ccc_valence']:.3f} / "
+                     f"{fer['ccc_arousal']:.3f} | "
                      f"{region} | {clip['ccc_valence']:.3f} / {clip['ccc_arousal']:.3f} | "
                      f"{clip['sign_right']} of {clip['sign_total']} | {clip_region} |")
     return "\n".join(lines) + "\n"
@@ -631,6 +646,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "FER2013 image store (avstan prepare FER --crop-size 48) as "
                              "static clips and measure where they look (section 5)")
     parser.add_argument("--fer-runs", help="their run folder (default: <output>/fer_static)")
+    parser.add_argument("--fer-seeds", nargs="*", type=int, default=[0],
+                        help="seeds of the FER2013 static-clip runs (default: 0)")
     args = parser.parse_args(argv)
     output = Path(args.output)
     torch.set_num_threads(args.threads)
@@ -641,7 +658,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             tables = fer_static_attention(Path(args.fer_static),
                                           Path(args.fer_runs or output / "fer_static"), folds,
                                           cremad, args.threads,
-                                          pictures / "real_faces_fer_static.png")
+                                          pictures / "real_faces_fer_static.png",
+                                          args.fer_seeds)
             print(tables)
             return 0
         results = output / ("results.jsonl" if args.epochs is None
