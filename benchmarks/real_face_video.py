@@ -555,11 +555,13 @@ def fer_static_attention(fer_store: Path, folder: Path, folds: dict[str, Path], 
                 warnings.simplefilter("ignore", UserWarning)
                 trained = TrainedModel.load(train_experiment(config, progress=False)
                                             .model_path)
+            if (model, seed) in rows and seed != seeds[0]:
+                continue
+            fer_row, means = fer_test_scores(trained, fer_store)  # one pass for both
             if seed == seeds[0]:
-                pictures[model] = fer_test_scores(trained, fer_store)[1]
+                pictures[model] = means
             if (model, seed) in rows:
                 continue
-            fer_row = fer_test_scores(trained, fer_store)[0]
             clip_row, predictions = clip_scores(trained.network, clips, trained.clip_length,
                                                 keep_attention=True)
             clip_row["regions"] = attention_regions(predictions, clips)
