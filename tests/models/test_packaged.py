@@ -121,3 +121,48 @@ def test_the_real_clips_step_reads_a_happy_face_as_more_pleasant_than_an_angry_o
 
     assert mean_valence(rows["1001_DFA_HAP_XX"]) > mean_valence(rows["1001_DFA_ANG_XX"])
     assert len(result.pages) == 2 and all(page.is_file() for page in result.pages)
+
+
+def read_csv_rows(path: Path) -> list[dict]:
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_predict_writes_the_expression_heads_probabilities_as_the_network_gives_them(tmp_path):
+    """The packaged model has an expression head: each row names its most probable class
+    and gives every class's probability, equal to the head's softmax on that step's crop
+    computed here by hand; --hop 2 interpolates them between predicted steps, and
+    --all-faces writes them per person."""
+    import torch
+
+    from avstan.apply.predict import Predictor
+    from avstan.data.corpora.images import EXPRESSIONS
+
+    video = MEDIA / "single_face.mp4"
+    assert main(["predict", str(video), "--output", str(tmp_path / "one")]) == 0
+    rows = read_csv_rows(tmp_path / "one" / "single_face.csv")
+    columns = [f"p_{name}" for name in EXPRESSIONS]
+    assert list(rows[0])[4:] == ["expression", *columns]
+    written = np.array([[float(r[c]) for c in columns] for r in rows])
+    assert np.allclose(written.sum(axis=1), 1.0, atol=5e-3)
+    assert [r["expression"] for r in rows] == [EXPRESSIONS[k] for k in written.argmax(axis=1)]
+
+    predictor = Predictor.load(packaged_model_path())
+    recording = predictor.prepare_media(video)
+    assert recording.face_found.all()
+    network = predictor.trained.network.eval()
+    crops = torch.from_numpy(np.asarray(recording.frames)).float() / 255.0  # (N, S, S, 3)
+    with torch.no_grad():  # → (N, 3, 1, S, S): one-frame clips
+        logits = network(clip=crops.permute(0, 3, 1, 2).unsqueeze(2))["expression_logits"]
+    assert np.allclose(written, logits.softmax(dim=-1).numpy(), atol=2e-4)
+
+    assert main(["predict", str(video), "--output", str(tmp_path / "hop"), "--hop", "2"]) == 0
+    hopped = read_csv_rows(tmp_path / "hop" / "single_face.csv")
+    every = np.array([[float(r[c]) for c in columns] for r in hopped])
+    assert np.allclose(every[::2], written[::2], atol=2e-4)  # the steps it predicted
+    between = (every[:-2:2] + every[2::2]) / 2  # and the steps between, interpolated
+    assert np.allclose(every[1:-1:2], between, atol=2e-4)
+
+    assert main(["predict", str(video), "--output", str(tmp_path / "all"), "--all-faces"]) == 0
+    person = read_csv_rows(tmp_path / "all" / "single_face.person1.csv")
+    assert list(person[0])[4:] == ["expression", *columns]

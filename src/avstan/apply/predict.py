@@ -12,7 +12,10 @@ both, and a video without a usable audio track is reported and skipped for it.
 
 Per input video, into the output folder:
 
-    <name>.csv          time, valence, arousal, face_found (one row per step)
+    <name>.csv          time, valence, arousal, face_found (one row per step); for a model
+                        with an expression head (the packaged ``frame2d-fer2013``) also
+                        ``expression`` (its most probable class at that step) and one
+                        ``p_<class>`` column per class (its probabilities, not smoothed)
     <name>.png          valence and arousal over time, steps without a face shaded
     <name>.overlay.mp4  with ``overlay``: the video with the attention map over the face (for
                         models with attention) and the current values drawn (``apply.overlay``)
@@ -52,6 +55,7 @@ from avstan.cluster import RayRun, check_engine, check_reachable, check_shared_f
 from avstan.data.audio import NoAudioError
 from avstan.data.corpora.base import AUDIO_SUFFIXES, VIDEO_SUFFIXES, RecordingSource
 from avstan.data.corpora.common import walk_files
+from avstan.data.corpora.images import EXPRESSIONS
 from avstan.data.faces import DEFAULT_TEMPLATE, FaceAligner
 from avstan.data.people import prepare_people
 from avstan.data.prepare import (
@@ -85,6 +89,7 @@ class VideoPrediction:
     plot_path: Path
     overlay_path: Path | None = None
     html_path: Path | None = None
+    expressions: np.ndarray | None = None  # (N, E) the expression head's probabilities
 
 
 def output_suffixes(overlay: bool = False, html: bool = False) -> tuple[str, ...]:
@@ -209,12 +214,21 @@ def person_colours(names: Sequence[str], per_person: int) -> dict[str, str]:
 
 
 def predictions_csv(times: np.ndarray, values: np.ndarray, found: np.ndarray,
-                    targets: Sequence[str]) -> bytes:
+                    targets: Sequence[str], expressions: np.ndarray | None = None) -> bytes:
+    """The CSV of one video (or person): a row per step. With ``expressions`` (N, E), the
+    class probabilities of the model's expression head over ``EXPRESSIONS[:E]``, each row
+    also names its most probable class and gives every class's probability."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["time", *targets, "face_found"])
+    names = EXPRESSIONS[:expressions.shape[1]] if expressions is not None else ()
+    writer.writerow(["time", *targets, "face_found",
+                     *(["expression", *[f"p_{name}" for name in names]] if names else [])])
     for i in range(len(times)):
-        writer.writerow([f"{times[i]:.3f}", *[f"{v:.5f}" for v in values[i]], int(found[i])])
+        row = [f"{times[i]:.3f}", *[f"{v:.5f}" for v in values[i]], int(found[i])]
+        if names:
+            row += [names[int(np.argmax(expressions[i]))],
+                    *[f"{p:.4f}" for p in expressions[i]]]
+        writer.writerow(row)
     return buffer.getvalue().encode()
 
 
@@ -289,6 +303,15 @@ class Predictor:
                                for k, t in enumerate(self.trained.targets)], axis=1)
         return np.clip(values, -1.0, 1.0)
 
+    @staticmethod
+    def final_expressions(probabilities: np.ndarray | None, steps: int, hop: int
+                          ) -> np.ndarray | None:
+        """Every step's expression probabilities (steps, E) from those predicted every
+        ``hop``-th step, linearly interpolated (still probabilities); not smoothed."""
+        if probabilities is None or hop == 1:
+            return probabilities
+        return interpolate_steps(np.arange(0, steps, hop), probabilities, steps)
+
     def check_steps(self, video: Path, steps: int, hop: int) -> None:
         """Refuse a ``hop`` as long as the video; warn when it is shorter than one clip."""
         clip_length = self.trained.clip_length
@@ -341,11 +364,13 @@ class Predictor:
                                          step=hop, progress=progress,
                                          precision=self.precision)
         values = [self.final_values(p.prediction, steps, hop) for p in predictions]
+        expressions = [self.final_expressions(p.expressions, steps, hop) for p in predictions]
         times = people[0].recording.times
         written: list[Path] = []
         results = []
         try:
-            for person, person_values in zip(people, values, strict=True):
+            for person, person_values, person_expressions in zip(people, values, expressions,
+                                                                 strict=True):
                 stem = f"{video.stem}.person{person.number}"
                 found = person.recording.face_found
                 plot_path = output / f"{stem}.png"
@@ -356,10 +381,11 @@ class Predictor:
                 written.append(plot_path)
                 csv_path = output / f"{stem}.csv"
                 atomic_write_bytes(csv_path, predictions_csv(times, person_values, found,
-                                                             targets))
+                                                             targets, person_expressions))
                 written.append(csv_path)
                 results.append(VideoPrediction(stem, times, person_values, found, targets,
-                                               csv_path, plot_path))
+                                               csv_path, plot_path,
+                                               expressions=person_expressions))
             labels = [f"person {person.number}" for person in people]
             if overlay:
                 overlay_path = output / f"{video.stem}.overlay.mp4"
@@ -437,6 +463,7 @@ class Predictor:
                        hop: int, overlay: bool, html: bool) -> VideoPrediction:
         config, targets = self.config, self.trained.targets
         values = self.final_values(prediction.prediction, recording.num_steps, hop)
+        expressions = self.final_expressions(prediction.expressions, recording.num_steps, hop)
         csv_path, plot_path = output / f"{video.stem}.csv", output / f"{video.stem}.png"
         overlay_path = output / f"{video.stem}.overlay.mp4" if overlay else None
         html_path = output / f"{video.stem}.html" if html else None
@@ -463,13 +490,14 @@ class Predictor:
                                 plot_path, title=video.name, missing=missing)
             written.append(plot_path)
             atomic_write_bytes(csv_path, predictions_csv(recording.times, values,
-                                                         recording.face_found, targets))
+                                                         recording.face_found, targets,
+                                                         expressions))
         except BaseException:
             for path in written:
                 path.unlink(missing_ok=True)
             raise
         return VideoPrediction(video.stem, recording.times, values, recording.face_found, targets,
-                               csv_path, plot_path, overlay_path, html_path)
+                               csv_path, plot_path, overlay_path, html_path, expressions)
 
 
 _WORKER_PREDICTOR: tuple[tuple, Predictor] | None = None

@@ -47,6 +47,9 @@ class RecordingPrediction:
     attention: np.ndarray | RowSpool | None = None
     gold_times: np.ndarray | None = None  # (M,) the corpus's own label times
     gold_labels: np.ndarray | None = None  # (M, K) the targets at gold_times, NaN: unknown
+    # (N, E) the expression head's class probabilities (data.corpora.images.EXPRESSIONS),
+    # for models with one (out["expression_logits"]); interpolated where no face was found
+    expressions: np.ndarray | None = None
 
 
 def gold_track(recording: Recording, targets: Sequence[str]
@@ -113,7 +116,7 @@ def _predict_each(model, recordings, targets, clip_length, batch_size, device, s
     results = []
     for recording in recordings:
         with_masks = recording.salient_mask is not None and sees_face
-        predictions, ratios = [], []
+        predictions, ratios, expressions = [], [], []
         maps = _Maps(spool_folder)
         lookahead = getattr(model, "lookahead", 0)
         # face images (an image store's shard): each clip is one image held still
@@ -123,6 +126,7 @@ def _predict_each(model, recordings, targets, clip_length, batch_size, device, s
             for ends, out in iter_window_outputs(model, recording.frames, steps,
                                                  clip_length, batch_size, device):
                 predictions.append(out["prediction"].float().cpu())
+                _keep_expressions(out, expressions)
                 if with_masks and "attention" in out:
                     masks = recording.salient_mask[window_indices(ends, clip_length)]
                     ratio = attention_in_mask_ratio(out["attention"].float().cpu().numpy(),
@@ -143,6 +147,7 @@ def _predict_each(model, recordings, targets, clip_length, batch_size, device, s
             for batch in loader:
                 out = model(**{name: batch[name].to(device) for name in input_names})
                 predictions.append(out["prediction"].float().cpu())
+                _keep_expressions(out, expressions)
                 if with_masks and "attention" in out:
                     ratio = attention_in_mask_ratio(out["attention"].float().cpu().numpy(),
                                                     batch["mask"].numpy(), reduction="none")
@@ -155,17 +160,27 @@ def _predict_each(model, recordings, targets, clip_length, batch_size, device, s
         ratio = float(np.nanmean(np.concatenate(ratios))) if ratios else None
         found = recording.face_found[steps]
         prediction = torch.cat(predictions).numpy()
+        probabilities = torch.cat(expressions).numpy() if expressions else None
         gold_times, gold_labels = gold_track(recording, targets)
         if sees_face:
             prediction = np.stack([interpolate_missing(column, found)
                                    for column in prediction.T], axis=1)
+            if probabilities is not None:  # between two found steps: a convex combination
+                probabilities = np.stack([interpolate_missing(column, found)
+                                          for column in probabilities.T], axis=1)
         results.append(RecordingPrediction(
             name=recording.name, prediction=prediction, gold=gold,
             times=recording.times[steps], face_found=found, attention_in_mask=ratio,
             attention=maps.result(),
-            gold_times=gold_times, gold_labels=gold_labels))
+            gold_times=gold_times, gold_labels=gold_labels, expressions=probabilities))
         bar.update(1)
     return results
+
+
+def _keep_expressions(out: dict, kept: list) -> None:
+    """Append the expression head's class probabilities of a batch, when it has one."""
+    if "expression_logits" in out:
+        kept.append(out["expression_logits"].float().softmax(dim=-1).cpu())
 
 
 class _Maps:
