@@ -1,6 +1,7 @@
 """The trained models shipped in the package: found, loadable, listed, used by default."""
 
 import csv
+import io
 import shutil
 from pathlib import Path
 
@@ -136,6 +137,8 @@ def test_predict_writes_the_expression_heads_probabilities_as_the_network_gives_
     import torch
 
     from avstan.apply.predict import Predictor
+    from avstan.apply.stream import stream_predict
+    from tests.apply.test_stream import remux
     from avstan.data.corpora.images import EXPRESSIONS
 
     video = MEDIA / "single_face.mp4"
@@ -166,3 +169,13 @@ def test_predict_writes_the_expression_heads_probabilities_as_the_network_gives_
     assert main(["predict", str(video), "--output", str(tmp_path / "all"), "--all-faces"]) == 0
     person = read_csv_rows(tmp_path / "all" / "single_face.person1.csv")
     assert list(person[0])[4:] == ["expression", *columns]
+
+    # the stream writes the same columns, each line as offline wrote that step
+    out = io.StringIO()
+    streamable = remux(video, tmp_path / "single_face.mkv")  # the same packets, streamable
+    stream_predict(packaged_model_path(), str(streamable), out=out, log=io.StringIO(),
+                   idle_timeout=0.2)
+    streamed = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert list(streamed[0]) == list(rows[0]) and len(streamed) == len(rows)
+    assert [r["expression"] for r in streamed] == [r["expression"] for r in rows]
+    assert np.allclose([[float(r[c]) for c in columns] for r in streamed], written, atol=2e-4)

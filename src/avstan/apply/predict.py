@@ -213,6 +213,22 @@ def person_colours(names: Sequence[str], per_person: int) -> dict[str, str]:
     return colours
 
 
+def expression_columns(classes: int) -> list[str]:
+    """The CSV columns of an expression head over ``EXPRESSIONS[:classes]`` (none for 0):
+    ``expression`` (the most probable class) and ``p_<class>`` per class."""
+    return ["expression", *[f"p_{name}" for name in EXPRESSIONS[:classes]]] if classes else []
+
+
+def expression_cells(probabilities: np.ndarray | None, classes: int) -> list[str]:
+    """One step's cells under :func:`expression_columns`; empty cells where there are no
+    probabilities yet (a stream before its first face)."""
+    if not classes:
+        return []
+    if probabilities is None:
+        return [""] * (classes + 1)
+    return [EXPRESSIONS[int(np.argmax(probabilities))], *[f"{p:.4f}" for p in probabilities]]
+
+
 def predictions_csv(times: np.ndarray, values: np.ndarray, found: np.ndarray,
                     targets: Sequence[str], expressions: np.ndarray | None = None) -> bytes:
     """The CSV of one video (or person): a row per step. With ``expressions`` (N, E), the
@@ -220,15 +236,12 @@ def predictions_csv(times: np.ndarray, values: np.ndarray, found: np.ndarray,
     also names its most probable class and gives every class's probability."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    names = EXPRESSIONS[:expressions.shape[1]] if expressions is not None else ()
-    writer.writerow(["time", *targets, "face_found",
-                     *(["expression", *[f"p_{name}" for name in names]] if names else [])])
+    classes = 0 if expressions is None else expressions.shape[1]
+    writer.writerow(["time", *targets, "face_found", *expression_columns(classes)])
     for i in range(len(times)):
-        row = [f"{times[i]:.3f}", *[f"{v:.5f}" for v in values[i]], int(found[i])]
-        if names:
-            row += [names[int(np.argmax(expressions[i]))],
-                    *[f"{p:.4f}" for p in expressions[i]]]
-        writer.writerow(row)
+        writer.writerow([f"{times[i]:.3f}", *[f"{v:.5f}" for v in values[i]], int(found[i]),
+                         *expression_cells(None if expressions is None else expressions[i],
+                                           classes)])
     return buffer.getvalue().encode()
 
 

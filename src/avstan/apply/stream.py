@@ -54,7 +54,9 @@ What differs from offline, because the future is unknown:
   median smoothing is centred, needs future steps, and is **not** applied (a note on
   standard error says so when the model's chain has it).
 
-Elsewhere the lines equal the offline predictions for the same steps (tested).
+Elsewhere the lines equal the offline predictions for the same steps (tested). A model with
+an expression head also gets offline's ``expression`` and ``p_<class>`` columns (empty
+before the first face, then held like the values).
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ from typing import TextIO
 import numpy as np
 import torch
 
+from avstan.apply.predict import expression_cells, expression_columns
 from avstan.data.audio import SILENCE_PEAK, NoAudioError, StreamingFunctionals
 from avstan.data.clips import window_indices
 from avstan.data.faces import FaceAligner
@@ -91,6 +94,8 @@ class StreamRow:
     time: float  # the step's tick, seconds from the first frame
     values: np.ndarray | None  # (K,), None before the first face
     face_found: bool
+    # (E,) the expression head's class probabilities (models with one), held like values
+    expressions: np.ndarray | None = None
 
 
 class FollowedFile(io.RawIOBase):
@@ -219,6 +224,7 @@ def stream_rows(samples: Iterable[SampledFrame | AudioSamples], model,
     pending: deque[_Step] = deque()
     next_tick = 0  # an audio model's next step
     held = None  # the raw prediction of the last step with a face
+    held_expressions = None  # and its expression probabilities (models with a head)
     # A model with a lookahead of d steps predicts a step from the clip ending d steps
     # later (data.clips): a step waits here until then. At the end the last step's inputs
     # are repeated past it for the last d steps, as offline (last-step padding).
@@ -233,10 +239,10 @@ def stream_rows(samples: Iterable[SampledFrame | AudioSamples], model,
             # it does offline after interpolation.
             values = np.array([chain(v) for chain, v in zip(chains, held, strict=True)])
         return StreamRow(step.tick, None if values is None else np.clip(values, -1.0, 1.0),
-                         step.face_found)
+                         step.face_found, held_expressions)
 
     def rows(steps: list[_Step], final: bool = False) -> Iterator[StreamRow]:
-        nonlocal held, pushed, received
+        nonlocal held, held_expressions, pushed, received
         if audio is not None and steps:
             times = np.array([step.tick for step in steps])
             computed = audio.finish(times) if final else audio.features(times)
@@ -247,7 +253,7 @@ def stream_rows(samples: Iterable[SampledFrame | AudioSamples], model,
                 clips.push(step.crop)
             pushed = received = received + 1
             if step.face_found or not sees_face:
-                held = _predict(model, clips, features, device)
+                held, held_expressions = _predict(model, clips, features, device)
             late.append(step)
             if len(late) > lookahead:
                 yield row(late.popleft())
@@ -260,7 +266,7 @@ def stream_rows(samples: Iterable[SampledFrame | AudioSamples], model,
                 if clips is not None:
                     clips.push(clips.recent[-1])
                 pushed += 1
-                held = _predict(model, clips, features, device)
+                held, held_expressions = _predict(model, clips, features, device)
             yield row(late.popleft())
 
     for sample in samples:
@@ -288,8 +294,9 @@ def stream_rows(samples: Iterable[SampledFrame | AudioSamples], model,
 
 
 def _predict(model, clips: CausalClips | None, features: CausalClips | None,
-             device: str) -> np.ndarray:
-    """The model's raw prediction (K,) for the clip ending at the newest step."""
+             device: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """The model's raw prediction (K,) for the clip ending at the newest step, and its
+    expression head's class probabilities (E,) when it has one."""
     if features is None:  # a face model: the sliding-window code of offline predict
         ((_, out),) = iter_window_outputs(model, clips.clip(), [model.clip_length - 1],
                                           model.clip_length, batch_size=1, device=device)
@@ -301,7 +308,10 @@ def _predict(model, clips: CausalClips | None, features: CausalClips | None,
                 device)
         with torch.inference_mode():
             out = model(**inputs)
-    return out["prediction"][0].float().cpu().numpy().astype(np.float64)
+    expressions = None
+    if "expression_logits" in out:
+        expressions = out["expression_logits"][0].float().softmax(dim=-1).cpu().numpy()
+    return out["prediction"][0].float().cpu().numpy().astype(np.float64), expressions
 
 
 def stream_predict(model_path: str | Path, source: str, out: TextIO | None = None,
@@ -344,6 +354,7 @@ def stream_predict(model_path: str | Path, source: str, out: TextIO | None = Non
     audio = (StreamingFunctionals(trained.audio_window, source=str(where))
              if trained.reads_audio else None)
     writer = csv.writer(out, lineterminator="\n")
+    classes = getattr(model, "expression_classes", 0)  # the columns offline predict writes
     steps = 0
     with container:
         if audio is None:
@@ -363,8 +374,10 @@ def stream_predict(model_path: str | Path, source: str, out: TextIO | None = Non
                 values = ([""] * len(targets) if row.values is None
                           else [f"{v:.5f}" for v in row.values])
                 if steps == 0:  # the header with the first line: nothing for a dead source
-                    writer.writerow(["time", *targets, "face_found"])
-                writer.writerow([f"{row.time:.3f}", *values, int(row.face_found)])
+                    writer.writerow(["time", *targets, "face_found",
+                                     *expression_columns(classes)])
+                writer.writerow([f"{row.time:.3f}", *values, int(row.face_found),
+                                 *expression_cells(row.expressions, classes)])
                 out.flush()
                 steps += 1
         except NoAudioError as error:

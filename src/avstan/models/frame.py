@@ -104,6 +104,7 @@ class FrameCNN(nn.Module):
         self.clip_length = clip_length
         self.grey = grey
         self.flip_average = flip_average
+        self.expression_classes = expression_classes  # predict's and stream's CSV columns
 
     def forward(self, clip: Tensor) -> dict[str, Tensor]:
         frame = clip[:, :, -1]  # (B, 3, S, S): the step being predicted
