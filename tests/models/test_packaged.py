@@ -121,6 +121,9 @@ def test_the_real_clips_step_reads_a_happy_face_as_more_pleasant_than_an_angry_o
         return float(row.split("|")[4].split("/")[0])
 
     assert mean_valence(rows["1001_DFA_HAP_XX"]) > mean_valence(rows["1001_DFA_ANG_XX"])
+    # the expression head reads the happy delivery as happiness, with most of its mass
+    read = rows["1001_DFA_HAP_XX"].split("|")[5].strip()
+    assert read.startswith("happiness (") and float(read[len("happiness ("):-1]) > 0.5
     assert len(result.pages) == 2 and all(page.is_file() for page in result.pages)
 
 
@@ -138,8 +141,8 @@ def test_predict_writes_the_expression_heads_probabilities_as_the_network_gives_
 
     from avstan.apply.predict import Predictor
     from avstan.apply.stream import stream_predict
-    from tests.apply.test_stream import remux
     from avstan.data.corpora.images import EXPRESSIONS
+    from tests.apply.test_stream import remux
 
     video = MEDIA / "single_face.mp4"
     assert main(["predict", str(video), "--output", str(tmp_path / "one")]) == 0

@@ -3,9 +3,11 @@
 :func:`predict_real_clips` runs ``avstan predict`` with the packaged model
 (``models.packaged``) on the two CREMA-D clips shipped in ``avstan/apply/demo_clips/``
 (one actor, the same sentence said happily and angrily), writing each clip's CSV, curve
-plot and HTML page, and returns a small table: each clip's expression, its circumplex point
-and the model's mean valence/arousal over the steps with a face. The demo puts it in its
-report (``experiments.demo``).
+plot and HTML page, and returns a small table: each clip's expression, its circumplex point,
+the model's mean valence/arousal over the steps with a face and, for a model with an
+expression head (the packaged one), the expression it read: the class with the highest mean
+probability over those steps, with that probability. The demo puts it in its report
+(``experiments.demo``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 from avstan.apply.predict import predict_videos
 from avstan.data.corpora.acted import CIRCUMPLEX
 from avstan.data.corpora.cremad import EMOTIONS as CREMAD_EMOTIONS
+from avstan.data.corpora.images import EXPRESSIONS
 from avstan.evaluation.html_report import image_html, paragraph
 from avstan.models.packaged import DEFAULT_PACKAGED_MODEL, packaged_model_path
 
@@ -52,8 +55,9 @@ def predict_real_clips(output: str | Path, model: str | Path | None = None,
              f"`avstan predict` on {len(done)} CREMA-D clips (one actor, one sentence; "
              "mean over the steps with a face, after the model's post-processing: its "
              "fixed smoothing and its calibration).", "",
-             "| clip | expression | circumplex point (V / A) | predicted mean (V / A) |",
-             "|---|---|---|---|"]
+             "| clip | expression | circumplex point (V / A) | predicted mean (V / A) "
+             "| expression read (mean probability) |",
+             "|---|---|---|---|---|"]
     html = []
     for prediction in sorted(done, key=lambda p: p.name):
         category = clip_category(prediction.name)
@@ -63,14 +67,25 @@ def predict_real_clips(output: str | Path, model: str | Path | None = None,
                  else np.full(len(prediction.targets), np.nan))
         shown = " / ".join(f"{v:+.2f}" for v in means)
         expected = " / ".join(f"{v:+.2f}" for v in point) if point else "—"
-        lines.append(f"| {prediction.name} | {category or '—'} | {expected} | {shown} |")
+        lines.append(f"| {prediction.name} | {category or '—'} | {expected} | {shown} "
+                     f"| {expression_read(prediction.expressions, found)} |")
         html.append(image_html(prediction.plot_path, f"{prediction.name} ({category}): "
                                "predicted valence and arousal over time"))
     for video, reason in failed:
-        lines.append(f"| {video.name} | failed: {reason} | | |")
+        lines.append(f"| {video.name} | failed: {reason} | | | |")
     html.insert(0, paragraph(lines[0]))
     return RealClipsResult("\n".join(lines), html,
                            [p.html_path for p in done if p.html_path is not None])
+
+
+def expression_read(probabilities: np.ndarray | None, found: np.ndarray) -> str:
+    """The class with the highest mean probability over the steps with a face, and that
+    probability ("—" for a model without an expression head, or no face)."""
+    if probabilities is None or not found.any():
+        return "—"
+    means = probabilities[found].mean(axis=0)
+    best = int(np.argmax(means))
+    return f"{EXPRESSIONS[best]} ({means[best]:.2f})"
 
 
 def clip_category(name: str) -> str | None:
