@@ -14,6 +14,7 @@ from tests.evaluation.test_html_report import CHROMIUM_FLAGS, chromium
 
 MEDIA = Path(__file__).parents[1] / "data" / "media"
 STEPS = 10  # single_face.mp4: 2.4 s at 4 steps/s
+LABELS = [f"label<{k}>" for k in range(STEPS)]  # a text per step (predict: the expression)
 
 
 def make_page(tmp_path, name="single_face.mp4"):
@@ -24,7 +25,7 @@ def make_page(tmp_path, name="single_face.mp4"):
     video = browser_ready_video(MEDIA / name, tmp_path)
     return write_prediction_page(tmp_path / "page.html", "single <face>", video, times, values,
                                  ("valence", "arousal"), found, duration=2.5,
-                                 note="a & b"), values
+                                 note="a & b", labels=LABELS), values
 
 
 def test_page_is_self_contained_and_escaped(tmp_path):
@@ -71,6 +72,9 @@ def test_page_renders_in_headless_chromium(tmp_path):
     assert abs(cursor_time - 1.5) < 0.05
     cursor_x = float(re.search(r'id="cursor" x1="([0-9.]+)"', dom).group(1))
     assert abs(cursor_x - (40 + 590 * 1.5 / 2.5)) < 2
+    # beside the values: the label of the step at the cursor (1.5 s: step 6), as text
+    now = re.search(r'id="now">([^<]*)<', dom).group(1)
+    assert "label&lt;6&gt;" in now and "label&lt;5&gt;" not in now
     shot = tmp_path / "shot.png"
     subprocess.run([*base, f"--screenshot={shot}", "--window-size=1400,500", url],
                    capture_output=True, timeout=120)

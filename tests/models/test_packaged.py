@@ -2,6 +2,8 @@
 
 import csv
 import io
+import json
+import re
 import shutil
 from pathlib import Path
 
@@ -103,6 +105,10 @@ def test_predict_with_only_a_video_writes_curves_from_the_packaged_model(tmp_pat
     assert np.isfinite(values).all() and np.abs(values).max() <= 1.0
     assert all(r["face_found"] in ("1", "True", "true") for r in rows)
     assert (tmp_path / "out" / "clip.png").is_file() and (tmp_path / "out" / "clip.html").is_file()
+    # the page shows, beside the values, the expression of each step as the CSV names it
+    page = (tmp_path / "out" / "clip.html").read_text()
+    data = json.loads(re.search(r"id='predictions'>(.*?)</script>", page).group(1))
+    assert [label.split()[0] for label in data["labels"]] == [r["expression"] for r in rows]
 
 
 def test_the_real_clips_step_reads_a_happy_face_as_more_pleasant_than_an_angry_one(tmp_path):

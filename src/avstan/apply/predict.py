@@ -229,6 +229,13 @@ def expression_cells(probabilities: np.ndarray | None, classes: int) -> list[str
     return [EXPRESSIONS[int(np.argmax(probabilities))], *[f"{p:.4f}" for p in probabilities]]
 
 
+def expression_labels(probabilities: np.ndarray | None) -> list[str] | None:
+    """Per step, the most probable expression and its probability ("happiness 0.74")."""
+    if probabilities is None:
+        return None
+    return [f"{EXPRESSIONS[int(np.argmax(p))]} {float(np.max(p)):.2f}" for p in probabilities]
+
+
 def predictions_csv(times: np.ndarray, values: np.ndarray, found: np.ndarray,
                     targets: Sequence[str], expressions: np.ndarray | None = None) -> bytes:
     """The CSV of one video (or person): a row per step. With ``expressions`` (N, E), the
@@ -497,7 +504,11 @@ class Predictor:
                     html_path, video.name, movie, recording.times, values, targets,
                     recording.face_found, recording.times[-1] + 1.0 / config.step_rate,
                     note=f"{' and '.join(targets)} per step of {1 / config.step_rate:g} s; shaded: "
-                         "no face found (values interpolated)."))
+                         "no face found (values interpolated)."
+                         + (" Beside the values: the expression the model's head reads at "
+                            "that step, with its probability." if expressions is not None
+                            else ""),
+                    labels=expression_labels(expressions)))
             missing = ~recording.face_found if recording.frames is not None else None
             plot_emotion_curves(recording.times, {t: values[:, k] for k, t in enumerate(targets)},
                                 plot_path, title=video.name, missing=missing)

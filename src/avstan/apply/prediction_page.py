@@ -97,6 +97,7 @@ SCRIPT = """
     now.textContent = t.toFixed(2) + " s   " + Object.keys(data.values).map(
       name => name + " " + (data.values[name][i] >= 0 ? "+" : "") +
               data.values[name][i].toFixed(2)).join("   ") +
+      (data.labels ? "   " + data.labels[i] : "") +
       (data.face_found[i] ? "" : "   (no face)");
     document.body.dataset.cursorTime = t.toFixed(3);
   }
@@ -173,10 +174,12 @@ def page_video(video: Path, page_folder: Path, stem: str,
 def prediction_page_html(title: str, video_mp4: bytes | str, times: np.ndarray,
                          values: np.ndarray,
                          targets: Sequence[str], face_found: np.ndarray, duration: float,
-                         note: str = "", colours: dict[str, str] | None = None) -> str:
+                         note: str = "", colours: dict[str, str] | None = None,
+                         labels: Sequence[str] | None = None) -> str:
     """The page as a string; ``values`` (N, K) on ``times`` (N,), ``duration`` in seconds;
     ``colours`` per target name (default: :data:`COLOURS`). ``video_mp4``: the bytes to
-    embed, or the address (a string) of a video to link."""
+    embed, or the address (a string) of a video to link. ``labels`` (N): a text per step
+    shown beside the current values (predict: the expression read at that step)."""
     colours = {**COLOURS, **(colours or {})}
     data = {
         "times": [round(float(t), 4) for t in times],
@@ -185,6 +188,8 @@ def prediction_page_html(title: str, video_mp4: bytes | str, times: np.ndarray,
         "face_found": [bool(f) for f in face_found],
         "duration": float(duration),
     }
+    if labels is not None:
+        data["labels"] = [str(label) for label in labels]
     # "</" cannot close the script element from inside the JSON.
     payload = json.dumps(data).replace("</", "<\\/")
     legend = "".join(f"<span style='color:{colours.get(t, '#333')}'>&#9632; {html.escape(t)}"
@@ -213,11 +218,11 @@ def prediction_page_html(title: str, video_mp4: bytes | str, times: np.ndarray,
 def write_prediction_page(path: str | Path, title: str, video_mp4: bytes | str,
                           times: np.ndarray,
                           values: np.ndarray, targets: Sequence[str], face_found: np.ndarray,
-                          duration: float, note: str = "", colours: dict[str, str] | None = None
-                          ) -> Path:
+                          duration: float, note: str = "", colours: dict[str, str] | None = None,
+                          labels: Sequence[str] | None = None) -> Path:
     """Write the page atomically; returns ``path``."""
     path = Path(path)
     atomic_write_bytes(path, prediction_page_html(title, video_mp4, times, values, targets,
                                                   face_found, duration, note,
-                                                  colours).encode())
+                                                  colours, labels).encode())
     return path
