@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from avstan.data.corpora.acted import CIRCUMPLEX
 from avstan.data.corpora.images import EXPRESSIONS, find_image_corpus
 from avstan.data.images import prepare_images
 from avstan.data.prepare import PrepareConfig
@@ -173,10 +174,12 @@ def clip_files(root: Path) -> list[tuple[Path, str]]:
     return found
 
 
-def predict_clip_means(model_path: Path, clips: list[tuple[Path, str]], work: Path
-                       ) -> np.ndarray:
+def predict_clip_means(model_path: Path, clips: list[tuple[Path, str]], work: Path,
+                       read: list[str] | None = None) -> np.ndarray:
     """(clips, 2) mean predicted valence/arousal over the steps with a face, as ``avstan
-    predict`` writes them (the model's smoothing included)."""
+    predict`` writes them (the model's smoothing included). With ``read`` (a list), each
+    clip's expression read by the model's head (the highest mean probability over the same
+    steps, from predict's ``p_<class>`` columns; "—" without a head) is appended to it."""
     from avstan.apply.predict import predict_videos
 
     means = []
@@ -187,6 +190,12 @@ def predict_clip_means(model_path: Path, clips: list[tuple[Path, str]], work: Pa
             rows = [r for r in csv.DictReader(handle) if r["face_found"] in ("1", "True", "true")]
         means.append([np.mean([float(r["valence"]) for r in rows]),
                       np.mean([float(r["arousal"]) for r in rows])])
+        if read is not None:
+            columns = [c for c in rows[0] if c.startswith("p_")]
+            probabilities = np.mean([[float(r[c]) for c in columns] for r in rows], axis=0)
+            best = int(np.argmax(probabilities)) if columns else None
+            read.append("—" if best is None
+                        else f"{columns[best][2:]} {probabilities[best]:.2f}")
     return np.array(means)
 
 
@@ -370,9 +379,11 @@ def main() -> None:
         print("|---|---|---|---|---|---|---|")
         all_means = {}
         scores = []
+        read: list[str] = []  # the first model's reading of each clip (the per-clip table)
         with tempfile.TemporaryDirectory() as folder:
             for index, path in enumerate(models):
-                means = predict_clip_means(path, clips, Path(folder) / str(index))
+                means = predict_clip_means(path, clips, Path(folder) / str(index),
+                                           read if index == 0 else None)
                 all_means[f"frame2d ({path.parent.name or path.stem})"] = means
                 score = clip_scores(means, clips)
                 scores.append(score)
@@ -393,6 +404,18 @@ def main() -> None:
                  else f"{ref['sign'][0]} of {ref['sign'][1]} | | |")
         print(f"| mini-Xception, YuNet box ×1.1, grey ({source}) | {ref['ccc_valence']:.3f} | "
               f"{ref['ccc_arousal']:.3f} | {cells} |")
+        first = next(iter(all_means.values()))
+        print(f"\nPer clip, {models[0]} (expression read: the head's highest mean "
+              "probability over the clip's steps with a face):\n")
+        print("| clip | category | expected V / A | predicted V / A | valence sign | "
+              "expression read |")
+        print("|---|---|---|---|---|---|")
+        for (path, category), (v, a), what in zip(clips, first, read, strict=True):
+            point = CIRCUMPLEX[category]
+            sign = ("—" if category not in signed_categories([category])
+                    else "right" if np.sign(v) == np.sign(point[0]) else "**wrong**")
+            print(f"| {path.stem} | {category} | {point[0]:+.1f} / {point[1]:+.1f} | "
+                  f"{v:+.2f} / {a:+.2f} | {sign} | {what} |")
         if args.figure is not None:
             clip_figure(args.figure, clips, all_means)
             print(f"\nfigure: {args.figure}")
