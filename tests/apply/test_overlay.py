@@ -48,6 +48,23 @@ def test_value_bars_grow_right_for_positive_and_left_for_negative():
     assert green_cols.min() > red_cols.max() - 2  # positive right of the centre, negative left
 
 
+def test_a_label_is_written_on_a_line_under_the_bars():
+    def white_rows(label):
+        image = Image.new("RGB", (320, 180))
+        draw_values(image, 1.0, [1.0, -1.0], ["valence", "arousal"], True, label)
+        pixels = np.asarray(image).astype(int)
+        red = (pixels[..., 0] > 200) & (pixels[..., 1] < 120)
+        white = (pixels > 200).all(axis=-1)
+        return np.nonzero(white)[0], np.nonzero(red)[0]
+
+    labelled, red = white_rows("happiness 0.74")
+    plain, red_plain = white_rows(None)
+    # the label's text lies below the arousal bar; without one no text is there, and the
+    # bars keep their order and shape (the panel only grows upwards)
+    assert (labelled > red.max()).any() and not (plain > red_plain.max()).any()
+    assert red.max() - red.min() == red_plain.max() - red_plain.min()
+
+
 @pytest.fixture(scope="module")
 def recording():
     return prepare_recording(RecordingSource("single", "test", media=MEDIA / "single_face.mp4"),
@@ -102,3 +119,16 @@ def test_overlay_video_shows_each_frames_latest_step(recording, tmp_path):
     assert checked >= 60
     bottom_left = np.abs(frames[30][1][-30:, :120].astype(int) - plain_frames[30][1][-30:, :120])
     assert bottom_left.mean() > 20  # the values panel
+
+    # a label per step (predict: the expression read) is drawn on each frame's panel
+    labelled = write_overlay_video(MEDIA / "single_face.mp4", tmp_path / "l.mp4",
+                                   recording.times, values, ("valence", "arousal"),
+                                   recording.face_found,
+                                   labels=[f"step {k}" for k in range(steps)])
+    unlabelled = write_overlay_video(MEDIA / "single_face.mp4", tmp_path / "u.mp4",
+                                     recording.times, values, ("valence", "arousal"),
+                                     recording.face_found)
+    _, with_label = decode(labelled)
+    _, without = decode(unlabelled)
+    panel = np.abs(with_label[30][1][-30:, :120].astype(int) - without[30][1][-30:, :120])
+    assert panel.mean() > 5

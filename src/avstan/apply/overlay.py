@@ -85,13 +85,15 @@ def heat_layer(attention: np.ndarray, matrix: np.ndarray, width: int, height: in
 
 
 def draw_values(image: Image.Image, time: float, values: Sequence[float],
-                targets: Sequence[str], face_found: bool) -> None:
-    """The time, each target's value and a bar, and a no-face note, bottom left."""
+                targets: Sequence[str], face_found: bool, label: str | None = None) -> None:
+    """The time, each target's value and a bar, and a no-face note, bottom left; ``label``
+    (predict: the expression the model's head reads at this step) on a last line."""
     size = max(11, image.height // 30)
     font = _font(size)
     bar = 5 * size
     rows = [f"{time:6.2f} s" + ("" if face_found else "   no face")]
     rows += [f"{t:<8} {v:+.2f}" for t, v in zip(targets, values, strict=True)]
+    rows += [label] if label else []
     line = int(size * 1.35)
     left, top = size // 2, image.height - line * len(rows) - size // 2
     text_width = int(max(ImageDraw.Draw(image).textlength(r, font=font) for r in rows))
@@ -101,7 +103,7 @@ def draw_values(image: Image.Image, time: float, values: Sequence[float],
     for row, text in enumerate(rows):
         y = top + row * line
         draw.text((left, y), text, fill=(255, 255, 255), font=font)
-        if row == 0:
+        if row == 0 or row > len(values):  # the time line and the label have no bar
             continue
         value = float(np.clip(values[row - 1], -1, 1))
         centre = left + text_width + size + bar // 2
@@ -137,13 +139,15 @@ def write_overlay_video(video: str | Path, output: str | Path, times: np.ndarray
                         face_found: np.ndarray | None = None,
                         attention: np.ndarray | None = None,
                         matrices: np.ndarray | None = None, alpha: float = 0.4,
-                        annotate: bool = True, people=None) -> Path:
+                        annotate: bool = True, people=None,
+                        labels: Sequence[str] | None = None) -> Path:
     """Write the annotated MP4 (see the module docstring); returns ``output``.
 
     ``times`` (N,): step times, seconds from the first frame; ``values`` (N, K);
     ``face_found`` (N,); ``attention`` (N, S, S) and ``matrices`` (N, 2, 3) or None;
     ``people``: a list of (label, boxes (N, 4) frame pixels with NaN where absent, values
-    (N, K)) drawn instead of ``values``.
+    (N, K)) drawn instead of ``values``; ``labels`` (N): a text per step drawn under the
+    values (predict: the expression read).
     """
     video, output = Path(video), Path(output)
     times = np.asarray(times, dtype=np.float64)
@@ -153,7 +157,7 @@ def write_overlay_video(video: str | Path, output: str | Path, times: np.ndarray
                 open_media(str(video), video) as source, \
                 av.open(str(temporary), mode="w", format="mp4") as sink:
             _encode(source, sink, video, times, values, targets, face_found, attention,
-                    matrices, alpha, annotate, colours, people)
+                    matrices, alpha, annotate, colours, people, labels)
     except av.error.FFmpegError as exc:
         raise AvstanError(f"{output}: cannot encode the video ({exc}); "
                           "check the input video") from None
@@ -161,7 +165,7 @@ def write_overlay_video(video: str | Path, output: str | Path, times: np.ndarray
 
 
 def _encode(source, sink, where: Path, times, values, targets, face_found, attention,
-            matrices, alpha, annotate, colours, people=None) -> None:
+            matrices, alpha, annotate, colours, people=None, labels=None) -> None:
     video_stream = None
     audio = _audio_frames(where)
     first_audio = next(audio, None)
@@ -212,7 +216,7 @@ def _encode(source, sink, where: Path, times, values, targets, face_found, atten
         image = frame.to_ndarray(format="rgb24")[:height, :width]
         if annotate:
             image = _annotate(image, elapsed, times, values, targets, face_found, attention,
-                              matrices, alpha, colours, layers, people)
+                              matrices, alpha, colours, layers, people, labels)
         out = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
         out.pts, out.time_base = pts, TIME_BASE
         sink.mux(video_stream.encode(out))
@@ -226,7 +230,7 @@ def _encode(source, sink, where: Path, times, values, targets, face_found, atten
 
 
 def _annotate(image, elapsed, times, values, targets, face_found, attention, matrices, alpha,
-              colours, layers, people=None) -> np.ndarray:
+              colours, layers, people=None, labels=None) -> np.ndarray:
     step = max(0, int(np.searchsorted(times, elapsed + 1e-6, side="right")) - 1)
     if people is not None:
         picture = Image.fromarray(image)
@@ -243,7 +247,8 @@ def _annotate(image, elapsed, times, values, targets, face_found, attention, mat
         image = (image * keep + tint).astype(np.uint8)
     if values is not None:
         picture = Image.fromarray(image)
-        draw_values(picture, elapsed, values[step], targets, found)
+        draw_values(picture, elapsed, values[step], targets, found,
+                    None if labels is None else labels[step])
         image = np.asarray(picture)
     return image
 

@@ -496,7 +496,8 @@ class Predictor:
                                  np.arange(recording.num_steps) // hop))
                 written.append(write_overlay_video(
                     video, overlay_path, recording.times, values, targets, recording.face_found,
-                    attention, recording.alignment_matrices))
+                    attention, recording.alignment_matrices,
+                    labels=expression_labels(expressions)))
             if html_path is not None:
                 movie, made = page_video(overlay_path or video, output, video.stem)
                 written += [made] if made is not None else []
