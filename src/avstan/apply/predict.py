@@ -219,6 +219,13 @@ def expression_columns(classes: int) -> list[str]:
     return ["expression", *[f"p_{name}" for name in EXPRESSIONS[:classes]]] if classes else []
 
 
+def most_probable_expression(probabilities: np.ndarray) -> tuple[str, float]:
+    """The class (of ``EXPRESSIONS``) with the highest probability in (E,), and that
+    probability."""
+    best = int(np.argmax(probabilities))
+    return EXPRESSIONS[best], float(probabilities[best])
+
+
 def expression_cells(probabilities: np.ndarray | None, classes: int) -> list[str]:
     """One step's cells under :func:`expression_columns`; empty cells where there are no
     probabilities yet (a stream before its first face)."""
@@ -226,14 +233,14 @@ def expression_cells(probabilities: np.ndarray | None, classes: int) -> list[str
         return []
     if probabilities is None:
         return [""] * (classes + 1)
-    return [EXPRESSIONS[int(np.argmax(probabilities))], *[f"{p:.4f}" for p in probabilities]]
+    return [most_probable_expression(probabilities)[0], *[f"{p:.4f}" for p in probabilities]]
 
 
 def expression_labels(probabilities: np.ndarray | None) -> list[str] | None:
     """Per step, the most probable expression and its probability ("happiness 0.74")."""
     if probabilities is None:
         return None
-    return [f"{EXPRESSIONS[int(np.argmax(p))]} {float(np.max(p)):.2f}" for p in probabilities]
+    return ["{} {:.2f}".format(*most_probable_expression(p)) for p in probabilities]
 
 
 def predictions_csv(times: np.ndarray, values: np.ndarray, found: np.ndarray,
@@ -484,6 +491,7 @@ class Predictor:
         config, targets = self.config, self.trained.targets
         values = self.final_values(prediction.prediction, recording.num_steps, hop)
         expressions = self.final_expressions(prediction.expressions, recording.num_steps, hop)
+        labels = expression_labels(expressions)  # drawn on the overlay and the page
         csv_path, plot_path = output / f"{video.stem}.csv", output / f"{video.stem}.png"
         overlay_path = output / f"{video.stem}.overlay.mp4" if overlay else None
         html_path = output / f"{video.stem}.html" if html else None
@@ -496,8 +504,7 @@ class Predictor:
                                  np.arange(recording.num_steps) // hop))
                 written.append(write_overlay_video(
                     video, overlay_path, recording.times, values, targets, recording.face_found,
-                    attention, recording.alignment_matrices,
-                    labels=expression_labels(expressions)))
+                    attention, recording.alignment_matrices, labels=labels))
             if html_path is not None:
                 movie, made = page_video(overlay_path or video, output, video.stem)
                 written += [made] if made is not None else []
@@ -509,7 +516,7 @@ class Predictor:
                          + (" Beside the values: the expression the model's head reads at "
                             "that step, with its probability." if expressions is not None
                             else ""),
-                    labels=expression_labels(expressions)))
+                    labels=labels))
             missing = ~recording.face_found if recording.frames is not None else None
             plot_emotion_curves(recording.times, {t: values[:, k] for k, t in enumerate(targets)},
                                 plot_path, title=video.name, missing=missing)

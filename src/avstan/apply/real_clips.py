@@ -19,10 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from avstan.apply.predict import predict_videos
+from avstan.apply.predict import most_probable_expression, predict_videos
 from avstan.data.corpora.acted import CIRCUMPLEX
 from avstan.data.corpora.cremad import EMOTIONS as CREMAD_EMOTIONS
-from avstan.data.corpora.images import EXPRESSIONS
 from avstan.evaluation.html_report import image_html, paragraph
 from avstan.models.packaged import DEFAULT_PACKAGED_MODEL, packaged_model_path
 
@@ -83,9 +82,8 @@ def expression_read(probabilities: np.ndarray | None, found: np.ndarray) -> str:
     probability ("—" for a model without an expression head, or no face)."""
     if probabilities is None or not found.any():
         return "—"
-    means = probabilities[found].mean(axis=0)
-    best = int(np.argmax(means))
-    return f"{EXPRESSIONS[best]} ({means[best]:.2f})"
+    name, probability = most_probable_expression(probabilities[found].mean(axis=0))
+    return f"{name} ({probability:.2f})"
 
 
 def clip_category(name: str) -> str | None:

@@ -84,6 +84,7 @@ from avstan.data.faces import FaceAligner
 from avstan.data.streaming import AudioSamples, demux_media
 from avstan.data.video import SampledFrame, open_media, prefetched, sample_container
 from avstan.errors import AvstanError
+from avstan.evaluation.inference import expression_probabilities
 from avstan.evaluation.postprocess import PostProcessing, chains_from_dicts
 from avstan.models.model_file import TrainedModel
 from avstan.models.sliding import frames_to_float, iter_window_outputs
@@ -308,10 +309,9 @@ def _predict(model, clips: CausalClips | None, features: CausalClips | None,
                 device)
         with torch.inference_mode():
             out = model(**inputs)
-    expressions = None
-    if "expression_logits" in out:
-        expressions = out["expression_logits"][0].float().softmax(dim=-1).cpu().numpy()
-    return out["prediction"][0].float().cpu().numpy().astype(np.float64), expressions
+    probabilities = expression_probabilities(out)
+    return (out["prediction"][0].float().cpu().numpy().astype(np.float64),
+            None if probabilities is None else probabilities[0].numpy())
 
 
 def stream_predict(model_path: str | Path, source: str, out: TextIO | None = None,

@@ -126,7 +126,7 @@ def _predict_each(model, recordings, targets, clip_length, batch_size, device, s
             for ends, out in iter_window_outputs(model, recording.frames, steps,
                                                  clip_length, batch_size, device):
                 predictions.append(out["prediction"].float().cpu())
-                _keep_expressions(out, expressions)
+                expressions.append(expression_probabilities(out))
                 if with_masks and "attention" in out:
                     masks = recording.salient_mask[window_indices(ends, clip_length)]
                     ratio = attention_in_mask_ratio(out["attention"].float().cpu().numpy(),
@@ -147,7 +147,7 @@ def _predict_each(model, recordings, targets, clip_length, batch_size, device, s
             for batch in loader:
                 out = model(**{name: batch[name].to(device) for name in input_names})
                 predictions.append(out["prediction"].float().cpu())
-                _keep_expressions(out, expressions)
+                expressions.append(expression_probabilities(out))
                 if with_masks and "attention" in out:
                     ratio = attention_in_mask_ratio(out["attention"].float().cpu().numpy(),
                                                     batch["mask"].numpy(), reduction="none")
@@ -160,7 +160,8 @@ def _predict_each(model, recordings, targets, clip_length, batch_size, device, s
         ratio = float(np.nanmean(np.concatenate(ratios))) if ratios else None
         found = recording.face_found[steps]
         prediction = torch.cat(predictions).numpy()
-        probabilities = torch.cat(expressions).numpy() if expressions else None
+        probabilities = (None if expressions[0] is None  # a model without an expression head
+                         else torch.cat(expressions).numpy())
         gold_times, gold_labels = gold_track(recording, targets)
         if sees_face:
             prediction = np.stack([interpolate_missing(column, found)
@@ -177,10 +178,12 @@ def _predict_each(model, recordings, targets, clip_length, batch_size, device, s
     return results
 
 
-def _keep_expressions(out: dict, kept: list) -> None:
-    """Append the expression head's class probabilities of a batch, when it has one."""
-    if "expression_logits" in out:
-        kept.append(out["expression_logits"].float().softmax(dim=-1).cpu())
+def expression_probabilities(out: dict) -> torch.Tensor | None:
+    """The class probabilities (B, E) of a model output's expression head, on the CPU;
+    None for a model without one."""
+    if "expression_logits" not in out:
+        return None
+    return out["expression_logits"].float().softmax(dim=-1).cpu()
 
 
 class _Maps:
